@@ -1,0 +1,45 @@
+"""Postgres access: one asyncpg pool per service, logged in as that service's own role.
+
+The role's ``search_path`` is its schema, but every pool also sets it explicitly so a service never
+reads or writes outside its schema even on a server configured by hand.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary codecs (jsonb's wire format is a version byte, then the text) so COPY works too.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+
+
+async def connect(dsn: str, schema: str) -> asyncpg.Connection:
+    """A single connection outside the pool (the relay holds one for its leader lock)."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": f"gonghui-{schema}"},
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool

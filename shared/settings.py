@@ -1,0 +1,65 @@
+"""Settings every service shares, read from the environment with one prefix per service.
+
+``MembershipSettings()`` reads ``GONGHUI_MEMBERSHIP_DATABASE_URL`` and so on; nothing is read from
+anywhere else, so ops can see a service's whole configuration in its environment.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications"}
+
+
+class ServiceSettings(BaseSettings):
+    """Subclasses set ``service`` and ``model_config = SettingsConfigDict(env_prefix=...)``."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+    service: ClassVar[str]
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = ""
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Prepended to every topic name: lets tests and staging share one broker without crosstalk.
+    topic_namespace: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    telemetry: Literal["off", "console", "otlp"] = "off"
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    relay_batch_size: int = 1000
+    relay_poll_seconds: float = 1.0
+    outbox_retention_hours: int = 168
+    consumer_batch_size: int = 500
+    consumer_max_attempts: int = 3
+    run_relay: bool = True
+    run_consumers: bool = True
+
+    @model_validator(mode="after")
+    def _defaults_and_secrets(self) -> ServiceSettings:
+        if not self.database_url:
+            role = self.service
+            self.database_url = f"postgresql://{role}:{role}@127.0.0.1:5432/gonghui"
+        if self.environment == "production" and any(
+            f":{pw}@" in self.database_url for pw in DEVELOPMENT_PASSWORDS
+        ):
+            raise ValueError("database_url uses a development password in production")
+        return self
+
+    @property
+    def db_schema(self) -> str:
+        return self.service
+
+    def topic(self, name: str) -> str:
+        """Full topic name, e.g. ``topic("membership.events")``."""
+        return f"{self.topic_namespace}{name}"
+
+    @property
+    def events_topic(self) -> str:
+        return self.topic(f"{self.service}.events")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic(f"{self.service}.dlq")

@@ -1,0 +1,57 @@
+"""A fresh database per test run, laid out like production: one schema per service, each owned
+by that service's own role, so the tests exercise the real permissions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from tests.support.servers import SERVICES, Servers
+
+
+@dataclass
+class ScratchDatabase:
+    name: str
+    servers: Servers
+
+    def dsn(self, role: str) -> str:
+        s = self.servers
+        return f"postgresql://{role}:{role}@{s.pg_host}:{s.pg_port}/{self.name}"
+
+    @property
+    def admin_dsn(self) -> str:
+        base, _, _ = self.servers.pg_admin_dsn.rpartition("/")
+        return f"{base}/{self.name}"
+
+
+async def create_database(servers: Servers) -> ScratchDatabase:
+    name = f"gonghui_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(servers.pg_admin_dsn)
+    try:
+        # The admin role acts for each service role to give it its schema (a no-op once granted).
+        for service in SERVICES:
+            await admin.execute(f"GRANT {service} TO CURRENT_USER")
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    db = ScratchDatabase(name, servers)
+    conn = await asyncpg.connect(db.admin_dsn)
+    try:
+        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+        for service in SERVICES:
+            await conn.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {service}')
+            await conn.execute(f"CREATE SCHEMA {service} AUTHORIZATION {service}")
+    finally:
+        await conn.close()
+    return db
+
+
+async def drop_database(db: ScratchDatabase) -> None:
+    admin = await asyncpg.connect(db.servers.pg_admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+    finally:
+        await admin.close()
