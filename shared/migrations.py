@@ -11,12 +11,18 @@ import asyncio
 import sys
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def run_sql(script: str) -> None:
+    """Run a multi-statement SQL script in a revision (asyncpg's simple protocol allows that)."""
+    adapted = op.get_bind().connection.dbapi_connection
+    adapted.run_async(lambda conn: conn.execute(script))  # type: ignore[union-attr]
 
 
 def alembic_config(service: str, dsn: str, schema: str) -> Config:

@@ -1,13 +1,13 @@
 """Organisations, members, their status timeline, member cards and roster-sync jobs."""
 
-from alembic import op
+from shared.migrations import run_sql
 
 revision = "0002"
 down_revision = "0001"
 
 
 def upgrade() -> None:
-    op.execute(
+    run_sql(
         """
         CREATE TABLE organisations (
             id text PRIMARY KEY,

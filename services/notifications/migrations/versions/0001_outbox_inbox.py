@@ -1,7 +1,6 @@
 """The outbox and inbox every service keeps in its own schema."""
 
-from alembic import op
-
+from shared.migrations import run_sql
 from shared.outbox import DDL
 
 revision = "0001"
@@ -9,4 +8,4 @@ down_revision = None
 
 
 def upgrade() -> None:
-    op.execute(DDL)
+    run_sql(DDL)

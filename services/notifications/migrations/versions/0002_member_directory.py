@@ -1,13 +1,13 @@
 """The service's own view of members, kept from membership events (never membership's tables)."""
 
-from alembic import op
+from shared.migrations import run_sql
 
 revision = "0002"
 down_revision = "0001"
 
 
 def upgrade() -> None:
-    op.execute(
+    run_sql(
         """
         CREATE TABLE members (
             member_id text PRIMARY KEY,
