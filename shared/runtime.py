@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -26,15 +26,22 @@ from shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 EVENT_PARTITIONS = 6
+Worker = Callable[["ServiceRuntime"], Coroutine[object, object, None]]
 
 
 class ServiceRuntime:
     def __init__(
-        self, settings: ServiceSettings, follows: dict[str, dict[str, Handler]] | None = None
+        self,
+        settings: ServiceSettings,
+        follows: dict[str, dict[str, Handler]] | None = None,
+        workers: dict[str, Worker] | None = None,
     ) -> None:
-        """``follows`` maps a topic's short name (``"membership.events"``) to handlers by type."""
+        """``follows`` maps a topic's short name (``"membership.events"``) to handlers by type;
+        ``workers`` are a service's own background loops (e.g. the WeChat sender), each started
+        with the running runtime and cancelled at shutdown."""
         self.settings = settings
         self.follows = follows or {}
+        self.workers = workers or {}
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: Relay | None = None
@@ -90,6 +97,8 @@ class ServiceRuntime:
                 max_attempts=s.consumer_max_attempts,
             )
             self._spawn(self.consumer.run(), "consumer")
+        for name, worker in self.workers.items():
+            self._spawn(worker(self), name)
 
     def _spawn(self, job: Coroutine[object, object, None], name: str) -> None:
         task = asyncio.create_task(job)
