@@ -47,6 +47,7 @@ class ServiceRuntime:
         self.relay: Relay | None = None
         self.consumer: ConsumerRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -99,6 +100,7 @@ class ServiceRuntime:
             self._spawn(self.consumer.run(), "consumer")
         for name, worker in self.workers.items():
             self._spawn(worker(self), name)
+            self._worker_tasks.append(self._tasks.pop())
 
     def _spawn(self, job: Coroutine[object, object, None], name: str) -> None:
         task = asyncio.create_task(job)
@@ -111,6 +113,9 @@ class ServiceRuntime:
         self._tasks.append(task)
 
     async def stop(self) -> None:
+        for task in self._worker_tasks:
+            task.cancel()  # workers keep their state in Postgres: cancelling loses nothing
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
         if self.relay:
             self.relay.stop()
         if self.consumer:

@@ -120,6 +120,17 @@ class EnrolmentCancelled(EnrolmentEvent):
 
 
 @event
+class ClassReminder(EnrolmentEvent):
+    """A confirmed member is reminded of a session that is coming up."""
+
+    type: ClassVar[str] = "gonghui.training.class.reminder"
+    session_id: str
+    starts_at: datetime
+    venue: str | None = None
+    online_link: str | None = None
+
+
+@event
 class AttendanceRecorded(EnrolmentEvent):
     type: ClassVar[str] = "gonghui.training.attendance.recorded"
     session_id: str
