@@ -55,6 +55,9 @@ class ClassCapacityChanged(ClassEvent):
 
 
 class EnrolmentEvent(ClassEvent):
+    """Events about one member's enrolment. Their ``starts_at`` fields say when the member should
+    come: the class's first session, or the next one if the class has already begun."""
+
     enrolment_id: str
     member_id: str
     course_id: str
@@ -117,17 +120,6 @@ class EnrolmentCancelled(EnrolmentEvent):
     # "member", "staff" or "system".
     cancelled_by: str
     previous_status: str
-
-
-@event
-class ClassReminder(EnrolmentEvent):
-    """A confirmed member is reminded of a session that is coming up."""
-
-    type: ClassVar[str] = "gonghui.training.class.reminder"
-    session_id: str
-    starts_at: datetime
-    venue: str | None = None
-    online_link: str | None = None
 
 
 @event

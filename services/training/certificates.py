@@ -1,0 +1,130 @@
+"""Certificates of completion: their numbers, and what a verification tells the public.
+
+A number looks like ``GH-7KQ3-M9XA-PR4``: the prefix, ten random characters of the unambiguous
+alphabet and one check character. Random rather than serial so nobody can walk the register by
+counting (31**10 ≈ 8e14 numbers); uniqueness is finally the database's unique index, a collision
+(vanishingly rare) is retried with a fresh number.
+
+The check character makes ``sum(weight_i * value_i) + check ≡ 0 (mod 31)`` with weights 2..11 on the
+body. 31 is prime and the weights are distinct and non-zero mod 31, so any single wrong character
+and any swap of two different characters is caught before the register is even asked.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from services.training.alphabet import ALPHABET, VALUE, normalise
+from services.training.errors import DomainError
+from shared.masking import mask_name as shared_mask_name
+
+PREFIX = "GH"
+BODY_LENGTH = 10
+_MODULUS = len(ALPHABET)
+
+
+def check_character(body: str) -> str:
+    total = sum((position + 2) * VALUE[char] for position, char in enumerate(body))
+    return ALPHABET[-total % _MODULUS]
+
+
+def _display(body: str) -> str:
+    chars = body + check_character(body)
+    return f"{PREFIX}-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def new_certificate_number(choose: Callable[[str], str] = secrets.choice) -> str:
+    """A fresh certificate number; pass ``random.Random(seed).choice`` for repeatable tests."""
+    return _display("".join(choose(ALPHABET) for _ in range(BODY_LENGTH)))
+
+
+def read_certificate_number(text: str) -> str:
+    """The canonical form of a typed or scanned number; a DomainError if it cannot be genuine."""
+    compact = normalise(text)
+    chars = compact.removeprefix(PREFIX)
+    if (
+        len(compact) - len(chars) != len(PREFIX)
+        or len(chars) != BODY_LENGTH + 1
+        or any(char not in VALUE for char in chars)
+    ):
+        raise DomainError("certificate_number", "malformed", "this is not a certificate number")
+    body, check = chars[:-1], chars[-1]
+    if check_character(body) != check:
+        raise DomainError(
+            "certificate_number",
+            "check_character_mismatch",
+            "this number has a typo: check it against the certificate",
+        )
+    return _display(body)
+
+
+def is_valid_certificate_number(text: str) -> bool:
+    try:
+        read_certificate_number(text)
+    except DomainError:
+        return False
+    return True
+
+
+def mask_name(name: str) -> str:
+    """Keep the first character, mask the rest: 张三 → 张*, 欧阳明月 → 欧***.
+
+    The platform's masking, except that a one-character name still gets a mask, so a masked name
+    is never a whole name.
+    """
+    name = name.strip()
+    return name + "*" if len(name) == 1 else shared_mask_name(name)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    number: str
+    enrolment_id: str
+    member_id: str
+    holder_name: str
+    course_id: str
+    course_title: str
+    class_id: str
+    class_name: str
+    completed_on: date
+    issued_on: date
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What anyone holding a certificate number may learn: never the full name or member id."""
+
+    genuine: bool
+    number: str
+    reason: str | None = None
+    holder: str | None = None
+    course_title: str | None = None
+    class_name: str | None = None
+    completed_on: date | None = None
+    issued_on: date | None = None
+
+
+def verify_certificate(text: str, certificate: Certificate | None) -> Verification:
+    """The answer to "is certificate ``text`` genuine?" given what the register holds for it.
+
+    Call ``read_certificate_number`` first to look the number up; a malformed number needs no
+    lookup (pass None) and is answered with the reason it cannot be genuine.
+    """
+    try:
+        number = read_certificate_number(text)
+    except DomainError as error:
+        return Verification(genuine=False, number=text.strip(), reason=error.reason)
+    if certificate is None or certificate.number != number:
+        return Verification(genuine=False, number=number, reason="not_found")
+    return Verification(
+        genuine=True,
+        number=number,
+        holder=mask_name(certificate.holder_name),
+        course_title=certificate.course_title,
+        class_name=certificate.class_name,
+        completed_on=certificate.completed_on,
+        issued_on=certificate.issued_on,
+    )

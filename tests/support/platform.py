@@ -1,0 +1,124 @@
+"""The whole platform as real processes: the four services and the WeChat simulator, pointed at a
+scratch database and a topic namespace of their own. Used by the e2e suite and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import ROOT, SERVICES
+
+WECHAT_APPID = "wxd0c0ffee5ea1ed01"
+WECHAT_SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    urls: dict[str, str]
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def service_environment(
+    service: str, database_url: str, kafka: str, namespace: str, port: int, wechat_url: str
+) -> dict[str, str]:
+    prefix = f"GONGHUI_{service.upper()}_"
+    env = {
+        f"{prefix}DATABASE_URL": database_url,
+        f"{prefix}KAFKA_BOOTSTRAP": kafka,
+        f"{prefix}TOPIC_NAMESPACE": namespace,
+        f"{prefix}HTTP_PORT": str(port),
+        f"{prefix}RELAY_POLL_SECONDS": "0.2",
+    }
+    if service == "notifications":
+        env |= {
+            f"{prefix}WECHAT_BASE_URL": wechat_url,
+            f"{prefix}WECHAT_APPID": WECHAT_APPID,
+            f"{prefix}WECHAT_SECRET": WECHAT_SECRET,
+        }
+    return env
+
+
+def launch_platform(dsn_for: dict[str, str], kafka: str, namespace: str, log_dir: Path) -> Platform:
+    """Start every process; :func:`wait_ready` then waits until all of them answer."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in (*SERVICES, "wechat_simulator")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    platform = Platform(urls, log_dir)
+    callback = f"{urls['notifications']}/wechat/callback"
+    commands = {
+        "wechat_simulator": [
+            sys.executable,
+            "-m",
+            "wechat_simulator",
+            "--port",
+            str(ports["wechat_simulator"]),
+            "--callback-url",
+            callback,
+            "--auto-create-users",
+        ]
+    }
+    envs: dict[str, dict[str, str]] = {"wechat_simulator": {}}
+    for service in SERVICES:
+        commands[service] = [sys.executable, "-m", f"services.{service}"]
+        envs[service] = service_environment(
+            service, dsn_for[service], kafka, namespace, ports[service], urls["wechat_simulator"]
+        )
+    for name, command in commands.items():
+        log = (log_dir / f"{name}.log").open("ab")
+        platform.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=os.environ | envs[name], stdout=log, stderr=subprocess.STDOUT
+        )
+    return platform
+
+
+async def wait_ready(platform: Platform, timeout: float = 90.0) -> None:
+    """Wait for every process to answer; stop them all if one does not."""
+    try:
+        await _wait_ready(platform, timeout)
+    except Exception:
+        platform.stop()
+        raise
+
+
+async def _wait_ready(platform: Platform, timeout: float) -> None:
+    probes = {
+        name: f"{url}/_sim/stats" if name == "wechat_simulator" else f"{url}/readyz"
+        for name, url in platform.urls.items()
+    }
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        for name, probe in probes.items():
+            while True:
+                if platform.processes[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {platform.log_dir / name}.log")
+                try:
+                    if (await client.get(probe)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"{name} not ready; see {platform.log_dir / name}.log")
+                await asyncio.sleep(0.3)
