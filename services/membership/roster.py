@@ -1,0 +1,322 @@
+"""HR roster sync: check an employer's staff roster and compare it with the union's members.
+
+A roster is read in chunks (the service loads, per chunk, the members with those ID numbers), so
+the rules come in three steps that need only a chunk at a time:
+
+1. ``RosterSync.check(raw_rows)``: per-row checks, plus duplicates across the whole roster;
+2. ``diff_chunk(existing, rows, union_id)``: joins, corrections, transfers, rejoins, unchanged;
+3. ``RosterSync.leavers(current_ids)``: at the end, members not on a complete roster.
+
+Per-row records are NamedTuples, not pydantic models or frozen dataclasses: this runs on 657,000
+rows, and a NamedTuple is built about three times faster than a frozen dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import NamedTuple
+
+from services.membership.domain import (
+    MINIMUM_AGE,
+    NAME_MAX,
+    Category,
+    DomainError,
+    Member,
+    Status,
+    age_on,
+    declared_categories,
+)
+from services.membership.identity import (
+    Sex,
+    id_number_problem,
+    mobile_problem,
+    normalise_mobile,
+    sex_of,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    field: str
+    reason: str
+
+
+class RosterRow(NamedTuple):
+    row: int
+    id_number: str
+    name: str
+    mobile: str | None  # None: the roster gives none, so the member's number is kept
+    categories: frozenset[Category] | None  # declared ones; None: the roster gives none
+    joined_on: date | None
+
+
+class MemberSnapshot(NamedTuple):
+    """What the diff needs of an existing member, loaded by ID number."""
+
+    member_id: str
+    name: str
+    mobile: str | None
+    categories: frozenset[Category]  # declared ones, never 'woman'
+    status: Status
+    union_id: str
+
+
+def snapshot_of(member: Member) -> MemberSnapshot:
+    return MemberSnapshot(
+        member.id,
+        member.name,
+        member.mobile,
+        member.declared_categories,
+        member.status,
+        member.union_id,
+    )
+
+
+_CATEGORY_SEPARATORS = str.maketrans(
+    {";": ",", "；": ",", "，": ",", "、": ",", "|": ",", " ": ","}
+)
+_category_cache: dict[tuple[str, Sex], frozenset[Category] | tuple[str, str]] = {}
+
+
+def _categories(text: str, sex: Sex) -> frozenset[Category] | tuple[str, str]:
+    """Declared categories, or (field, reason). A roster repeats a handful of distinct values."""
+    key = (text, sex)
+    found = _category_cache.get(key)
+    if found is None:
+        try:
+            found = declared_categories(
+                [c for c in text.translate(_CATEGORY_SEPARATORS).split(",") if c], sex
+            )
+        except DomainError as e:
+            found = (e.field, e.reason)
+        if len(_category_cache) < 10_000:  # bounded: junk input must not grow it for ever
+            _category_cache[key] = found
+    return found
+
+
+def _text(value: object) -> str | None:
+    # Spreadsheets hand over numbers where text was meant (mobile numbers, ID numbers).
+    # The hot path tests ``type(value) is str`` inline and only calls this for the rest.
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _read_row(
+    row: int, raw: Mapping[str, object], today: date
+) -> tuple[str | None, RosterRow | None, list[RowError]]:
+    """(ID number if readable, the row if it is all good, its errors)."""
+    errors: list[RowError] = []
+    value = raw.get("id_number")
+    number = value.strip() if type(value) is str else _text(value)
+    if not number:
+        errors.append(RowError(row, "id_number", "missing"))
+        number = None
+    else:
+        number = number.upper()
+        problem = id_number_problem(number, today)
+        if problem:
+            errors.append(RowError(row, "id_number", problem))
+            number = None
+
+    value = raw.get("name")
+    name = value.strip() if type(value) is str else _text(value)
+    if not name:
+        errors.append(RowError(row, "name", "missing"))
+    elif len(name) > NAME_MAX:
+        errors.append(RowError(row, "name", f"must be at most {NAME_MAX} characters"))
+
+    value = raw.get("mobile")
+    mobile = (value.strip() if type(value) is str else _text(value)) or None
+    if mobile is not None:
+        if not mobile.isdigit():
+            mobile = normalise_mobile(mobile)
+        problem = mobile_problem(mobile)
+        if problem:
+            errors.append(RowError(row, "mobile", problem))
+
+    categories: frozenset[Category] | None = None
+    given = raw.get("categories")
+    if given is not None:
+        # Without a readable ID number only unknown categories can be reported.
+        sex = sex_of(number) if number else Sex.FEMALE
+        if isinstance(given, str):
+            found = _categories(given, sex)
+        elif isinstance(given, list | tuple | set | frozenset) and all(
+            isinstance(c, str) for c in given
+        ):
+            found = _categories(",".join(given), sex)
+        else:
+            found = ("categories", "must be text or a list of text")
+        if isinstance(found, tuple):
+            errors.append(RowError(row, *found))
+        else:
+            categories = found
+
+    value = raw.get("joined_on")
+    joined_on = None if value is None else _date(value)
+    if isinstance(joined_on, str):
+        errors.append(RowError(row, "joined_on", joined_on))
+        joined_on = None
+    elif joined_on is not None:
+        if joined_on > today:
+            errors.append(RowError(row, "joined_on", f"{joined_on.isoformat()} is in the future"))
+        # The cheap year test spares the full age sum on almost every row.
+        elif number is not None and joined_on.year - int(number[6:10]) <= MINIMUM_AGE:
+            age = age_on(date.fromisoformat(number[6:14]), joined_on)
+            if age < MINIMUM_AGE:
+                reason = f"the member was {age}, under {MINIMUM_AGE}"
+                errors.append(RowError(row, "joined_on", reason))
+
+    if errors or number is None or name is None:
+        return number, None, errors
+    return number, RosterRow(row, number, name, mobile, categories, joined_on), errors
+
+
+def _date(value: object) -> date | str | None:
+    """The date, None if not given, or the reason it is not a date."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip().replace("/", "-"))
+        except ValueError:
+            pass
+    return f"{value!r} is not a date (YYYY-MM-DD)"
+
+
+def validate_row(row: int, raw: Mapping[str, object], today: date) -> RosterRow | list[RowError]:
+    """Check one roster row on its own (no duplicate check: that needs the whole roster).
+
+    ``raw`` keys: id_number, name, mobile, categories (text split on , ; 、 | or a list),
+    joined_on (a date or YYYY-MM-DD text). Missing optional keys mean "not given".
+    """
+    _, good, errors = _read_row(row, raw, today)
+    return good if good is not None else errors
+
+
+class Match(NamedTuple):
+    """A roster row that matched an existing member."""
+
+    member_id: str
+    row: RosterRow
+    changed_fields: tuple[str, ...]  # of name, mobile, categories: the "matching corrections"
+
+
+@dataclass(slots=True)
+class ChunkDiff:
+    joins: list[RosterRow] = field(default_factory=list)
+    changes: list[Match] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # member ids
+    transfers: list[Match] = field(default_factory=list)  # a member of another union
+    rejoins: list[Match] = field(default_factory=list)  # someone who had left
+
+
+def _changed_fields(member: MemberSnapshot, row: RosterRow) -> tuple[str, ...]:
+    changed: list[str] = []
+    if row.name != member.name:
+        changed.append("name")
+    if row.mobile is not None and row.mobile != member.mobile:
+        changed.append("mobile")
+    if row.categories is not None and row.categories != member.categories:
+        changed.append("categories")
+    return tuple(changed)
+
+
+def diff_chunk(
+    existing: Mapping[str, MemberSnapshot], rows: Iterable[RosterRow], union_id: str
+) -> ChunkDiff:
+    """Compare checked rows with the members that have their ID numbers (anywhere in the city).
+
+    Suspension is the union's decision, so a suspended member on the roster stays suspended.
+    """
+    diff = ChunkDiff()
+    for row in rows:
+        member = existing.get(row.id_number)
+        if member is None:
+            diff.joins.append(row)
+            continue
+        changed = _changed_fields(member, row)
+        if member.status is Status.LEFT:
+            diff.rejoins.append(Match(member.member_id, row, changed))
+        elif member.union_id != union_id:
+            diff.transfers.append(Match(member.member_id, row, changed))
+        elif changed:
+            diff.changes.append(Match(member.member_id, row, changed))
+        else:
+            diff.unchanged.append(member.member_id)
+    return diff
+
+
+def leavers(current_ids: Iterable[str], seen_ids: Collection[str]) -> list[str]:
+    """ID numbers of the union's current members that a complete roster does not list."""
+    return [number for number in current_ids if number not in seen_ids]
+
+
+class RosterSync:
+    """One submitted roster, read chunk by chunk: remembers the ID numbers seen so far."""
+
+    def __init__(self, *, union_id: str, complete: bool, today: date, first_row: int = 1) -> None:
+        self.union_id = union_id
+        self.complete = complete
+        self.today = today
+        self.next_row = first_row
+        self.seen: dict[str, int] = {}  # ID number -> the row it first appeared on
+        self.unreadable_ids = 0
+
+    def check(
+        self, raw_rows: Iterable[Mapping[str, object]]
+    ) -> tuple[list[RosterRow], list[RowError]]:
+        """Check the next chunk; rows are numbered on from the previous chunk.
+
+        The first row with an ID number wins and later ones are errors: an earlier chunk may
+        already be applied. A row with other errors still counts as seen, so a typo in a
+        mobile number never makes its member a leaver.
+        """
+        good: list[RosterRow] = []
+        errors: list[RowError] = []
+        seen = self.seen
+        row = self.next_row
+        for raw in raw_rows:
+            number, checked, row_errors = _read_row(row, raw, self.today)
+            if number is None:
+                self.unreadable_ids += 1
+            elif number in seen:
+                row_errors.append(RowError(row, "id_number", f"duplicate of row {seen[number]}"))
+                checked = None
+            else:
+                seen[number] = row
+            if checked is not None:
+                good.append(checked)
+            errors.extend(row_errors)
+            row += 1
+        self.next_row = row
+        return good, errors
+
+    def diff(self, existing: Mapping[str, MemberSnapshot], rows: Iterable[RosterRow]) -> ChunkDiff:
+        return diff_chunk(existing, rows, self.union_id)
+
+    def leavers(self, current_ids: Iterable[str]) -> list[str]:
+        """Leavers once every chunk is checked: none unless the roster is complete.
+
+        Refused when some ID number could not be read: that row may be a current member with a
+        mistyped number, and making someone leave over a typo is worse than waiting for a fix.
+        """
+        if not self.complete:
+            return []
+        if self.unreadable_ids:
+            raise DomainError(
+                "complete",
+                f"{self.unreadable_ids} rows have no readable ID number; "
+                "correct them before members can be taken off",
+            )
+        return leavers(current_ids, self.seen)
