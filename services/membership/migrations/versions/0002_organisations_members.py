@@ -39,17 +39,11 @@ def upgrade() -> None:
             status text NOT NULL,
             joined_on date NOT NULL,
             card_number text NOT NULL UNIQUE,
+            cards jsonb NOT NULL,
             timeline jsonb NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now()
         );
-        CREATE INDEX members_union_status ON members (union_id, status);
-
-        CREATE TABLE retired_cards (
-            card_number text PRIMARY KEY,
-            member_id text NOT NULL REFERENCES members (id),
-            retired_on date NOT NULL,
-            reason text NOT NULL
-        );
+        CREATE INDEX members_union_status ON members (union_id, status, id);
 
         CREATE SEQUENCE card_serial;
 

@@ -1,0 +1,197 @@
+"""Use cases of the membership service: one function per command, each in one unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.membership import commands as c
+from services.membership.domain import Conflict, Employer, Member, Organisation
+from services.membership.identity import normalise_id_number
+from services.membership.repository import Members, Organisations
+from shared.uow import UnitOfWork
+
+FEDERATION_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def today() -> date:
+    """The federation's calendar day: dates in Bozhou, whatever the server's timezone."""
+    return datetime.now(FEDERATION_TIME).date()
+
+
+class MembershipUnitOfWork(UnitOfWork):
+    organisations: Organisations
+    members: Members
+
+    def on_enter(self) -> None:
+        self.organisations = Organisations(self.conn)
+        self.members = Members(self.conn)
+
+    async def commit_aggregates(self, *aggregates: Member | Organisation) -> None:
+        for aggregate in aggregates:
+            self.publish(*aggregate.events)
+            aggregate.events.clear()
+        await self.commit()
+
+
+async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUnitOfWork) -> str:
+    async with uow:
+        parent = (
+            await uow.organisations.get(cmd.parent_id, field="parent_id") if cmd.parent_id else None
+        )
+        employer = Employer.of(**cmd.employer.model_dump()) if cmd.employer else None
+        if employer is not None:
+            holder = await uow.organisations.credit_code_taken(employer.credit_code)
+            if holder is not None:
+                raise Conflict(
+                    "employer.credit_code", f"already the employer of {holder}", existing=holder
+                )
+        org = Organisation.establish(
+            id=cmd.id or f"org-{uuid.uuid4().hex[:12]}",
+            name=cmd.name,
+            kind=cmd.kind,
+            parent=parent,
+            employer=employer,
+            founded_on=cmd.founded_on,
+            today=today(),
+        )
+        try:
+            async with uow.conn.transaction():  # a savepoint: the transaction survives a refusal
+                await uow.organisations.add(org)
+        except asyncpg.UniqueViolationError:
+            raise Conflict("id", f"organisation {org.id} exists", existing=org.id) from None
+        await uow.commit_aggregates(org)
+        return org.id
+
+
+async def rename_organisation(
+    org_id: str, cmd: c.RenameOrganisation, uow: MembershipUnitOfWork
+) -> None:
+    async with uow:
+        org = await uow.organisations.get(org_id, lock=True)
+        org.rename(cmd.name)
+        await uow.organisations.save(org)
+        await uow.commit_aggregates(org)
+
+
+async def move_organisation(
+    org_id: str, cmd: c.MoveOrganisation, uow: MembershipUnitOfWork
+) -> None:
+    async with uow:
+        org = await uow.organisations.get(org_id, lock=True)
+        parent = await uow.organisations.get(cmd.parent_id, field="parent_id")
+        org.move_under(parent)
+        moved: list[Organisation] = [org]
+        by_id = {org.id: org}
+        # Descendants come parents first, so each follows a parent that already moved.
+        for child in await uow.organisations.descendants(org.id):
+            assert child.parent_id is not None
+            child.follow_parent(by_id[child.parent_id])
+            by_id[child.id] = child
+            moved.append(child)
+        for each in moved:
+            await uow.organisations.save(each)
+        await uow.commit_aggregates(*moved)
+
+
+async def dissolve_organisation(
+    org_id: str, cmd: c.DissolveOrganisation, uow: MembershipUnitOfWork
+) -> None:
+    async with uow:
+        org = await uow.organisations.get(org_id, lock=True)
+        org.dissolve(
+            on=cmd.dissolved_on,
+            today=today(),
+            active_members=await uow.members.not_left_in(org_id),
+            child_organisations=await uow.organisations.children_count(org_id),
+        )
+        await uow.organisations.save(org)
+        await uow.commit_aggregates(org)
+
+
+async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> str:
+    async with uow:
+        existing = await uow.members.id_of(id_number=normalise_id_number(cmd.id_number))
+        if existing is not None:
+            raise Conflict("id_number", "already a member", existing_member_id=existing)
+        union = await uow.organisations.get(cmd.union_id, field="union_id")
+        (serial,) = await uow.members.card_serials(1)
+        member = Member.join(
+            id=f"m-{uuid.uuid4().hex}",
+            name=cmd.name,
+            id_number=cmd.id_number,
+            mobile=cmd.mobile,
+            categories=cmd.categories,
+            channel=cmd.channel,
+            union=union,
+            employer_name=cmd.employer_name,
+            joined_on=cmd.joined_on or today(),
+            card_serial=serial,
+            today=today(),
+        )
+        try:
+            async with uow.conn.transaction():
+                await uow.members.add(member)
+        except asyncpg.UniqueViolationError:
+            # Two joins with one ID number raced; the other one won.
+            winner = await uow.members.id_of(id_number=member.resident_id.number)
+            raise Conflict("id_number", "already a member", existing_member_id=winner) from None
+        await uow.commit_aggregates(member)
+        return member.id
+
+
+async def correct_details(
+    member_id: str, cmd: c.CorrectDetails, uow: MembershipUnitOfWork
+) -> list[str]:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        changed = member.correct_details(**cmd.model_dump())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+        return changed
+
+
+async def transfer(member_id: str, cmd: c.Transfer, uow: MembershipUnitOfWork) -> None:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        to_union = await uow.organisations.get(cmd.to_union_id, field="to_union_id")
+        member.transfer(to_union=to_union, on=cmd.transferred_on or today(), today=today())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+
+
+async def suspend(member_id: str, cmd: c.Suspend, uow: MembershipUnitOfWork) -> None:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        member.suspend(on=cmd.suspended_on or today(), reason=cmd.reason, today=today())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+
+
+async def reinstate(member_id: str, cmd: c.Reinstate, uow: MembershipUnitOfWork) -> None:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        member.reinstate(on=cmd.reinstated_on or today(), today=today())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+
+
+async def leave(member_id: str, cmd: c.Leave, uow: MembershipUnitOfWork) -> None:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        member.leave(on=cmd.left_on or today(), reason=cmd.reason, today=today())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+
+
+async def reissue_card(member_id: str, cmd: c.ReissueCard, uow: MembershipUnitOfWork) -> str:
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        (serial,) = await uow.members.card_serials(1)
+        number = member.reissue_card(serial=serial, on=cmd.issued_on or today(), today=today())
+        await uow.members.save(member)
+        await uow.commit_aggregates(member)
+        return number

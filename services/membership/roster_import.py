@@ -1,0 +1,275 @@
+"""Roster sync jobs: apply a submitted HR roster to a union's members, chunk by chunk.
+
+Each chunk of rows is one transaction: members joined, corrected, transferred or rejoined, their
+events (outbox), the job's counters, per-row errors and the change log. A job interrupted by a
+restart resumes after its last committed chunk; the rows before it are read again only to
+remember their ID numbers (for duplicates and leavers). The same batch id twice is one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from services.membership.domain import DomainError, Member, Organisation
+from services.membership.handlers import today
+from services.membership.repository import Members, Organisations
+from services.membership.roster import ChunkDiff, Match, RosterSync, RowError
+from services.membership.roster_files import rows_of
+from shared import outbox
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 5000
+CHANNEL = "employer_batch"
+
+
+async def create_job(
+    conn: asyncpg.Connection, organisation_id: str, batch_id: str, source: str, complete: bool
+) -> tuple[str, bool]:
+    """The job for this batch: (job id, created now). A repeated batch id finds the first job."""
+    job_id = f"roster-{uuid.uuid4().hex[:16]}"
+    created = await conn.fetchval(
+        "INSERT INTO roster_jobs (id, organisation_id, batch_id, source, complete, state)"
+        " VALUES ($1, $2, $3, $4, $5, 'queued') ON CONFLICT (organisation_id, batch_id) DO NOTHING"
+        " RETURNING id",
+        job_id,
+        organisation_id,
+        batch_id,
+        source,
+        complete,
+    )
+    if created:
+        return created, True
+    existing = await conn.fetchval(
+        "SELECT id FROM roster_jobs WHERE organisation_id = $1 AND batch_id = $2",
+        organisation_id,
+        batch_id,
+    )
+    return existing, False
+
+
+class RosterJob:
+    def __init__(self, pool: asyncpg.Pool, topic: str, job_id: str, path: Path) -> None:
+        self.pool = pool
+        self.topic = topic
+        self.job_id = job_id
+        self.path = path
+        self.today = today()
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except (DomainError, UnicodeDecodeError, ValueError) as exc:
+            await self._finish("failed", f"{exc}")
+        except asyncio.CancelledError:
+            raise  # a shutdown: the job resumes at the next start
+        except Exception as exc:
+            log.exception("roster job %s failed", self.job_id)
+            await self._finish("failed", f"internal error ({type(exc).__name__}); submit again")
+        else:
+            self.path.unlink(missing_ok=True)
+
+    async def _run(self) -> None:
+        job = await self.pool.fetchrow("SELECT * FROM roster_jobs WHERE id = $1", self.job_id)
+        assert job is not None
+        if job["state"] in ("done", "failed"):
+            return
+        await self.pool.execute(
+            "UPDATE roster_jobs SET state = 'running' WHERE id = $1", self.job_id
+        )
+        sync = RosterSync(union_id=job["organisation_id"], complete=job["complete"], today=today())
+        rows = rows_of(self.path)
+        done = job["rows_read"]
+        if done:  # resuming: re-read what was applied only to remember its ID numbers
+            sync.check(itertools.islice(rows, done))
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            await self._apply_chunk(sync, chunk)
+            await asyncio.sleep(0)  # let the API answer between chunks
+        await self._apply_leavers(sync)
+        await self._finish("done", None)
+
+    async def _apply_chunk(self, sync: RosterSync, raw_rows: list[dict[str, object]]) -> None:
+        good, errors = sync.check(raw_rows)
+        async with self.pool.acquire() as conn, conn.transaction():
+            members, orgs = Members(conn), Organisations(conn)
+            union = await orgs.get(sync.union_id)
+            diff = sync.diff(await members.snapshots([r.id_number for r in good]), good)
+            joined = await self._joins(members, union, diff, errors)
+            changed = await self._matches(members, union, diff, errors)
+            await members.add_many(joined)
+            await members.save_many(changed)
+            events = [e for m in (*joined, *changed) for e in m.events]
+            await outbox.record(conn, self.topic, events, correlation_id=self.job_id)
+            await self._log(conn, joined, diff, errors)
+            await conn.execute(
+                "UPDATE roster_jobs SET rows_read = rows_read + $2, accepted = accepted + $3,"
+                " rejected = rejected + $4, joined = joined + $5, changed = changed + $6,"
+                " unchanged = unchanged + $7, events_written = events_written + $8 WHERE id = $1",
+                self.job_id,
+                len(raw_rows),
+                len(raw_rows) - len({e.row for e in errors}),
+                len({e.row for e in errors}),
+                len(joined),
+                len(changed),
+                len(diff.unchanged),
+                len(events),
+            )
+
+    async def _joins(
+        self, members: Members, union: Organisation, diff: ChunkDiff, errors: list[RowError]
+    ) -> list[Member]:
+        employer = union.employer.name if union.employer else None
+        serials = iter(await members.card_serials(len(diff.joins)))
+        joined: list[Member] = []
+        for row in diff.joins:
+            try:
+                joined.append(
+                    Member.join(
+                        id=f"m-{uuid.uuid4().hex}",
+                        name=row.name,
+                        id_number=row.id_number,
+                        mobile=row.mobile,
+                        categories=row.categories or (),
+                        channel=CHANNEL,
+                        union=union,
+                        employer_name=employer,
+                        joined_on=row.joined_on or self.today,
+                        card_serial=next(serials),
+                        today=self.today,
+                    )
+                )
+            except DomainError as exc:
+                errors.append(RowError(row.row, exc.field, exc.reason))
+        return joined
+
+    async def _matches(
+        self, members: Members, union: Organisation, diff: ChunkDiff, errors: list[RowError]
+    ) -> list[Member]:
+        matches: list[tuple[str, Match]] = [
+            *(("change", m) for m in diff.changes),
+            *(("transfer", m) for m in diff.transfers),
+            *(("rejoin", m) for m in diff.rejoins),
+        ]
+        if not matches:
+            return []
+        loaded = {m.id: m for m in await members.by_ids([m.member_id for _, m in matches])}
+        changed: list[Member] = []
+        for kind, match in matches:
+            member = loaded[match.member_id]
+            row = match.row
+            try:
+                if kind == "rejoin":
+                    on = row.joined_on or self.today
+                    member.rejoin(union=union, on=on, channel=CHANNEL, today=self.today)
+                elif kind == "transfer":
+                    member.transfer(to_union=union, on=self.today, today=self.today)
+                if match.changed_fields:
+                    member.correct_details(
+                        name=row.name if "name" in match.changed_fields else None,
+                        mobile=row.mobile if "mobile" in match.changed_fields else None,
+                        categories=row.categories if "categories" in match.changed_fields else None,
+                    )
+            except DomainError as exc:
+                member.events.clear()
+                errors.append(RowError(row.row, exc.field, exc.reason))
+                continue
+            changed.append(member)
+        return changed
+
+    async def _log(
+        self,
+        conn: asyncpg.Connection,
+        joined: list[Member],
+        diff: ChunkDiff,
+        errors: list[RowError],
+    ) -> None:
+        records: list[tuple[str, str, str, list[str]]] = [
+            (self.job_id, m.id, "joined", []) for m in joined
+        ]
+        for change, matches in (
+            ("corrected", diff.changes),
+            ("transferred", diff.transfers),
+            ("rejoined", diff.rejoins),
+        ):
+            records += [(self.job_id, m.member_id, change, list(m.changed_fields)) for m in matches]
+        if records:
+            await conn.copy_records_to_table(
+                "roster_changes",
+                records=records,
+                columns=("job_id", "member_id", "change", "fields"),
+            )
+        if errors:
+            await conn.copy_records_to_table(
+                "roster_errors",
+                records=[(self.job_id, e.row, e.field, e.reason) for e in errors],
+                columns=("job_id", "row_number", "field", "reason"),
+            )
+
+    async def _apply_leavers(self, sync: RosterSync) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            members = Members(conn)
+            numbers = sync.leavers(await members.current_id_numbers(sync.union_id))
+            batch = await conn.fetchval(
+                "SELECT batch_id FROM roster_jobs WHERE id = $1", self.job_id
+            )
+            leaving = await members.by_ids(await members.ids_by_id_number(numbers))
+            for member in leaving:
+                reason = f"not on the complete roster {batch}"
+                member.leave(on=self.today, reason=reason, today=self.today)
+            await members.save_many(leaving)
+            events = [e for m in leaving for e in m.events]
+            await outbox.record(conn, self.topic, events, correlation_id=self.job_id)
+            if leaving:
+                await conn.copy_records_to_table(
+                    "roster_changes",
+                    records=[(self.job_id, m.id, "left", []) for m in leaving],
+                    columns=("job_id", "member_id", "change", "fields"),
+                )
+            await conn.execute(
+                "UPDATE roster_jobs SET left_union = $2, events_written = events_written + $3"
+                " WHERE id = $1",
+                self.job_id,
+                len(leaving),
+                len(events),
+            )
+
+    async def _finish(self, state: str, failure: str | None) -> None:
+        await self.pool.execute(
+            "UPDATE roster_jobs SET state = $2, failure = $3, finished_at = now() WHERE id = $1",
+            self.job_id,
+            state,
+            failure,
+        )
+
+
+class RosterJobs:
+    """The roster jobs running in this process; at start-up it resumes interrupted ones."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        self.spool_dir = spool_dir
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, job: RosterJob) -> None:
+        task = asyncio.create_task(job.run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def resume(self, pool: asyncpg.Pool, topic: str) -> None:
+        rows = await pool.fetch("SELECT id FROM roster_jobs WHERE state IN ('queued', 'running')")
+        for row in rows:
+            spooled = list(self.spool_dir.glob(f"{row['id']}.*"))
+            job = RosterJob(pool, topic, row["id"], spooled[0] if spooled else Path("/nonexistent"))
+            if spooled:
+                self.start(job)
+            else:
+                await job._finish("failed", "interrupted and its file is gone: submit it again")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
