@@ -94,7 +94,7 @@ async def ensure(c: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[
     return answer.json()
 
 
-ORGANISATIONS = [
+ORGANISATIONS: list[dict[str, Any]] = [
     {"id": "bozhou", "name": "亳州市总工会", "kind": "city_federation"},
     {"id": "qiaocheng", "name": "谯城区总工会", "kind": "county_federation", "parent_id": "bozhou"},
     {
@@ -124,7 +124,7 @@ ORGANISATIONS = [
         },
     },
 ]
-MEMBERS = [
+MEMBERS: list[dict[str, Any]] = [
     {
         "name": "王芳",
         "serial": 11,
