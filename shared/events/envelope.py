@@ -60,8 +60,10 @@ class Envelope(BaseModel):
         trace_headers: dict[str, str] | None = None,
     ) -> Envelope:
         event_id = str(uuid.uuid4())
-        return cls(
+        # Built from trusted values: skipping validation matters when a roster writes 657,000.
+        return cls.model_construct(
             id=event_id,
+            specversion=SPECVERSION,
             type=event.type,
             source=event.source,
             subject=event.subject(),
