@@ -47,7 +47,8 @@ def run_env() -> None:
     cfg = context.config
     dsn: str = cfg.attributes["dsn"]
     schema: str = cfg.attributes["schema"]
-    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    # SQLAlchemy's asyncpg dialect passes ``ssl`` through; libpq's name for it is ``sslmode``.
+    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1).replace("sslmode=", "ssl=")
 
     def migrate(connection: Connection) -> None:
         connection.exec_driver_sql(f'SET search_path TO "{schema}"')

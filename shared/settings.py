@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications"}
+# Fernet key for department credentials' secrets: base64 of b"gonghui-development-key-not-prod".
+DEVELOPMENT_CREDENTIALS_KEY = "Z29uZ2h1aS1kZXZlbG9wbWVudC1rZXktbm90LXByb2Q="
 
 
 class ServiceSettings(BaseSettings):
@@ -36,16 +39,24 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 3
     run_relay: bool = True
     run_consumers: bool = True
+    # Encrypts department systems' secrets at rest (shared.auth); a Fernet key.
+    credentials_key: str = DEVELOPMENT_CREDENTIALS_KEY
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> ServiceSettings:
         if not self.database_url:
             role = self.service
-            self.database_url = f"postgresql://{role}:{role}@127.0.0.1:5432/gonghui"
+            # Loopback needs no TLS; set sslmode in the URL for a database across a network.
+            self.database_url = (
+                f"postgresql://{role}:{role}@127.0.0.1:5432/gonghui?sslmode=disable"
+            )
         if self.environment == "production" and any(
             f":{pw}@" in self.database_url for pw in DEVELOPMENT_PASSWORDS
         ):
             raise ValueError("database_url uses a development password in production")
+        if self.environment == "production" and self.credentials_key == DEVELOPMENT_CREDENTIALS_KEY:
+            raise ValueError("credentials_key is the development key in production")
+        Fernet(self.credentials_key.encode())  # a malformed key fails at start-up, not per request
         return self
 
     @property

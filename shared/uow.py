@@ -9,6 +9,7 @@ change and the events it causes commit together.
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 import asyncpg
 
@@ -28,7 +29,7 @@ class UnitOfWork:
         self._tx: asyncpg.transaction.Transaction | None = None
 
     @classmethod
-    def joining(cls, conn: asyncpg.Connection, topic: str, cause: Envelope) -> UnitOfWork:
+    def joining(cls, conn: asyncpg.Connection, topic: str, cause: Envelope) -> Self:
         """A unit of work inside a consumer's transaction, for the event ``cause``."""
         uow = cls(pool=None, topic=topic)
         uow._borrowed = conn

@@ -2,26 +2,84 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import datetime, timedelta
 from typing import ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.training import api, api_public, handlers
+from services.training.unit_of_work import TrainingUnitOfWork
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+DEVELOPMENT_CHECK_IN_SECRET = "gonghui-training-development-check-in-secret"
+_MIN_SECRET_BYTES = 32
 
 
 class Settings(ServiceSettings):
     service: ClassVar[str] = "training"
     model_config = SettingsConfigDict(env_prefix="GONGHUI_TRAINING_", extra="ignore")
     http_port: int = 8003
+    # Keys the per-session check-in codes: whoever holds it can make any session's code.
+    check_in_secret: str = DEVELOPMENT_CHECK_IN_SECRET
+    # How often overdue offers are expired and due no-show rules applied.
+    sweep_seconds: float = 60.0
+    # Time staff have after a first session to record attendance before no-shows lose their seat.
+    no_show_grace_hours: float = 12.0
+    # The federation's time zone: completion dates, report years.
+    timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _training_secrets(self) -> Settings:
+        if self.environment == "production" and self.check_in_secret == DEVELOPMENT_CHECK_IN_SECRET:
+            raise ValueError("check_in_secret is the development secret in production")
+        if len(self.check_in_secret.encode()) < _MIN_SECRET_BYTES:
+            raise ValueError(f"check_in_secret must be at least {_MIN_SECRET_BYTES} bytes")
+        try:  # an unknown zone fails at start-up, not at the first request
+            ZoneInfo(self.timezone)
+        except ZoneInfoNotFoundError:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
 
 
 def build(settings: ServiceSettings) -> FastAPI:
-    runtime = ServiceRuntime(settings)
+    assert isinstance(settings, Settings)
+    zone = ZoneInfo(settings.timezone)
+
+    def clock() -> datetime:
+        return datetime.now(zone)
+
+    async def sweeper(runtime: ServiceRuntime) -> None:
+        def new_uow() -> TrainingUnitOfWork:
+            return TrainingUnitOfWork(runtime.pool, settings.events_topic)
+
+        grace = timedelta(hours=settings.no_show_grace_hours)
+        while True:
+            try:
+                await handlers.sweep(new_uow, clock(), grace)
+            except Exception:  # the next round retries; one bad class must not stop the sweep
+                log.exception("training sweep failed")
+            await asyncio.sleep(settings.sweep_seconds)
+
+    runtime = ServiceRuntime(
+        settings,
+        follows={"membership.events": handlers.membership_handlers(settings.events_topic, clock)},
+        workers={"sweeper": sweeper},
+    )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
     )
     app.state.runtime = runtime
+    app.state.zone = zone
+    app.state.clock = clock
+    app.state.check_in_secret = settings.check_in_secret.encode()
+    app.include_router(api.router)
+    app.include_router(api_public.router)
     return app

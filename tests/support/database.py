@@ -18,12 +18,18 @@ class ScratchDatabase:
 
     def dsn(self, role: str) -> str:
         s = self.servers
-        return f"postgresql://{role}:{role}@{s.pg_host}:{s.pg_port}/{self.name}"
+        return f"postgresql://{role}:{role}@{s.pg_host}:{s.pg_port}/{self.name}{self.options}"
+
+    @property
+    def options(self) -> str:
+        # Loopback servers need no TLS (it costs the tests measurable time); keep it elsewhere.
+        local = self.servers.pg_host in ("127.0.0.1", "localhost")
+        return "?sslmode=disable" if local else ""
 
     @property
     def admin_dsn(self) -> str:
-        base, _, _ = self.servers.pg_admin_dsn.rpartition("/")
-        return f"{base}/{self.name}"
+        base, _, _ = self.servers.pg_admin_dsn.partition("?")[0].rpartition("/")
+        return f"{base}/{self.name}{self.options}"
 
 
 async def create_database(servers: Servers) -> ScratchDatabase:

@@ -1,0 +1,187 @@
+"""SQL for the training schema: the member view, courses, certificates, viewing reports, reports.
+
+Classes, the aggregate every seat decision locks, have their own module (``class_repository``);
+``Classes`` is importable from here too so callers need one import.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from services.training.certificates import Certificate
+from services.training.class_repository import Classes
+from services.training.courses import Course
+from services.training.enrolment import EnrolmentStatus
+from services.training.errors import NotFound
+from services.training.members import MemberStatus, MemberView
+from services.training.records import certificate_of, course_of
+from services.training.reports import EnrolmentFact
+
+__all__ = ["Certificates", "Classes", "Courses", "Members", "Reports", "ViewingReports"]
+
+
+class Members:
+    """The member view kept from membership events."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, member_id: str, *, share_lock: bool = False) -> MemberView | None:
+        # FOR SHARE while enrolling: a MemberLeft being applied (which updates this row) waits
+        # for the enrolment to commit, then finds and cancels it; it cannot slip in between.
+        lock = " FOR SHARE" if share_lock else ""
+        row = await self.conn.fetchrow(
+            f"SELECT * FROM members WHERE member_id = $1{lock}", member_id
+        )
+        if row is None:
+            return None
+        return MemberView(
+            member_id=row["member_id"],
+            name=row["name"],
+            status=MemberStatus(row["status"]),
+            union_id=row["union_id"],
+            union_path=tuple(row["union_path"]),
+            categories=frozenset(row["categories"]),
+            is_cadre=row["is_cadre"],
+        )
+
+    async def save(self, view: MemberView) -> None:
+        await self.conn.execute(
+            "INSERT INTO members (member_id, name, status, union_id, union_path, categories,"
+            " is_cadre) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (member_id) DO UPDATE SET name = $2, status = $3, union_id = $4,"
+            " union_path = $5, categories = $6, is_cadre = $7, updated_at = now()",
+            view.member_id,
+            view.name,
+            view.status.value,
+            view.union_id,
+            list(view.union_path),
+            sorted(view.categories),
+            view.is_cadre,
+        )
+
+
+class Courses:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def add(self, course: Course) -> None:
+        rule = course.completion
+        await self.conn.execute(
+            "INSERT INTO courses (course_id, title, kind, provider, description, audience_kind,"
+            " audience_target, min_attendance_percent, pass_mark, min_watched_minutes)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            course.course_id,
+            course.title,
+            course.kind.value,
+            course.provider,
+            course.description,
+            course.audience.kind.value,
+            course.audience.target,
+            rule.min_attendance_percent,
+            rule.pass_mark,
+            rule.min_watched_minutes,
+        )
+
+    async def get(self, course_id: str) -> Course:
+        row = await self.conn.fetchrow("SELECT * FROM courses WHERE course_id = $1", course_id)
+        if row is None:
+            raise NotFound("course_id", "unknown_course", f"there is no course {course_id}")
+        return course_of(row)
+
+    async def class_ids(self, course_id: str) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT class_id FROM classes WHERE course_id = $1 ORDER BY starts_at", course_id
+        )
+        return [r["class_id"] for r in rows]
+
+
+class Certificates:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, number: str) -> Certificate | None:
+        row = await self.conn.fetchrow("SELECT * FROM certificates WHERE number = $1", number)
+        return certificate_of(row) if row else None
+
+    async def taken(self, number: str) -> bool:
+        return bool(
+            await self.conn.fetchval("SELECT true FROM certificates WHERE number = $1", number)
+        )
+
+
+class ViewingReports:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def first_time(self, report_id: str, enrolment_id: str, minutes: int) -> bool:
+        """Record a report; False if this report id was recorded before (a resend)."""
+        inserted = await self.conn.fetchval(
+            "INSERT INTO viewing_reports (report_id, enrolment_id, minutes) VALUES ($1, $2, $3)"
+            " ON CONFLICT (report_id) DO NOTHING RETURNING true",
+            report_id,
+            enrolment_id,
+            minutes,
+        )
+        return bool(inserted)
+
+
+_FACTS = """
+SELECT e.class_id, c.course_id, co.kind AS course_kind,
+       extract(year FROM c.starts_at AT TIME ZONE $1)::int AS year,
+       e.member_id, e.union_id, e.union_path, e.status, e.watched_minutes,
+       (SELECT count(*) FROM check_ins ci WHERE ci.enrolment_id = e.enrolment_id)::int
+           AS attendances,
+       e.completed_on IS NOT NULL AS completed,
+       EXISTS (SELECT 1 FROM certificates ce WHERE ce.enrolment_id = e.enrolment_id) AS certified
+FROM enrolments e JOIN classes c USING (class_id) JOIN courses co ON co.course_id = c.course_id
+"""
+
+
+class Reports:
+    """One row per enrolment (``reports.EnrolmentFact``); the counting is the domain's."""
+
+    def __init__(self, conn: asyncpg.Connection, timezone: str) -> None:
+        self.conn = conn
+        # The federation's year: a class starting 31 December 20:00 UTC is next year in Beijing.
+        self.timezone = timezone
+
+    async def of_class(self, class_id: str) -> list[EnrolmentFact]:
+        return await self._facts("e.class_id = $2", class_id)
+
+    async def of_course(self, course_id: str) -> list[EnrolmentFact]:
+        return await self._facts("c.course_id = $2", course_id)
+
+    async def of_union(
+        self, root_union_id: str, starts: datetime, ends: datetime
+    ) -> list[EnrolmentFact]:
+        """Enrolments of members inside the subtree, in classes starting in [starts, ends)."""
+        return await self._facts(
+            "(e.union_id = $2 OR e.union_path @> ARRAY[$2]::text[])"
+            " AND c.starts_at >= $3 AND c.starts_at < $4",
+            root_union_id,
+            starts,
+            ends,
+        )
+
+    async def _facts(self, where: str, *args: object) -> list[EnrolmentFact]:
+        rows = await self.conn.fetch(f"{_FACTS} WHERE {where}", self.timezone, *args)
+        return [
+            EnrolmentFact(
+                class_id=r["class_id"],
+                course_id=r["course_id"],
+                course_kind=r["course_kind"],
+                year=r["year"],
+                member_id=r["member_id"],
+                union_id=r["union_id"],
+                union_path=tuple(r["union_path"]),
+                status=EnrolmentStatus(r["status"]),
+                attendances=r["attendances"],
+                watched_minutes=r["watched_minutes"],
+                completed=r["completed"],
+                certified=r["certified"],
+            )
+            for r in rows
+        ]

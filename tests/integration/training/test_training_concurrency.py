@@ -1,0 +1,92 @@
+"""Seats hold under concurrency: 1,000 simultaneous enrolment requests through the signed API for
+50 seats give exactly 50 seats, never 51, against the real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from tests.integration.training.conftest import Training, eventually
+
+pytestmark = pytest.mark.integration
+MEMBERS, SEATS = 1000, 50
+
+
+async def test_1000_at_once_for_50_seats_give_50_confirmed_and_950_waitlisted_in_order(
+    training: Training,
+) -> None:
+    members = await training.members(MEMBERS)
+    class_id = (await training.klass(capacity=SEATS))["class_id"]
+
+    answers = await asyncio.gather(*(training.enrol(class_id, m) for m in members))
+
+    assert Counter(a.status_code for a in answers) == {201: MEMBERS}
+    said = Counter(a.json()["status"] for a in answers)
+    assert said == {"confirmed": SEATS, "waitlisted": MEMBERS - SEATS}
+    stored = await training.statuses(class_id)
+    assert Counter(stored.values()) == {"confirmed": SEATS, "waitlisted": MEMBERS - SEATS}
+    assert all(stored[a.json()["member_id"]] == a.json()["status"] for a in answers)
+    # The waitlist is one queue in enrolment order: positions 1..950, each given once, and the
+    # confirmed members are exactly the first 50 to be served.
+    positions = sorted(
+        a.json()["waitlist_position"] for a in answers if a.json()["status"] == "waitlisted"
+    )
+    assert positions == list(range(1, MEMBERS - SEATS + 1))
+    rows = await training.pool.fetch(
+        "SELECT status, sequence FROM enrolments WHERE class_id = $1 ORDER BY sequence", class_id
+    )
+    assert [r["sequence"] for r in rows] == list(range(1, MEMBERS + 1))
+    assert {r["status"] for r in rows[:SEATS]} == {"confirmed"}
+    seen = Counter(kind for kind, _ in await training.events(class_id))
+    assert seen == {"class.scheduled": 1, "enrolment.confirmed": SEATS, "enrolment.waitlisted": 950}
+    summary = (await training.staff.get(f"/classes/{class_id}")).json()
+    assert (summary["seats_held"], summary["seats_free"], summary["waitlisted"]) == (50, 0, 950)
+
+
+async def test_1000_at_once_for_50_seats_without_waitlist_give_50_and_950_refusals(
+    training: Training,
+) -> None:
+    members = await training.members(MEMBERS)
+    class_id = (await training.klass(capacity=SEATS, waitlist={"enabled": False}))["class_id"]
+
+    answers = await asyncio.gather(*(training.enrol(class_id, m) for m in members))
+
+    assert Counter(a.status_code for a in answers) == {201: SEATS, 422: MEMBERS - SEATS}
+    refusals = [a.json() for a in answers if a.status_code == 422]
+    assert {(r["errors"][0]["field"], r["errors"][0]["reason"]) for r in refusals} == {
+        ("class_id", "class_full")
+    }
+    stored = await training.statuses(class_id)
+    assert Counter(stored.values()) == {"confirmed": SEATS}
+    assert set(stored) == {a.json()["member_id"] for a in answers if a.status_code == 201}
+    # A refusal changed nothing: no row, no event.
+    seen = Counter(kind for kind, _ in await training.events(class_id))
+    assert seen == {"class.scheduled": 1, "enrolment.confirmed": SEATS}
+
+
+async def test_an_enrolment_chosen_as_a_deadlock_victim_is_run_again(training: Training) -> None:
+    """The cycle the membership consumer can make: its batch transaction holds a class (a
+    member's departure) and then updates another member's row, which an enrolment into that class
+    has locked for share. Postgres aborts the enrolment; the enrolment runs again and succeeds."""
+    [member] = await training.members(1)
+    class_id = (await training.klass(capacity=SEATS))["class_id"]
+    async with training.pool.acquire() as consumer, consumer.transaction():
+        await consumer.execute("SELECT 1 FROM classes WHERE class_id = $1 FOR UPDATE", class_id)
+        enrolling = asyncio.create_task(training.enrol(class_id, member))
+        await eventually(lambda: _waiting_for_a_lock(training))
+        # Closes the cycle; the enrolment waited longer, so its deadlock check fires first.
+        await consumer.execute("UPDATE members SET updated_at = now() WHERE member_id = $1", member)
+    answer = await enrolling
+    assert answer.status_code == 201, answer.text
+    assert await training.statuses(class_id) == {member: "confirmed"}
+
+
+async def _waiting_for_a_lock(training: Training) -> bool:
+    return bool(
+        await training.pool.fetchval(
+            "SELECT count(*) > 0 FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+    )

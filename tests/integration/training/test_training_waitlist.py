@@ -1,0 +1,109 @@
+"""A freed seat goes to the waitlist in order: promoted at once, or offered with a deadline that the
+sweep enforces, as the class is configured."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration.training.conftest import Training, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_cancellation_promotes_the_next_in_line_and_records_both_events(
+    training: Training,
+) -> None:
+    m0, m1, m2, m3 = await training.members(4)
+    class_id = (await training.klass(capacity=2))["class_id"]
+    for member in (m0, m1, m2, m3):
+        assert (await training.enrol(class_id, member)).status_code == 201
+    assert await training.statuses(class_id) == {
+        m0: "confirmed",
+        m1: "confirmed",
+        m2: "waitlisted",
+        m3: "waitlisted",
+    }
+
+    answer = await training.portal.post(
+        f"/classes/{class_id}/enrolments/{m0}/cancellation", json={"reason": "生病"}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["cancelled_by"]) == ("cancelled", "member")
+    assert await training.statuses(class_id) == {
+        m0: "cancelled",
+        m1: "confirmed",
+        m2: "confirmed",
+        m3: "waitlisted",
+    }
+    mine = (await training.portal.get(f"/classes/{class_id}/enrolments/{m3}")).json()
+    assert mine["waitlist_position"] == 1
+    *_, cancelled, promoted = await training.events(class_id)
+    assert cancelled[0] == "enrolment.cancelled"
+    assert (cancelled[1]["member_id"], cancelled[1]["reason"], cancelled[1]["cancelled_by"]) == (
+        m0,
+        "生病",
+        "member",
+    )
+    assert promoted[0] == "enrolment.promoted"
+    assert (promoted[1]["member_id"], promoted[1]["status"]) == (m2, "confirmed")
+
+    # Staff cancel too, with their reason; the last in line moves up; then nobody is waiting.
+    answer = await training.staff.post(
+        f"/classes/{class_id}/enrolments/{m1}/staff-cancellation", json={"reason": "重复报名"}
+    )
+    assert answer.json()["cancelled_by"] == "staff"
+    assert (await training.statuses(class_id))[m3] == "confirmed"
+    summary = (await training.staff.get(f"/classes/{class_id}")).json()
+    assert (summary["seats_held"], summary["waitlisted"]) == (2, 0)
+
+
+async def test_in_offer_mode_the_seat_is_offered_and_an_unanswered_offer_passes_on(
+    training: Training,
+) -> None:
+    m0, m1, m2 = await training.members(3)
+    class_id = (
+        await training.klass(capacity=1, waitlist={"promotion": "offer", "offer_hours": 24})
+    )["class_id"]
+    for member in (m0, m1, m2):
+        await training.enrol(class_id, member)
+
+    await training.staff.post(
+        f"/classes/{class_id}/enrolments/{m0}/staff-cancellation", json={"reason": "调岗"}
+    )
+
+    offer = (await training.portal.get(f"/classes/{class_id}/enrolments/{m1}")).json()
+    assert offer["status"] == "offered"
+    deadline = datetime.fromisoformat(offer["offer_expires_at"])
+    assert abs(deadline - (datetime.now(UTC) + timedelta(hours=24))) < timedelta(minutes=1)
+    assert (await training.events(class_id))[-1][0] == "enrolment.offered"
+
+    # A day passes without an answer: move the deadline back instead of waiting for it.
+    await training.pool.execute(
+        "UPDATE enrolments SET offer_expires_at = now() - interval '1 minute'"
+        " WHERE class_id = $1 AND member_id = $2",
+        class_id,
+        m1,
+    )
+    statuses = await eventually(
+        lambda: _when(training, class_id, lambda s: s[m1] == "cancelled" and s[m2] == "offered")
+    )
+    assert statuses[m0] == "cancelled"
+    expired = [d for kind, d in await training.events(class_id) if kind == "enrolment.cancelled"]
+    assert (expired[-1]["member_id"], expired[-1]["reason"]) == (m1, "offer_expired")
+
+    # Accepting after the deadline is refused; m2 accepts in time and takes the seat.
+    late = await training.portal.post(f"/classes/{class_id}/enrolments/{m1}/offer-acceptance")
+    assert late.status_code == 409
+    accepted = await training.portal.post(f"/classes/{class_id}/enrolments/{m2}/offer-acceptance")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "confirmed"
+    kind, data = (await training.events(class_id))[-1]
+    assert (kind, data["member_id"], data["via"]) == ("enrolment.confirmed", m2, "offer_accepted")
+
+
+async def _when(training: Training, class_id: str, check) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
+    statuses = await training.statuses(class_id)
+    return statuses if check(statuses) else None
