@@ -6,6 +6,7 @@ ID numbers and mobile numbers are masked in every answer unless the caller holds
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from datetime import date
@@ -113,40 +114,30 @@ async def get_organisation(
         return organisation_view(await Organisations(conn).get(org_id))
 
 
-@router.patch("/organisations/{org_id}", tags=["organisations"])
-async def rename(
-    org_id: str,
-    cmd: c.RenameOrganisation,
-    uow: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope("organisations:write")),
-) -> dict[str, Any]:
-    await handlers.rename_organisation(org_id, cmd, uow)
-    return await get_organisation(org_id, pool, _)
+def _organisation_action(method: str, path: str, command: type[c.Command], handler: Any) -> None:
+    async def act(
+        org_id: str,
+        cmd: c.Command,
+        uow: Uow,
+        pool: Pool,
+        caller: Caller = Depends(require_scope("organisations:write")),
+    ) -> dict[str, Any]:
+        await handler(org_id, cmd, uow)
+        return await get_organisation(org_id, pool, caller)
+
+    act.__annotations__["cmd"] = command  # each route validates its own command
+    router.add_api_route(
+        f"/organisations/{{org_id}}{path}",
+        act,
+        methods=[method],
+        tags=["organisations"],
+        name=f"{handler.__name__}",
+    )
 
 
-@router.post("/organisations/{org_id}/move", tags=["organisations"])
-async def move(
-    org_id: str,
-    cmd: c.MoveOrganisation,
-    uow: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope("organisations:write")),
-) -> dict[str, Any]:
-    await handlers.move_organisation(org_id, cmd, uow)
-    return await get_organisation(org_id, pool, _)
-
-
-@router.post("/organisations/{org_id}/dissolve", tags=["organisations"])
-async def dissolve(
-    org_id: str,
-    cmd: c.DissolveOrganisation,
-    uow: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope("organisations:write")),
-) -> dict[str, Any]:
-    await handlers.dissolve_organisation(org_id, cmd, uow)
-    return await get_organisation(org_id, pool, _)
+_organisation_action("PATCH", "", c.RenameOrganisation, handlers.rename_organisation)
+_organisation_action("POST", "/move", c.MoveOrganisation, handlers.move_organisation)
+_organisation_action("POST", "/dissolve", c.DissolveOrganisation, handlers.dissolve_organisation)
 
 
 @router.get("/organisations/{org_id}/statistics", tags=["organisations"])
@@ -313,6 +304,11 @@ def _spool_dir(request: Request) -> Path:
     return path
 
 
+def _spool(file: UploadFile, to: Path) -> None:
+    with to.open("wb") as out:
+        shutil.copyfileobj(file.file, out)
+
+
 async def _start_job(
     request: Request, org_id: str, batch_id: str, complete: bool, source: str, spooled: Path
 ) -> JSONResponse:
@@ -342,8 +338,7 @@ async def submit_roster_csv(
 ) -> JSONResponse:
     caller.ensure_organisation(org_id)
     spooled = _spool_dir(request) / f"upload-{batch_id.encode().hex()[:40]}-{id(file)}.csv"
-    with spooled.open("wb") as out:
-        shutil.copyfileobj(file.file, out)
+    await asyncio.to_thread(_spool, file, spooled)
     try:
         read_header(spooled)  # a wrong encoding or header is refused before any job starts
     except Exception:
@@ -361,7 +356,7 @@ async def submit_roster_json(
 ) -> JSONResponse:
     caller.ensure_organisation(org_id)
     spooled = _spool_dir(request) / f"upload-{batch.batch_id.encode().hex()[:40]}-{id(batch)}.jsonl"
-    write_json_rows(spooled, batch.rows)
+    await asyncio.to_thread(write_json_rows, spooled, batch.rows)
     return await _start_job(request, org_id, batch.batch_id, batch.complete, "json", spooled)
 
 
