@@ -13,12 +13,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException
 
+from shared.auth.audit import AuditMiddleware
 from shared.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -50,12 +52,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     errors = [{"field": exc.field, "reason": exc.reason}]
-    return problem(exc.status, exc.title, str(exc), errors=errors, **exc.extra)
+    # Rules may attach structured detail (e.g. every problem of a plan): make it JSON-safe.
+    return problem(exc.status, exc.title, str(exc), errors=errors, **jsonable_encoder(exc.extra))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    response = problem(exc.status_code, str(exc.detail), str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. WWW-Authenticate on a 401
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -80,6 +85,8 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.mount("/metrics", make_asgi_app())
+    # Audits department-system calls and buffers signed bodies for shared.auth's check.
+    app.add_middleware(AuditMiddleware)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

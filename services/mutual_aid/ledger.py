@@ -18,7 +18,7 @@ So fund cash = contributions + grants − payouts (± corrections) by constructi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
 from typing import Self
@@ -213,6 +213,20 @@ class Ledger:
         for entry in entries:
             self.post(entry)
         self.events.clear()  # replaying history announces nothing
+
+    @classmethod
+    def resume(
+        cls,
+        balances: Mapping[Account, Fen],
+        fund_id: str = "fund",
+        low_balance_threshold: Fen = 0,
+    ) -> Ledger:
+        """A ledger that carries on from balances already derived from its entries (the service
+        keeps them in the database), so posting does not replay the whole journal. ``entries``
+        then holds only what is posted from here on: exactly what is left to store."""
+        ledger = cls(fund_id, (), low_balance_threshold)
+        ledger._balances.update(balances)
+        return ledger
 
     def balance(self, account: Account) -> Fen:
         return self._balances[account]

@@ -1,0 +1,129 @@
+"""Paying approved claims, and asking finance for what the fund cannot pay: the backstop saga.
+
+One function, :func:`settle`, does it all in one transaction under the fund's lock: it pays the
+approved claims in approval order while the balance allows, marks the rest as awaiting funds and,
+for claims that have waited out the batching window, opens a backstop request for exactly the
+shortfall not already asked for. It decides from the state in the database alone, so running it
+again (after a crash, on another replica, twice in a row) pays nothing twice and asks for nothing
+twice: a paid claim is no longer payable, and open requests count against the shortfall.
+
+:class:`PayoutWorker` runs it when woken (after an approval, a contribution or a grant) and on a
+poll, and once at start-up: a grant recorded just before a crash is paid out on restart.
+
+The batching window (``backstop_batch_minutes``) turns a burst of approvals into one request
+instead of one per approval: only claims approved at least that long ago are asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from services.mutual_aid.backstop import BackstopRequest, decide_payouts
+from services.mutual_aid.claims import Claim
+from services.mutual_aid.fund_repository import payout_entry
+from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
+from services.mutual_aid.ledger import JournalEntry
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    paid: tuple[str, ...] = ()
+    awaiting: tuple[str, ...] = ()
+    request: BackstopRequest | None = None
+
+
+async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta) -> Settlement:
+    async with uow:
+        ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
+        queue, newly_approved = await uow.claims.payable()
+        if not queue:
+            return Settlement()
+        now, today = ctx.clock.now(), ctx.clock.today()
+        balance = ledger.fund_balance
+        open_requests = await uow.backstop.open()
+        decision = decide_payouts(balance, queue, open_requests)
+        # Claims approved in the window are left out of the ask, not out of the queue: ``ripe``
+        # is a prefix of the approval order, so what it pays now is what ``decision`` pays.
+        ripe = [c for c in queue if c.approved_at <= now - batch_window]
+        ask = decide_payouts(balance, ripe, open_requests)
+
+        to_mark = [c.claim_id for c in decision.unpaid if c.claim_id in newly_approved]
+        claims = await uow.claims.get_many(
+            [c.claim_id for c in decision.pay_now] + to_mark, lock=True
+        )
+        references = await uow.payments.next_references(today.year, len(decision.pay_now))
+        payments = []
+        for payable, reference in zip(decision.pay_now, references, strict=True):
+            entry_id = None
+            if payable.amount > 0:  # a zero benefit moves no money
+                entry_id = payout_entry(payable.claim_id)
+                ledger.post(
+                    JournalEntry.payout(
+                        entry_id, payable.amount, today, payable.claim_id, reference
+                    )
+                )
+            claims[payable.claim_id].pay(reference, now)
+            payments.append((reference, payable.claim_id, payable.amount, now, entry_id))
+        for claim_id in to_mark:
+            claims[claim_id].await_funds(now)
+
+        request = None
+        if ask.shortfall > 0:
+            request = ask.request(await uow.backstop.next_id(today.year), today)
+            assert request is not None
+            await uow.backstop.add(request)
+        changed: list[Claim] = list(claims.values())
+        await uow.claims.save_many(changed, via=None)
+        await uow.fund.save(ledger)
+        await uow.payments.add_many(payments)
+        uow.publish(*ledger.events)
+        await uow.commit_aggregates(*changed, *([request] if request else []))
+    return Settlement(
+        paid=tuple(c.claim_id for c in decision.pay_now),
+        awaiting=tuple(c.claim_id for c in decision.unpaid),
+        request=request,
+    )
+
+
+class PayoutWorker:
+    def __init__(
+        self, ctx: Context, topic: str, *, poll_seconds: float, batch_window: timedelta
+    ) -> None:
+        self.ctx = ctx
+        self.topic = topic
+        self.poll_seconds = poll_seconds
+        self.batch_window = batch_window
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Money moved or a claim was approved: settle soon rather than at the next poll."""
+        self._wake.set()
+
+    async def settle_once(self, pool: asyncpg.Pool) -> Settlement:
+        return await settle(MutualAidUnitOfWork(pool, self.topic), self.ctx, self.batch_window)
+
+    async def run(self, runtime: ServiceRuntime) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                done = await self.settle_once(runtime.pool)
+                if done.paid or done.request:
+                    log.info(
+                        "paid %d claims; %d awaiting funds; backstop request %s",
+                        len(done.paid),
+                        len(done.awaiting),
+                        done.request.request_id if done.request else "none",
+                    )
+            except Exception:  # nothing is lost: the claims stay payable and the next run retries
+                log.exception("settling payouts failed; retrying in %.1fs", self.poll_seconds)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
