@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import json
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,16 @@ STAFF_SCOPES = {
         "claims:review",
         "claims:read",
         "backstop:read",
+        "enrolment:read",
         "reports:read",
     ],
-    "training": ["training:manage", "training:enrol", "training:viewing", "reports:read"],
+    "training": [
+        "training:manage",
+        "training:read",
+        "training:enrol",
+        "training:viewing",
+        "reports:read",
+    ],
 }
 
 
@@ -173,10 +181,134 @@ async def membership(c: httpx.AsyncClient) -> list[str]:
     return member_ids
 
 
+async def retrying(what: str, attempt: Any, patience: float = 60) -> Any:
+    """Services learn members from events, a moment after they join: retry until they know."""
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        answer = await attempt()
+        if answer.status_code < 400 or asyncio.get_running_loop().time() > deadline:
+            if answer.status_code >= 400:
+                raise RuntimeError(f"demo step {what} failed: {answer.status_code} {answer.text}")
+            return answer.json()
+        await asyncio.sleep(1)
+
+
+async def mutual_aid(c: httpx.AsyncClient, member_ids: list[str]) -> None:
+    year = date.today().year
+    if (await c.get("/plans")).json():
+        print("[demo] mutual aid: already set up")
+        return
+    draft = await ensure(
+        c,
+        "/plans",
+        {
+            "scheme_year": year,
+            "contribution_per_member_fen": 12_000,
+            "rules": {
+                "deductible_fen": 100_000,
+                "bands": [
+                    {"lower_fen": 0, "upper_fen": 1_000_000, "ratio": "0.5"},
+                    {"lower_fen": 1_000_000, "upper_fen": None, "ratio": "0.6"},
+                ],
+                "per_claim_ceiling_fen": 5_000_000,
+                "yearly_ceiling_fen": 8_000_000,
+                "waiting_period_days": 30,
+                "submission_deadline_days": 180,
+            },
+        },
+    )
+    assert draft is not None
+    await ensure(c, f"/plans/{draft['plan_id']}/publish", {})
+    pharma = member_ids[:2]
+    enrolment = await retrying(
+        "enrol a unit",
+        lambda: c.post(
+            "/enrolments",
+            json={
+                "unit_id": "bozhou-pharma",
+                "scheme_year": year,
+                "staff": pharma,
+                "enrolled_on": "2026-03-02",
+            },
+        ),
+    )
+    await ensure(
+        c,
+        f"/enrolments/{enrolment['enrolment_id']}/contributions",
+        {"receipt_number": "R-2026-001", "amount_fen": 24_000, "payer": "亳州中药饮片有限公司"},
+    )
+    claim = await ensure(
+        c,
+        "/claims",
+        {
+            "member_id": pharma[0],
+            "unit_id": "bozhou-pharma",
+            "admission_date": "2026-10-08",
+            "discharge_date": "2026-10-15",
+            "hospital": "亳州市人民医院",
+            "invoice_numbers": ["INV-2026-10-0001"],
+            "total_expense_fen": 800_000,
+            "paid_by_basic_insurance_fen": 500_000,
+            "self_paid_in_catalogue_fen": 300_000,
+            "self_paid_outside_catalogue_fen": 0,
+            "diagnosis_code": "K35.2",
+            "submitted_by": {"kind": "unit", "id": "bozhou-pharma"},
+        },
+    )
+    assert claim is not None
+    await ensure(c, f"/claims/{claim['claim_id']}/approve", {"officer": "demo-officer"})
+    print(
+        "[demo] mutual aid: plan published, unit enrolled, 240.00 contributed, a 1,000.00 claim"
+        " approved: the fund cannot pay it, so a backstop request goes to finance"
+    )
+
+
+async def training(c: httpx.AsyncClient, member_ids: list[str]) -> None:
+    course = await ensure(
+        c,
+        "/courses",
+        {"title": "工会干部培训班", "kind": "cadre_training", "provider": "亳州市总工会"},
+    )
+    if course is None:
+        return
+    now = datetime.now(UTC)
+    klass = await ensure(
+        c,
+        f"/courses/{course['course_id']}/classes",
+        {
+            "name": "2026年第1期",
+            "capacity": 30,
+            "enrolment_opens_at": now.isoformat(),
+            "enrolment_closes_at": (now + timedelta(days=20)).isoformat(),
+            "sessions": [
+                {
+                    "starts_at": (now + timedelta(days=21 + d, hours=1)).isoformat(),
+                    "ends_at": (now + timedelta(days=21 + d, hours=4)).isoformat(),
+                    "venue": "亳州市职工服务中心",
+                }
+                for d in range(3)
+            ],
+        },
+    )
+    assert klass is not None
+    for member_id in member_ids[:2]:
+        await retrying(
+            "enrol a member",
+            lambda m=member_id: c.post(
+                f"/classes/{klass['class_id']}/enrolments", json={"member_id": m}
+            ),
+        )
+    print("[demo] training: a cadre class of 30 seats with 2 members enrolled")
+
+
 async def main() -> int:
     creds = await staff_credentials()
     async with client(creds["membership"]) as c:
-        await membership(c)
+        member_ids = await membership(c)
+    async with client(creds["mutual_aid"]) as c:
+        await mutual_aid(c, member_ids)
+    async with client(creds["training"]) as c:
+        await training(c, member_ids)
     print(f"[demo] staff credentials for each service: {SAVED}")
     return 0
 
