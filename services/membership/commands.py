@@ -7,6 +7,7 @@ names the error answers use.
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,3 +93,25 @@ class RosterBatch(Command):
     batch_id: str = Field(min_length=1, max_length=80)
     complete: bool = False
     rows: list[dict[str, str | list[str] | None]] = Field(max_length=100_000)
+
+
+# Union funds -----------------------------------------------------------------------------------
+
+Fen = Annotated[int, Field(strict=True, gt=0, le=10**15)]  # strict: "100" or 100.0 is refused
+
+
+class RemittanceBatch(Command):
+    """Remittance records from the tax bureau. Records are read one by one
+    (services.membership.remittances.read_record), so a bad one is reported with its index and
+    the others are still recorded: here only their number is bounded."""
+
+    batch_id: str = Field(min_length=1, max_length=80)
+    records: list[Any] = Field(min_length=1, max_length=10_000)
+
+
+class RecordSubsidy(Command):
+    reference: str = Field(min_length=1, max_length=80)  # finance's own, for resends
+    union_id: str = Field(min_length=1, max_length=40)
+    amount_fen: Fen
+    period: str = Field(min_length=4, max_length=7)  # "2026", "2026Q3" or "2026-10"
+    members_covered: int = Field(strict=True, ge=0, le=10_000_000)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
 from services.membership.api import router
+from services.membership.api_funds import router as funds_router
 from services.membership.roster_import import RosterJobs
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
@@ -43,4 +44,5 @@ def build(settings: ServiceSettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.roster_jobs = jobs
     app.include_router(router)
+    app.include_router(funds_router)
     return app

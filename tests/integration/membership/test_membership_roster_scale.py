@@ -1,4 +1,4 @@
-"""A city-scale roster: 100,000 generated members imported, every join consumed by another service."""
+"""City-scale roster: 100,000 generated members imported, each join consumed by another service."""
 
 from __future__ import annotations
 

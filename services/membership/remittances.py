@@ -1,0 +1,459 @@
+"""Union funds (工会经费) that the tax bureau collects, and finance's subsidies: the rules.
+
+Pure: no I/O, no clock (``today`` is an argument). The tax bureau sends remittance records in
+batches; each record is read on its own (:func:`read_record`) so one bad record is reported with
+its index and field while the good ones are recorded. A record is matched to a union by the
+employer's unified social credit code (:func:`match`), and that decision is the event.
+
+Money is integer fen throughout: the statutory rate is 2% of the payroll base, and an amount that
+differs from it by more than rounding is flagged (:func:`rate_check`), never refused, because the
+tax bureau has already collected it and the federation only reconciles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
+
+from services.membership.identity import credit_code_problem, normalise_credit_code
+from services.membership.organisation import Organisation
+from services.membership.rules import ORGANISATION_NAME_MAX, _text
+from shared.errors import Conflict, DomainError
+from shared.events.membership import RemittanceMatched, RemittanceUnmatched
+
+STATUTORY_RATE_PERCENT = 2
+# Far beyond any real payroll (10 trillion yuan) yet far inside bigint: a bigger number is garbage.
+MAX_FEN = 10**15
+# The Trade Union Law's funds rules date from 1950: an earlier year is a typo.
+MIN_YEAR = 1950
+RECORD_ID_MAX = 64
+
+
+class PeriodKind(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+# Tax declares union funds monthly or quarterly; finance also grants subsidies for a whole year.
+REMITTANCE_PERIODS = frozenset({PeriodKind.MONTH, PeriodKind.QUARTER})
+SUBSIDY_PERIODS = frozenset(PeriodKind)
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_QUARTER = re.compile(r"(\d{4})Q(\d)")
+_YEAR = re.compile(r"(\d{4})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A calendar month ("2026-10"), quarter ("2026Q3") or year ("2026")."""
+
+    year: int
+    kind: PeriodKind
+    number: int  # the month (1-12), the quarter (1-4), or 1 for a year
+
+    @classmethod
+    def parse(
+        cls,
+        raw: str,
+        *,
+        field: str = "period",
+        kinds: frozenset[PeriodKind] = REMITTANCE_PERIODS,
+    ) -> Period:
+        text = raw.strip().upper()
+        if m := _MONTH.fullmatch(text):
+            period = cls(int(m[1]), PeriodKind.MONTH, int(m[2]))
+            if not 1 <= period.number <= 12:
+                raise DomainError(field, f"month {m[2]} does not exist")
+        elif m := _QUARTER.fullmatch(text):
+            period = cls(int(m[1]), PeriodKind.QUARTER, int(m[2]))
+            if not 1 <= period.number <= 4:
+                raise DomainError(field, f"quarter {m[2]} does not exist")
+        elif m := _YEAR.fullmatch(text):
+            period = cls(int(m[1]), PeriodKind.YEAR, 1)
+        else:
+            raise DomainError(field, f"must be {_shapes(kinds)}")
+        if period.kind not in kinds:
+            raise DomainError(field, f"must be {_shapes(kinds)}")
+        if period.year < MIN_YEAR:
+            raise DomainError(field, f"year {period.year} is before {MIN_YEAR}")
+        return period
+
+    @classmethod
+    def month(cls, year: int, month: int) -> Period:
+        return cls(year, PeriodKind.MONTH, month)
+
+    def __str__(self) -> str:
+        if self.kind is PeriodKind.MONTH:
+            return f"{self.year}-{self.number:02d}"
+        if self.kind is PeriodKind.QUARTER:
+            return f"{self.year}Q{self.number}"
+        return f"{self.year}"
+
+    @property
+    def _month_range(self) -> range:
+        if self.kind is PeriodKind.MONTH:
+            return range(self.number, self.number + 1)
+        if self.kind is PeriodKind.QUARTER:
+            return range(3 * self.number - 2, 3 * self.number + 1)
+        return range(1, 13)
+
+    @property
+    def start(self) -> date:
+        return date(self.year, self._month_range[0], 1)
+
+    @property
+    def end(self) -> date:
+        """The last day of the period."""
+        last = self._month_range[-1]
+        after = date(self.year + 1, 1, 1) if last == 12 else date(self.year, last + 1, 1)
+        return after - timedelta(days=1)
+
+    def months(self) -> list[Period]:
+        return [Period.month(self.year, m) for m in self._month_range]
+
+
+def _shapes(kinds: frozenset[PeriodKind]) -> str:
+    shapes = {
+        PeriodKind.MONTH: "a month like 2026-10",
+        PeriodKind.QUARTER: "a quarter like 2026Q3",
+        PeriodKind.YEAR: "a year like 2026",
+    }
+    return " or ".join(shapes[k] for k in PeriodKind if k in kinds)
+
+
+def uncovered_months(
+    period: Period, paid: Iterable[Period], *, since: date | None = None
+) -> list[Period]:
+    """The months of ``period`` that no paid period covers, from the month of ``since`` on.
+
+    Employers declare monthly or quarterly, so "has this employer remitted for 2026Q4" means every
+    month of it is covered, whichever way: Oct, Nov and Dec separately, or 2026Q4 at once. A union
+    founded in November is owed nothing for October (``since``: its founding).
+    """
+    covered = {m for p in paid for m in p.months()}
+    return [m for m in period.months() if m not in covered and (since is None or m.end >= since)]
+
+
+# The 2% rate ---------------------------------------------------------------------------------
+
+
+def statutory_amount(payroll_base_fen: int) -> int:
+    """2% of the payroll base, rounded half up to the fen."""
+    return (payroll_base_fen * STATUTORY_RATE_PERCENT + 50) // 100
+
+
+@dataclass(frozen=True, slots=True)
+class RateCheck:
+    expected_fen: int
+    deviation_fen: int  # amount minus expected: negative when the employer paid too little
+
+    @property
+    def flagged(self) -> bool:
+        return self.deviation_fen != 0
+
+
+def rate_check(payroll_base_fen: int, amount_fen: int) -> RateCheck:
+    """Compare the amount with 2% of the base; rounding either way to the fen is not a deviation.
+
+    The tax bureau may round 2% of 12,345 fen (246.9) down or up; both 246 and 247 are right.
+    """
+    exact_hundredths = payroll_base_fen * STATUTORY_RATE_PERCENT  # 2% of the base, x100
+    if abs(amount_fen * 100 - exact_hundredths) < 100:
+        return RateCheck(amount_fen, 0)
+    expected = statutory_amount(payroll_base_fen)
+    return RateCheck(expected, amount_fen - expected)
+
+
+# Records -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Remittance:
+    """One employer's union funds for one period, as the tax bureau collected them."""
+
+    credit_code: str
+    employer_name: str
+    period: Period
+    payroll_base_fen: int
+    amount_fen: int
+    paid_on: date
+    record_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Which record this is, among the employer's records for the period.
+
+        Tax's own record id when it sends one; otherwise the amounts and the date, so a record
+        sent again in an overlapping batch is recognised while two different payments are not
+        merged unless they agree on base, amount and date.
+        """
+        if self.record_id is not None:
+            return f"id:{self.record_id}"
+        return f"tuple:{self.payroll_base_fen}:{self.amount_fen}:{self.paid_on.isoformat()}"
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.credit_code, str(self.period), self.key)
+
+    @property
+    def rate(self) -> RateCheck:
+        return rate_check(self.payroll_base_fen, self.amount_fen)
+
+    def same_payment(self, payroll_base_fen: int, amount_fen: int, paid_on: date) -> bool:
+        """Does a record with the same identity say the same thing (a resend, not a correction)?"""
+        return (self.payroll_base_fen, self.amount_fen, self.paid_on) == (
+            payroll_base_fen,
+            amount_fen,
+            paid_on,
+        )
+
+
+RECORD_FIELDS = frozenset(
+    {
+        "employer_credit_code",
+        "employer_name",
+        "period",
+        "payroll_base_fen",
+        "amount_fen",
+        "paid_on",
+        "record_id",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    index: int
+    field: str
+    reason: str
+
+
+def read_record(index: int, raw: Any, *, today: date) -> Remittance | list[RecordError]:
+    """A remittance record, or every problem it has (each naming its field)."""
+    if not isinstance(raw, Mapping):
+        return [RecordError(index, "record", "must be an object")]
+    errors: list[RecordError] = []
+
+    def check(name: str, read: Any) -> Any:
+        if name not in raw or raw[name] is None:
+            errors.append(RecordError(index, name, "is required"))
+            return None
+        try:
+            return read(raw[name])
+        except DomainError as exc:
+            errors.append(RecordError(index, name, exc.reason))
+            return None
+
+    errors.extend(
+        RecordError(index, str(name), "is not a field of a remittance record")
+        for name in sorted(map(str, raw))
+        if name not in RECORD_FIELDS
+    )
+    code = check("employer_credit_code", _credit_code)
+    name = check("employer_name", lambda v: _text(_string(v), "", ORGANISATION_NAME_MAX))
+    period = check("period", lambda v: _remitted_period(_string(v), today))
+    base = check("payroll_base_fen", lambda v: _fen(v))
+    amount = check("amount_fen", lambda v: _fen(v))
+    paid_on = check("paid_on", lambda v: _past_date(v, today))
+    record_id = None
+    if raw.get("record_id") is not None:
+        record_id = check("record_id", lambda v: _text(_string(v), "", RECORD_ID_MAX))
+    if errors:
+        return errors
+    return Remittance(code, name, period, base, amount, paid_on, record_id)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise DomainError("", "must be a string")
+    return value
+
+
+def _credit_code(value: Any) -> str:
+    code = normalise_credit_code(_string(value))
+    problem = credit_code_problem(code)
+    if problem:
+        raise DomainError("", problem)
+    return code
+
+
+def _remitted_period(value: str, today: date) -> Period:
+    period = Period.parse(value, field="")
+    # Tax collects for periods that have begun: a later one is a typo that would skew reports.
+    if period.start > today:
+        raise DomainError("", f"{period} has not begun")
+    return period
+
+
+def _fen(value: Any) -> int:
+    # bool is an int in Python but never an amount; floats would invite rounding on money.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DomainError("", "must be a whole number of fen")
+    if value <= 0:
+        raise DomainError("", "must be positive")
+    if value > MAX_FEN:
+        raise DomainError("", f"must be at most {MAX_FEN}")
+    return value
+
+
+def _past_date(value: Any, today: date) -> date:
+    text = _string(value)
+    try:
+        if not _DATE.fullmatch(text):
+            raise ValueError
+        on = date.fromisoformat(text)
+    except ValueError:
+        raise DomainError("", "must be a date like 2026-11-15") from None
+    if on > today:
+        raise DomainError("", f"{on.isoformat()} is in the future")
+    return on
+
+
+# Matching ------------------------------------------------------------------------------------
+
+
+def match(
+    remittance: Remittance, holders: Mapping[str, str]
+) -> RemittanceMatched | RemittanceUnmatched:
+    """The union a remittance belongs to, as its event; ``holders`` maps the credit codes of
+    standing (non-dissolved) unions' employers to those unions."""
+    union_id = holders.get(remittance.credit_code)
+    if union_id is not None:
+        return RemittanceMatched(
+            credit_code=remittance.credit_code,
+            union_id=union_id,
+            period=str(remittance.period),
+            amount_fen=remittance.amount_fen,
+        )
+    return RemittanceUnmatched(
+        credit_code=remittance.credit_code,
+        employer_name=remittance.employer_name,
+        period=str(remittance.period),
+        amount_fen=remittance.amount_fen,
+    )
+
+
+# A batch -------------------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    DUPLICATE = "duplicate"  # already recorded (earlier in this batch or in another): not counted
+    REJECTED = "rejected"
+
+
+@dataclass
+class BatchReport:
+    """What became of each record of a batch: the answer to tax, stored for a resent batch."""
+
+    batch_id: str
+    size: int
+    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: list[RecordError] = field(default_factory=list)
+
+    def reject(self, errors: Sequence[RecordError]) -> None:
+        self.errors.extend(errors)
+        for error in errors:
+            self.outcomes[error.index] = {"index": error.index, "outcome": Outcome.REJECTED}
+
+    def recorded(
+        self, index: int, remittance: Remittance, remittance_id: int, union: str | None
+    ) -> None:
+        outcome = Outcome.MATCHED if union is not None else Outcome.UNMATCHED
+        self.outcomes[index] = {
+            "index": index,
+            "outcome": outcome,
+            "remittance_id": remittance_id,
+            "union_id": union,
+        } | _rate_view(remittance)
+
+    def duplicate(self, index: int, remittance: Remittance, remittance_id: int | None) -> None:
+        self.outcomes[index] = {
+            "index": index,
+            "outcome": Outcome.DUPLICATE,
+            "remittance_id": remittance_id,
+        } | _rate_view(remittance)
+
+    def as_dict(self) -> dict[str, Any]:
+        records = [self.outcomes[i] for i in sorted(self.outcomes)]
+        counts = {o.value: 0 for o in Outcome}
+        for record in records:
+            counts[record["outcome"]] += 1
+        return {
+            "batch_id": self.batch_id,
+            "received": self.size,
+            "recorded": counts[Outcome.MATCHED] + counts[Outcome.UNMATCHED],
+            **counts,
+            "off_rate": sum(1 for r in records if "rate" in r),
+            "records": records,
+            "errors": [
+                {"index": e.index, "field": e.field, "reason": e.reason} for e in self.errors
+            ],
+        }
+
+
+def _rate_view(remittance: Remittance) -> dict[str, Any]:
+    check = remittance.rate
+    if not check.flagged:
+        return {}
+    return {"rate": {"expected_fen": check.expected_fen, "deviation_fen": check.deviation_fen}}
+
+
+@dataclass
+class ReadBatch:
+    """A batch's records after reading: the good ones (first of each identity), the rest."""
+
+    fresh: list[tuple[int, Remittance]]
+    # (index, remittance, index of the earlier record of this batch with the same identity)
+    repeats: list[tuple[int, Remittance, int]]
+    errors: list[RecordError]
+
+
+def read_batch(raws: Sequence[Any], *, today: date) -> ReadBatch:
+    """Read every record; a record repeating an earlier one of the same batch is a duplicate when
+    it says the same, an error when its amounts differ (tax must say which one is right)."""
+    fresh: list[tuple[int, Remittance]] = []
+    repeats: list[tuple[int, Remittance, int]] = []
+    errors: list[RecordError] = []
+    first: dict[tuple[str, str, str], tuple[int, Remittance]] = {}
+    for index, raw in enumerate(raws):
+        read = read_record(index, raw, today=today)
+        if isinstance(read, list):
+            errors.extend(read)
+            continue
+        earlier = first.get(read.identity)
+        if earlier is None:
+            first[read.identity] = (index, read)
+            fresh.append((index, read))
+        elif earlier[1].same_payment(read.payroll_base_fen, read.amount_fen, read.paid_on):
+            repeats.append((index, read, earlier[0]))
+        else:
+            reason = f"repeats record {earlier[0]} of this batch with other amounts or date"
+            errors.append(RecordError(index, "record_id", reason))
+    return ReadBatch(fresh, repeats, errors)
+
+
+# Administrative subsidies --------------------------------------------------------------------
+
+
+def subsidy_period(raw: str) -> Period:
+    """Finance grants for a month, a quarter or a whole year."""
+    return Period.parse(raw, kinds=SUBSIDY_PERIODS)
+
+
+def check_subsidised(union: Organisation, period: Period) -> None:
+    """A union may be subsidised for any period it stood in: finance often records a subsidy
+    after the fact, so a union dissolved since is fine; one dissolved before the period began, or
+    founded after it ended, is not."""
+    if union.dissolved_on is not None and union.dissolved_on < period.start:
+        reason = f"{union.id} was dissolved on {union.dissolved_on.isoformat()}, before {period}"
+        raise Conflict("union_id", reason)
+    if union.founded_on is not None and union.founded_on > period.end:
+        raise DomainError("period", f"ends before {union.id} was founded on {union.founded_on}")
