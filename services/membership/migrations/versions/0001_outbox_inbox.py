@@ -1,5 +1,6 @@
 """The outbox and inbox every service keeps in its own schema, and the tables of department
-integration: credentials, nonces, audit log (shared.auth) and outbound webhooks (shared.webhooks)."""
+integration: credentials, nonces, audit log (shared.auth) and outbound webhooks
+(shared.webhooks)."""
 
 from shared import auth, outbox, webhooks
 from shared.migrations import run_sql
