@@ -39,7 +39,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 3
     run_relay: bool = True
     run_consumers: bool = True
-    # Encrypts department systems' secrets at rest (shared.auth); a Fernet key.
+    # Encrypts department systems' secrets at rest (shared.auth): a Fernet key, or "new,old"
+    # while re-keying (encrypts with the first, decrypts with any).
     credentials_key: str = DEVELOPMENT_CREDENTIALS_KEY
 
     @model_validator(mode="after")
@@ -47,16 +48,16 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             role = self.service
             # Loopback needs no TLS; set sslmode in the URL for a database across a network.
-            self.database_url = (
-                f"postgresql://{role}:{role}@127.0.0.1:5432/gonghui?sslmode=disable"
-            )
+            self.database_url = f"postgresql://{role}:{role}@127.0.0.1:5432/gonghui?sslmode=disable"
         if self.environment == "production" and any(
             f":{pw}@" in self.database_url for pw in DEVELOPMENT_PASSWORDS
         ):
             raise ValueError("database_url uses a development password in production")
-        if self.environment == "production" and self.credentials_key == DEVELOPMENT_CREDENTIALS_KEY:
+        keys = [k.strip() for k in self.credentials_key.split(",")]
+        if self.environment == "production" and DEVELOPMENT_CREDENTIALS_KEY in keys:
             raise ValueError("credentials_key is the development key in production")
-        Fernet(self.credentials_key.encode())  # a malformed key fails at start-up, not per request
+        for key in keys:
+            Fernet(key.encode())  # a malformed key fails at start-up, not on a request
         return self
 
     @property

@@ -1,0 +1,151 @@
+"""The audit trail of department-system calls, written by an ASGI middleware.
+
+Every request that carries a signature header, or reaches an endpoint guarded by
+``require_scope``, gets one ``audit_log`` row: who (app id, department), what (method and the
+route *template*, e.g. ``/claims/{claim_id}``, never the raw path, which may hold an ID number),
+when, the status code and an outcome word. No personal data: the query, body and path values are
+never stored, and a claimed app id is kept only when it has the shape of an issued one.
+
+The row is written when the response starts, before any byte of the answer leaves, so a caller
+never holds an answer that left no trace. The middleware also buffers the body of signed
+requests, so the signature check can hash it even when the endpoint reads a form or a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth.signing import APP_ID, SIGNATURE
+
+log = logging.getLogger(__name__)
+
+DDL = """
+CREATE TABLE audit_log (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    app_id text,
+    department text,
+    method text NOT NULL,
+    route text NOT NULL,
+    status smallint NOT NULL,
+    outcome text NOT NULL,
+    duration_ms integer NOT NULL
+);
+CREATE INDEX audit_log_app_at ON audit_log (app_id, at);
+"""
+
+BODY = "gonghui.body"  # scope key: the buffered body of a signed request
+AUTH = "gonghui.auth"  # scope key: what the auth dependency learnt (see AuthNote)
+_ISSUED_APP_ID = re.compile(r"(hr|tax|finance|employer-hr|federation)-[0-9a-f]{12}")
+_SIGNED_HEADERS = {APP_ID.lower().encode(), SIGNATURE.lower().encode()}
+
+
+def auth_note(scope: Scope) -> dict[str, Any]:
+    """The per-request note the dependency fills in and the middleware reads back."""
+    note: dict[str, Any] = scope.setdefault(AUTH, {})
+    return note
+
+
+def safe_app_id(claimed: str | None) -> str | None:
+    """The claimed app id if it looks like one we issue; a made-up one may be personal data."""
+    if claimed is None:
+        return None
+    return claimed if _ISSUED_APP_ID.fullmatch(claimed) else "(unrecognised)"
+
+
+def _outcome(status: int, note: dict[str, Any]) -> str:
+    if status < 400:
+        return "accepted"
+    if "refusal" in note:
+        return str(note["refusal"])
+    return "refused" if status < 500 else "failed"
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        signed = any(name in headers for name in _SIGNED_HEADERS)
+        if signed:
+            body = await _read_body(receive)
+            scope[BODY] = body
+            receive = _replay(body, receive)
+            claimed = headers.get(APP_ID.lower().encode())
+            auth_note(scope)["claimed"] = claimed.decode("latin-1") if claimed else None
+        started = time.monotonic()
+        audited = False
+
+        async def send_audited(message: Message) -> None:
+            nonlocal audited
+            if message["type"] == "http.response.start" and not audited:
+                audited = True
+                await self._audit(scope, int(message["status"]), started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_audited)
+        except Exception:
+            if not audited:
+                audited = True
+                await self._audit(scope, 500, started)
+            raise
+
+    async def _audit(self, scope: Scope, status: int, started: float) -> None:
+        note = scope.get(AUTH)
+        if note is None:
+            return  # neither signed nor a guarded endpoint: not a department call
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is None:
+            return
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "(no route)"
+        app_id = note.get("app_id") or safe_app_id(note.get("claimed"))
+        try:
+            await runtime.pool.execute(
+                "INSERT INTO audit_log (app_id, department, method, route, status, outcome,"
+                " duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                app_id,
+                note.get("department"),
+                scope["method"],
+                template,
+                status,
+                _outcome(status, note),
+                int((time.monotonic() - started) * 1000),
+            )
+        except Exception as exc:  # the answer still goes out; ops see the gap in the log
+            log.error("audit row for %s %s not written: %r", scope["method"], template, exc)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # later calls wait for the disconnect, as the server's would
+
+    return replayed

@@ -1,0 +1,223 @@
+"""Credentials of department systems, kept in the service's own schema, secrets encrypted.
+
+A credential is an app id with a name, a department, scopes and an optional list of
+organisations it is limited to. Its secrets are Fernet-encrypted with the service's
+``credentials_key``: a database dump alone does not let anyone sign requests. A credential has
+one current secret, plus, during a rotation, the previous one until its ``valid_until`` (or until
+:func:`retire_old`). Revoking takes effect on the next request: nothing is cached.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+DEPARTMENTS = ("hr", "tax", "finance", "employer_hr", "federation")
+
+DDL = """
+CREATE TABLE credentials (
+    app_id text PRIMARY KEY,
+    name text NOT NULL,
+    department text NOT NULL
+        CHECK (department IN ('hr', 'tax', 'finance', 'employer_hr', 'federation')),
+    scopes text[] NOT NULL,
+    organisations text[],
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+CREATE TABLE credential_secrets (
+    id bigserial PRIMARY KEY,
+    app_id text NOT NULL REFERENCES credentials (app_id),
+    secret_encrypted text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    valid_until timestamptz
+);
+CREATE INDEX credential_secrets_app ON credential_secrets (app_id);
+CREATE TABLE auth_nonces (
+    app_id text NOT NULL,
+    nonce text NOT NULL,
+    signed_at timestamptz NOT NULL,
+    PRIMARY KEY (app_id, nonce)
+);
+CREATE INDEX auth_nonces_signed_at ON auth_nonces (signed_at);
+"""
+
+
+class CredentialError(Exception):
+    """An administration request that cannot be done (unknown app id, bad department...)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    app_id: str
+    name: str
+    department: str
+    scopes: frozenset[str]
+    organisations: frozenset[str] | None
+    secrets: tuple[str, ...]  # decrypted, currently valid; newest first
+
+
+@dataclass(frozen=True)
+class CredentialSummary:
+    app_id: str
+    name: str
+    department: str
+    scopes: list[str]
+    organisations: list[str] | None
+    created_at: datetime
+    revoked_at: datetime | None
+    valid_secrets: int
+
+
+def new_secret() -> str:
+    return _secrets.token_urlsafe(32)
+
+
+def new_app_id(department: str) -> str:
+    return f"{department.replace('_', '-')}-{_secrets.token_hex(6)}"
+
+
+def _fernet(key: str) -> MultiFernet:
+    # "new,old": encrypt with the first key, decrypt with any, so the key itself can be rotated.
+    return MultiFernet([Fernet(k.strip().encode()) for k in key.split(",")])
+
+
+def encrypt(key: str, secret: str) -> str:
+    return _fernet(key).encrypt(secret.encode()).decode()
+
+
+def decrypt(key: str, token: str) -> str:
+    try:
+        return _fernet(key).decrypt(token.encode()).decode()
+    except InvalidToken as exc:  # a wrong key must not look like a wrong signature to ops
+        raise RuntimeError("a credential secret does not decrypt with credentials_key") from exc
+
+
+async def load(conn: asyncpg.Connection | asyncpg.Pool, key: str, app_id: str) -> Credential | None:
+    """The credential with its valid secrets, or None when unknown, revoked or without any."""
+    rows = await conn.fetch(
+        "SELECT c.name, c.department, c.scopes, c.organisations, s.secret_encrypted"
+        " FROM credentials c JOIN credential_secrets s USING (app_id)"
+        " WHERE c.app_id = $1 AND c.revoked_at IS NULL"
+        " AND (s.valid_until IS NULL OR s.valid_until > now())"
+        " ORDER BY s.id DESC",
+        app_id,
+    )
+    if not rows:
+        return None
+    first = rows[0]
+    orgs = first["organisations"]
+    return Credential(
+        app_id=app_id,
+        name=first["name"],
+        department=first["department"],
+        scopes=frozenset(first["scopes"]),
+        organisations=None if orgs is None else frozenset(orgs),
+        secrets=tuple(decrypt(key, r["secret_encrypted"]) for r in rows),
+    )
+
+
+async def issue(
+    conn: asyncpg.Connection,
+    key: str,
+    *,
+    name: str,
+    department: str,
+    scopes: Iterable[str],
+    organisations: Iterable[str] | None = None,
+) -> tuple[str, str]:
+    """A new credential; returns (app id, secret). The secret is shown to no one else, ever."""
+    if department not in DEPARTMENTS:
+        raise CredentialError(f"department must be one of {', '.join(DEPARTMENTS)}")
+    scope_list = sorted(set(scopes))
+    if not scope_list:
+        raise CredentialError("a credential needs at least one scope")
+    app_id, secret = new_app_id(department), new_secret()
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO credentials (app_id, name, department, scopes, organisations)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            app_id,
+            name,
+            department,
+            scope_list,
+            None if organisations is None else sorted(set(organisations)),
+        )
+        await conn.execute(
+            "INSERT INTO credential_secrets (app_id, secret_encrypted) VALUES ($1, $2)",
+            app_id,
+            encrypt(key, secret),
+        )
+    return app_id, secret
+
+
+async def _require(conn: asyncpg.Connection, app_id: str) -> None:
+    found = await conn.fetchval(
+        "SELECT true FROM credentials WHERE app_id = $1 AND revoked_at IS NULL FOR UPDATE", app_id
+    )
+    if not found:
+        raise CredentialError(f"no active credential {app_id}")
+
+
+async def rotate(
+    conn: asyncpg.Connection, key: str, app_id: str, *, old_valid_until: datetime | None = None
+) -> str:
+    """Add a new secret; the previous ones stay valid until ``old_valid_until`` (None: until
+    :func:`retire_old`), so the department can switch over without downtime."""
+    async with conn.transaction():
+        await _require(conn, app_id)
+        # At most two secrets are ever valid: one left over from an unfinished rotation ends now.
+        await conn.execute(
+            "UPDATE credential_secrets SET valid_until = now()"
+            " WHERE app_id = $1 AND (valid_until IS NULL OR valid_until > now())"
+            " AND id <> (SELECT max(id) FROM credential_secrets WHERE app_id = $1)",
+            app_id,
+        )
+        await conn.execute(
+            "UPDATE credential_secrets SET valid_until = $2 WHERE app_id = $1"
+            " AND (valid_until IS NULL OR valid_until > coalesce($2, 'infinity'::timestamptz))",
+            app_id,
+            old_valid_until,
+        )
+        secret = new_secret()
+        await conn.execute(
+            "INSERT INTO credential_secrets (app_id, secret_encrypted) VALUES ($1, $2)",
+            app_id,
+            encrypt(key, secret),
+        )
+    return secret
+
+
+async def retire_old(conn: asyncpg.Connection, app_id: str) -> int:
+    """End every secret but the newest now; returns how many were retired."""
+    async with conn.transaction():
+        await _require(conn, app_id)
+        done = await conn.execute(
+            "UPDATE credential_secrets SET valid_until = now()"
+            " WHERE app_id = $1 AND (valid_until IS NULL OR valid_until > now())"
+            " AND id <> (SELECT max(id) FROM credential_secrets WHERE app_id = $1)",
+            app_id,
+        )
+    return int(done.split()[-1])
+
+
+async def revoke(conn: asyncpg.Connection, app_id: str) -> None:
+    async with conn.transaction():
+        await _require(conn, app_id)
+        await conn.execute("UPDATE credentials SET revoked_at = now() WHERE app_id = $1", app_id)
+
+
+async def summaries(conn: asyncpg.Connection) -> list[CredentialSummary]:
+    rows = await conn.fetch(
+        "SELECT c.app_id, c.name, c.department, c.scopes, c.organisations, c.created_at,"
+        " c.revoked_at, count(s.id) FILTER"
+        "   (WHERE s.valid_until IS NULL OR s.valid_until > now()) AS valid_secrets"
+        " FROM credentials c LEFT JOIN credential_secrets s USING (app_id)"
+        " GROUP BY c.app_id ORDER BY c.created_at"
+    )
+    return [CredentialSummary(**dict(r)) for r in rows]

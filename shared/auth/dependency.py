@@ -1,0 +1,165 @@
+"""``require_scope``: the FastAPI dependency that admits a signed call from a department system.
+
+It runs before the endpoint (FastAPI solves dependencies first), so a refused call changes
+nothing. Checks, in order, each refusal a 401 unless said otherwise: the four headers are there
+and well-formed; the timestamp is within ±300 s; the app id names an active credential; one of
+its valid secrets produced the signature; the nonce was not used before (recorded with its
+timestamp, ``INSERT ... ON CONFLICT DO NOTHING``); the credential holds the scope (else 403).
+
+Each use declares ``Security(SIGNED_REQUEST, scopes=[scope])``, so the OpenAPI document lists an
+operation's scopes under its ``security`` requirement for the ``GonghuiSignature`` scheme.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Security
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.security.base import SecurityBase
+from starlette.exceptions import HTTPException
+
+from shared.auth import credentials, signing
+from shared.auth.audit import BODY, auth_note
+from shared.errors import Forbidden
+
+SCHEME = "GonghuiSignature"
+NONCE_RETENTION_SECONDS = 2 * signing.WINDOW_SECONDS + 60
+_PRUNE_EVERY_SECONDS = 60.0
+_next_prune: dict[int, float] = {}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The department system behind a verified request."""
+
+    app_id: str
+    name: str
+    department: str
+    scopes: frozenset[str]
+    organisations: frozenset[str] | None  # None: not limited to any organisations
+
+    def ensure_organisation(self, organisation_id: str, *, field: str = "organisation_id") -> None:
+        """Refuse (403) unless this caller may act for ``organisation_id``."""
+        if self.organisations is not None and organisation_id not in self.organisations:
+            raise Forbidden(field, "this credential may not act for that organisation")
+
+
+class SignedRequest(SecurityBase):
+    """The OpenAPI security scheme; the checking itself is :func:`authenticate`."""
+
+    def __init__(self) -> None:
+        self.model = APIKey.model_validate(
+            {
+                "in": APIKeyIn.header,
+                "name": signing.SIGNATURE,
+                "description": (
+                    "HMAC-SHA256 request signature with headers "
+                    f"{', '.join(signing.HEADERS)}; see docs/departments.md. The scopes an "
+                    "operation needs are listed in its security requirement."
+                ),
+            }
+        )
+        self.scheme_name = SCHEME
+
+    async def __call__(self) -> None:
+        return None
+
+
+SIGNED_REQUEST = SignedRequest()
+
+
+def _unauthorized(request: Request, refusal: str, detail: str) -> HTTPException:
+    auth_note(request.scope)["refusal"] = refusal
+    return HTTPException(401, detail, headers={"WWW-Authenticate": SCHEME})
+
+
+async def _prune_nonces(pool: Any) -> None:
+    # Nonces older than the window can never be accepted again: keep the table small.
+    now = time.monotonic()
+    if now < _next_prune.get(id(pool), 0.0):
+        return
+    _next_prune[id(pool)] = now + _PRUNE_EVERY_SECONDS
+    await pool.execute(
+        "DELETE FROM auth_nonces WHERE signed_at < now() - make_interval(secs => $1)",
+        float(NONCE_RETENTION_SECONDS),
+    )
+
+
+async def authenticate(request: Request) -> Caller:
+    """Verify the request's signature once per request; the Caller is kept on the scope."""
+    note = auth_note(request.scope)
+    if "caller" in note:
+        caller: Caller = note["caller"]
+        return caller
+    runtime = request.app.state.runtime
+    pool, key = runtime.pool, runtime.settings.credentials_key
+    try:
+        app_id, ts, nonce, _signature = signing.read_headers(request.headers)
+    except signing.SignatureError as exc:
+        raise _unauthorized(request, "missing_signature", str(exc)) from exc
+    note["claimed"] = app_id
+    try:
+        signing.check_timestamp(ts)
+    except signing.SignatureError as exc:
+        raise _unauthorized(request, "stale_timestamp", str(exc)) from exc
+    credential = await credentials.load(pool, key, app_id)
+    if credential is None:
+        raise _unauthorized(request, "unknown_credential", "unknown or revoked credential")
+    body = request.scope.get(BODY)
+    if body is None:
+        body = await request.body()  # no audit middleware: the body is still unread here
+    try:
+        signing.verify(
+            credential.secrets,
+            method=request.method,
+            path=request.url.path,
+            query=request.scope.get("query_string", b""),
+            body=body,
+            headers=request.headers,
+        )
+    except signing.SignatureError as exc:
+        raise _unauthorized(request, "bad_signature", str(exc)) from exc
+    await _prune_nonces(pool)
+    fresh = await pool.fetchval(
+        "INSERT INTO auth_nonces (app_id, nonce, signed_at) VALUES ($1, $2, to_timestamp($3))"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        app_id,
+        nonce,
+        float(ts),
+    )
+    if not fresh:
+        raise _unauthorized(request, "replayed_nonce", "this nonce was already used")
+    caller = Caller(
+        app_id=credential.app_id,
+        name=credential.name,
+        department=credential.department,
+        scopes=credential.scopes,
+        organisations=credential.organisations,
+    )
+    note.update(caller=caller, app_id=caller.app_id, department=caller.department)
+    return caller
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting signed calls whose credential holds ``scope``; gives the Caller.
+
+    ``caller: Caller = Depends(require_scope("claims:review"))``, or in ``dependencies=[...]``.
+    """
+
+    async def dependency(
+        request: Request, _declared: None = Security(SIGNED_REQUEST, scopes=[scope])
+    ) -> Caller:
+        note = auth_note(request.scope)
+        note.setdefault("guarded", True)
+        caller = await authenticate(request)
+        if scope not in caller.scopes:
+            note["refusal"] = "missing_scope"
+            raise Forbidden("scope", f"this credential lacks the scope {scope!r}")
+        return caller
+
+    dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    return dependency

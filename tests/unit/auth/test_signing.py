@@ -1,0 +1,187 @@
+"""The canonical string and signature, against fixed vectors and tampering."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import httpx
+import pytest
+
+from shared.auth import signing
+from shared.auth.client import SignedAuth
+
+SECRET = "s3cr3t"
+TS = "1767225600"
+NONCE = "abcdefghijklmnop"
+NOW = 1767225600.0
+
+
+def test_canonical_string_vector() -> None:
+    canonical = signing.canonical_string(
+        "post", "/claims/张 三/review", "b=2&a=1&a=0&q=x+y&e=", TS, NONCE, b'{"x":1}'
+    )
+    assert canonical == (
+        "GONGHUI-HMAC-SHA256\n"
+        "POST\n"
+        "/claims/%E5%BC%A0%20%E4%B8%89/review\n"
+        "a=0&a=1&b=2&e=&q=x%20y\n"
+        "1767225600\n"
+        "abcdefghijklmnop\n"
+        "5041bf1f713df204784353e82f6a4a535931cb64f1f4b4a5aeaffcb720918b22"
+    )
+    assert signing.signature(SECRET, canonical) == (
+        "02df0a758072715a67ec9786f8b7415d0865e6651e81f504f44b4754376378cc"
+    )
+
+
+def test_empty_body_and_query_vector() -> None:
+    canonical = signing.canonical_string("GET", "/healthz", "", TS, NONCE, b"")
+    assert canonical.split("\n")[3] == ""  # an empty query is an empty line
+    assert canonical.endswith(hashlib.sha256(b"").hexdigest())
+    # Checked with: printf '<canonical>' | openssl dgst -sha256 -hmac s3cr3t
+    assert signing.signature(SECRET, canonical) == (
+        "cf630eac74c90a48a674ae1a3ec86971ec12b5e4b576e2e9923e0249d1a1ff4f"
+    )
+    expected = hmac.new(SECRET.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    assert signing.signature(SECRET, canonical) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("/a%20b", "/a b"),  # encoded and decoded paths agree
+        ("/%E5%BC%A0", "/张"),
+    ],
+)
+def test_path_encoding_variants_agree(a: str, b: str) -> None:
+    from urllib.parse import unquote
+
+    assert signing.canonical_path(unquote(a)) == signing.canonical_path(b)
+
+
+def test_query_order_and_encoding_do_not_matter() -> None:
+    assert signing.canonical_query("b=2&a=%E5%BC%A0") == signing.canonical_query(
+        b"a=\xe5\xbc\xa0&b=2"
+    )
+    assert signing.canonical_query("x=a%2Fb") == "x=a%2Fb"  # a slash in a value stays encoded
+    assert signing.canonical_query("q=a+b") == signing.canonical_query("q=a%20b")
+
+
+def headers() -> dict[str, str]:
+    return signing.sign(
+        "tax-0123456789ab",
+        SECRET,
+        method="POST",
+        path="/claims",
+        query="a=1",
+        body=b'{"amount": 100}',
+        timestamp=int(NOW),
+        nonce=NONCE,
+    )
+
+
+def good(**changes: object) -> dict[str, object]:
+    request: dict[str, object] = {
+        "method": "POST",
+        "path": "/claims",
+        "query": "a=1",
+        "body": b'{"amount": 100}',
+        "headers": headers(),
+        "now": NOW,
+    }
+    return request | changes
+
+
+def test_verify_accepts_the_signed_request() -> None:
+    assert signing.verify(SECRET, **good()) == "tax-0123456789ab"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        {"method": "PUT"},
+        {"path": "/claims/other"},
+        {"query": "a=2"},
+        {"query": "a=1&b=1"},
+        {"body": b'{"amount": 1000}'},
+        {"body": b""},
+    ],
+    ids=["method", "path", "query", "extra-query", "body", "no-body"],
+)
+def test_verify_refuses_tampering(tampered: dict[str, object]) -> None:
+    with pytest.raises(signing.SignatureError, match="does not match"):
+        signing.verify(SECRET, **good(**tampered))  # type: ignore[arg-type]
+
+
+def test_verify_refuses_a_changed_timestamp_or_nonce_header() -> None:
+    for name, value in ((signing.TIMESTAMP, str(int(NOW) + 1)), (signing.NONCE, "x" * 16)):
+        with pytest.raises(signing.SignatureError, match="does not match"):
+            signing.verify(SECRET, **good(headers=headers() | {name: value}))  # type: ignore[arg-type]
+
+
+def test_verify_refuses_another_secret_but_accepts_either_of_two() -> None:
+    with pytest.raises(signing.SignatureError):
+        signing.verify("other", **good())  # type: ignore[arg-type]
+    assert signing.verify(["other", SECRET], **good())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_verify_refuses_a_timestamp_outside_the_window(skew: int) -> None:
+    with pytest.raises(signing.SignatureError, match="300 s"):
+        signing.verify(SECRET, **good(now=NOW + skew))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("skew", [-300, 300])
+def test_verify_accepts_the_edges_of_the_window(skew: int) -> None:
+    assert signing.verify(SECRET, **good(now=NOW + skew))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {signing.SIGNATURE: ""},
+        {signing.SIGNATURE: "ABC"},
+        {signing.NONCE: "short"},
+        {signing.NONCE: "x" * 15 + "!"},
+        {signing.TIMESTAMP: "2026-01-01T00:00:00Z"},
+    ],
+)
+def test_verify_refuses_malformed_headers(broken: dict[str, str]) -> None:
+    with pytest.raises(signing.SignatureError):
+        signing.verify(SECRET, **good(headers=headers() | broken))  # type: ignore[arg-type]
+
+
+def test_verify_refuses_missing_headers() -> None:
+    partial = {k: v for k, v in headers().items() if k != signing.NONCE}
+    with pytest.raises(signing.SignatureError, match="missing"):
+        signing.verify(SECRET, **good(headers=partial))  # type: ignore[arg-type]
+
+
+def test_signed_auth_signs_what_httpx_sends() -> None:
+    request = httpx.Request("POST", "http://svc/claims/%E5%BC%A0?b=2&a=1", json={"名字": "张三"})
+    flow = SignedAuth("tax-0123456789ab", SECRET).auth_flow(request)
+    signed = next(flow)
+    # The server sees the decoded path and the raw query: verification must agree.
+    assert signing.verify(
+        SECRET,
+        method="POST",
+        path="/claims/张",
+        query=b"b=2&a=1",
+        body=signed.content,
+        headers=signed.headers,
+    )
+    assert "s3cr3t" not in repr(SignedAuth("a", SECRET))
+
+
+def test_nonces_are_fresh_and_well_formed() -> None:
+    nonces = {signing.new_nonce() for _ in range(100)}
+    assert len(nonces) == 100
+    assert all(signing._NONCE.fullmatch(n) for n in nonces)
+
+
+def test_a_query_that_is_not_utf8_is_refused_not_crashed() -> None:
+    with pytest.raises(signing.SignatureError, match="UTF-8"):
+        signing.verify(SECRET, **good(query="a=%FF"))  # type: ignore[arg-type]
+    with pytest.raises(signing.SignatureError, match="UTF-8"):
+        signing.verify(SECRET, **good(query=b"a=\xff"))  # type: ignore[arg-type]
