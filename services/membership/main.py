@@ -13,9 +13,13 @@ from pydantic_settings import SettingsConfigDict
 from services.membership.api import router
 from services.membership.api_funds import router as funds_router
 from services.membership.roster_import import RosterJobs
+from shared.events.catalogue import published_by
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
+
+OFFERED = published_by("membership")
 
 
 class Settings(ServiceSettings):
@@ -37,12 +41,17 @@ def build(settings: ServiceSettings) -> FastAPI:
         finally:
             await jobs.stop()
 
-    runtime = ServiceRuntime(settings, workers={"roster_jobs": roster_jobs})
+    runtime = ServiceRuntime(
+        settings,
+        follows={"membership.events": webhook_fanout_handlers(OFFERED)},
+        workers={"roster_jobs": roster_jobs, "webhooks": webhook_sender},
+    )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
     )
     app.state.runtime = runtime
     app.state.roster_jobs = jobs
     app.include_router(router)
+    app.include_router(webhooks_router(OFFERED))
     app.include_router(funds_router)
     return app

@@ -15,9 +15,13 @@ from services.mutual_aid.clock import Clock, SystemClock
 from services.mutual_aid.followup import FollowUpWorker
 from services.mutual_aid.handlers import Context, membership_handlers
 from services.mutual_aid.payouts import PayoutWorker
+from shared.events.catalogue import published_by
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
+
+OFFERED = published_by("mutual_aid")
 
 
 class Settings(ServiceSettings):
@@ -58,8 +62,16 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     )
     runtime = ServiceRuntime(
         settings,
-        follows={"membership.events": membership_handlers(topic)},
-        workers={"payouts": payouts.run, "backstop_follow_up": follow_ups.run},
+        follows={
+            "membership.events": membership_handlers(topic),
+            # Finance subscribes to backstop requests here, among other things.
+            "mutual_aid.events": webhook_fanout_handlers(OFFERED),
+        },
+        workers={
+            "payouts": payouts.run,
+            "backstop_follow_up": follow_ups.run,
+            "webhooks": webhook_sender,
+        },
     )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
@@ -70,4 +82,5 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     app.state.follow_ups = follow_ups
     app.include_router(api.router)
     app.include_router(api_fund.router)
+    app.include_router(webhooks_router(OFFERED))
     return app

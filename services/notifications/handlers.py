@@ -1,14 +1,63 @@
-"""Commands and events of the notifications service."""
+"""Commands and events of the notifications service.
+
+Followed events do two things, both inside the consumer's transaction and without any HTTP: keep
+the service's read models (members, unions) and, for every rule of the event's type in the rules
+in force, record one delivery (pending, or why not). The sender worker does the sending.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
 import asyncpg
 
-from services.notifications.repository import MemberDirectory
+from services.notifications.domain import (
+    Binding,
+    Preferences,
+    RenderError,
+    Skip,
+    SkipReason,
+    client_msg_id,
+    mask_openid,
+    recipient_of,
+    recipient_unreachable,
+    render,
+    should_send,
+)
+from services.notifications.live_rules import LiveRules
+from services.notifications.repository import (
+    Bindings,
+    Deliveries,
+    MemberDirectory,
+    NewDelivery,
+    Organisations,
+    PreferenceStore,
+)
+from services.notifications.rules import Rule
 from shared.consumer import Handler
+from shared.errors import NotFound
 from shared.events import membership as m
-from shared.events.base import EventData
+from shared.events.base import CATALOGUE, EventData
 from shared.events.envelope import Envelope
+from shared.telemetry import current_trace_headers
+from shared.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+UNSUBSCRIBED = 43004  # what WeChat answers a send to a member who unfollowed
+
+
+class NotificationsUnitOfWork(UnitOfWork):
+    def on_enter(self) -> None:
+        self.bindings = Bindings(self.conn)
+        self.preferences = PreferenceStore(self.conn)
+        self.deliveries = Deliveries(self.conn)
+
+
+# ---------------------------------------------------------------- read models (membership events)
 
 
 async def member_joined(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
@@ -41,6 +90,16 @@ def status_becomes(status: str) -> Handler:
     return handle
 
 
+async def organisation_named(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
+    assert isinstance(e, m.OrganisationEstablished | m.OrganisationChanged)
+    await Organisations(conn).put(e.organisation_id, e.name, e.parent_id, e.path)
+
+
+async def organisation_dissolved(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
+    assert isinstance(e, m.OrganisationDissolved)
+    await Organisations(conn).dissolved(e.organisation_id, e.dissolved_on)
+
+
 MEMBERSHIP: dict[str, Handler] = {
     m.MemberJoined.type: member_joined,
     m.MemberDetailsChanged.type: member_changed,
@@ -49,4 +108,183 @@ MEMBERSHIP: dict[str, Handler] = {
     m.MemberSuspended.type: status_becomes("suspended"),
     m.MemberReinstated.type: status_becomes("active"),
     m.MemberLeft.type: status_becomes("left"),
+    m.OrganisationEstablished.type: organisation_named,
+    m.OrganisationChanged.type: organisation_named,
+    m.OrganisationDissolved.type: organisation_dissolved,
 }
+
+
+# ---------------------------------------------------------------- messages (any followed event)
+
+
+def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Handler:
+    """The one handler for every followed event: its rules come from the rules in force, so a rule
+    added to rules.yaml for a catalogued event needs no code."""
+
+    async def notify(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
+        matching = rules.current().for_event(envelope.type)
+        if not matching:
+            return
+        data = e.model_dump()
+        now = clock()
+        trace = current_trace_headers() or None
+        planned = [
+            await plan_delivery(conn, rule, data, envelope, now + binding_grace, trace)
+            for rule in matching
+        ]
+        await Deliveries(conn).add(planned, now)
+
+    return notify
+
+
+async def plan_delivery(
+    conn: asyncpg.Connection,
+    rule: Rule,
+    data: dict[str, Any],
+    envelope: Envelope,
+    wait_for_binding_until: datetime,
+    trace: dict[str, str] | None,
+) -> NewDelivery:
+    template_id = rule.template.template_id
+
+    def delivery(recipient: str, status: str, **extra: Any) -> NewDelivery:
+        return NewDelivery(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            rule=rule.name,
+            category=rule.category,
+            recipient=recipient,
+            template_id=template_id,
+            client_msg_id=client_msg_id(envelope.id, recipient, template_id),
+            status=status,
+            trace_headers=trace,
+            **extra,
+        )
+
+    try:
+        member_id = recipient_of(rule, data)
+    except RenderError as err:
+        log.error("configuration error: %s (event %s)", err, envelope.id)
+        return delivery("", "invalid", reason="render_error", errmsg=str(err))
+    binding, preferences = await Bindings(conn).with_preferences(member_id)
+    # Judged as if bound: a member who opted out is skipped whether or not they bind later.
+    decision = should_send(rule, preferences, binding or Binding(member_id, "?"))
+    if isinstance(decision, Skip):
+        status = "skipped" if decision.reason is SkipReason.OPTED_OUT else "undeliverable"
+        errcode = binding.unreachable_errcode if binding else None
+        return delivery(member_id, status, reason=decision.reason.value, errcode=errcode)
+    context = await MemberDirectory(conn).context(member_id)
+    try:
+        msg = render(rule, data, context, event_id=envelope.id, openid=decision.openid)
+    except RenderError as err:
+        log.error("configuration error: %s (event %s)", err, envelope.id)
+        return delivery(member_id, "invalid", reason="render_error", errmsg=str(err))
+    if msg.truncated:
+        log.warning("rule %s: values of %s were cut to fit WeChat", rule.name, msg.truncated)
+    message = {"data": msg.data, "url": msg.url}
+    if binding is None:
+        # Members often join and bind in one sitting (the OAuth login follows the join): the
+        # message waits a while for the binding, then is recorded undeliverable, never retried.
+        return delivery(
+            member_id,
+            "awaiting_binding",
+            reason=SkipReason.NO_BINDING.value,
+            message=message,
+            next_attempt_at=wait_for_binding_until,
+        )
+    return delivery(member_id, "pending", message=message)
+
+
+def then(first: Handler, second: Handler) -> Handler:
+    async def both(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
+        await first(conn, e, envelope)
+        await second(conn, e, envelope)
+
+    return both
+
+
+def follows(
+    rules: LiveRules, clock: Clock, binding_grace: timedelta
+) -> dict[str, dict[str, Handler]]:
+    """Topic -> handlers for every catalogued event of the other services. The read models are
+    updated first, so a welcome message can name the member it welcomes."""
+    notify = notifier(rules, clock, binding_grace)
+    topics: dict[str, dict[str, Handler]] = {}
+    for event_type, model in CATALOGUE.items():
+        producer = model.source.rpartition("/")[2]
+        if producer == "notifications":
+            continue
+        own = MEMBERSHIP.get(event_type)
+        topics.setdefault(f"{producer}.events", {})[event_type] = (
+            then(own, notify) if own else notify
+        )
+    return topics
+
+
+# ---------------------------------------------------------------- members' channels and choices
+
+
+async def bind(uow: NotificationsUnitOfWork, member_id: str, openid: str, now: datetime) -> Binding:
+    async with uow:
+        binding, previous = await uow.bindings.bind(member_id, openid, now)
+        await uow.deliveries.release_awaiting(member_id, now)
+        await uow.commit()
+    if previous is not None:
+        log.info("openid %s moved from member %s to %s", mask_openid(openid), previous, member_id)
+    return binding
+
+
+async def unbind(uow: NotificationsUnitOfWork, member_id: str) -> None:
+    async with uow:
+        if not await uow.bindings.unbind(member_id):
+            raise NotFound("member_id", f"member {member_id} has no WeChat binding")
+        await uow.commit()
+
+
+async def binding_of(uow: NotificationsUnitOfWork, member_id: str) -> Binding:
+    async with uow:
+        binding = await uow.bindings.get(member_id)
+    if binding is None:
+        raise NotFound("member_id", f"member {member_id} has no WeChat binding")
+    return binding
+
+
+async def preferences_of(uow: NotificationsUnitOfWork, member_id: str) -> Preferences:
+    async with uow:
+        return await uow.preferences.get(member_id) or Preferences(member_id)
+
+
+async def set_preferences(
+    uow: NotificationsUnitOfWork, member_id: str, opted_out: set[str]
+) -> Preferences:
+    preferences = Preferences(member_id)
+    for category in sorted(opted_out):
+        preferences = preferences.opt_out(category)
+    async with uow:
+        await uow.preferences.put(preferences)
+        await uow.commit()
+    return preferences
+
+
+async def followed(uow: NotificationsUnitOfWork, openid: str) -> None:
+    """WeChat's subscribe event: a member who unfollowed and follows again can be reached again."""
+    async with uow:
+        if await uow.bindings.mark_reachable(openid):
+            log.info("openid %s follows the account again", mask_openid(openid))
+        await uow.commit()
+
+
+async def unfollowed(uow: NotificationsUnitOfWork, openid: str, now: datetime) -> None:
+    """WeChat's unsubscribe event: no channel to this member until they follow again, and the
+    other services hear so once."""
+    async with uow:
+        binding = await uow.bindings.by_openid(openid, lock=True)
+        if binding is None or not binding.reachable:
+            return
+        marked, event = recipient_unreachable(binding, UNSUBSCRIBED, "unsubscribed")
+        assert marked.unreachable_errcode is not None
+        await uow.bindings.mark_unreachable(
+            binding.member_id, openid, marked.unreachable_errcode, event.reason, now
+        )
+        uow.publish(event)
+        await uow.commit()

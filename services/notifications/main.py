@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import ClassVar, Literal
 
+import asyncpg
 from fastapi import FastAPI
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.notifications import handlers
+from services.notifications import handlers, queue
+from services.notifications.api import Wiring, router
+from services.notifications.broadcasts import Fanout
+from services.notifications.gate import SendGate
+from services.notifications.live_rules import LiveRules
+from services.notifications.reports import ReportWriter
+from services.notifications.sender import Sender, SenderConfig
+from services.notifications.tokens import PostgresTokenStore
+from services.notifications.transport import LeanClient, PooledTransport
+from services.notifications.wechat import DEFAULT_BASE_URL, WeChatClient, utc_now
+from shared.db import connect
 from shared.http import create_app
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, Worker
 from shared.settings import ServiceSettings
+
+RULES = Path(__file__).resolve().parent / "rules.yaml"
+log = logging.getLogger(__name__)
+AWAITING_POLL_SECONDS = 1.0
 
 
 class Settings(ServiceSettings):
@@ -18,11 +39,128 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GONGHUI_NOTIFICATIONS_", extra="ignore")
     http_port: int = 8004
 
+    wechat_base_url: str = DEFAULT_BASE_URL
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_token_endpoint: Literal["token", "stable_token"] = "token"
+    # The "Token" of the account's server configuration: WeChat signs its pushes with it.
+    wechat_callback_token: str = ""
+    wechat_timeout_seconds: float = 10.0
+    rules_path: Path = RULES
+    # Messages a second for all workers together: below the account's per-minute quota / 60.
+    send_rate_per_second: float = Field(default=20.0, gt=0)
+    # WeChat calls in flight per worker process.
+    sender_concurrency: int = Field(default=32, ge=1)
+    sender_batch_size: int = Field(default=500, ge=1)
+    sender_loops: int = Field(default=3, ge=1)
+    sender_lease_seconds: float = Field(default=60.0, gt=0)
+    sender_poll_seconds: float = Field(default=1.0, gt=0)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    config_error_pause_seconds: float = Field(default=60.0, gt=0)
+    # How long a message for a member who has not bound WeChat waits for the binding (members
+    # often join and log in through the account in one sitting) before it is undeliverable.
+    binding_grace_seconds: float = Field(default=600.0, ge=0)
+    broadcast_batch_size: int = Field(default=2000, ge=1)
+    # How soon a new broadcast starts fanning out, and a finished one is closed.
+    broadcast_poll_seconds: float = Field(default=0.25, gt=0)
+    # False for replicas that only serve the API (and WeChat's pushes).
+    run_sender: bool = True
 
-def build(settings: ServiceSettings) -> FastAPI:
-    runtime = ServiceRuntime(settings, follows={"membership.events": handlers.MEMBERSHIP})
+
+def _sender(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+    async def run(runtime: ServiceRuntime) -> None:
+        transport = PooledTransport(max_connections_per_host=settings.sender_concurrency)
+        async with LeanClient(transport, settings.wechat_timeout_seconds) as http:
+            store = PostgresTokenStore(runtime.pool, settings.wechat_appid, clock=clock)
+            client = WeChatClient(
+                http,
+                settings.wechat_appid,
+                settings.wechat_secret,
+                store,
+                settings.wechat_base_url,
+                token_endpoint=settings.wechat_token_endpoint,
+                clock=clock,
+            )
+            sender = Sender(
+                runtime.pool,
+                client,
+                SendGate(runtime.pool, settings.send_rate_per_second, clock),
+                settings.events_topic,
+                SenderConfig(
+                    batch_size=settings.sender_batch_size,
+                    concurrency=settings.sender_concurrency,
+                    loops=settings.sender_loops,
+                    lease_seconds=settings.sender_lease_seconds,
+                    poll_seconds=settings.sender_poll_seconds,
+                    retry_base_seconds=settings.retry_base_seconds,
+                    config_pause_seconds=settings.config_error_pause_seconds,
+                ),
+                clock,
+                listen=lambda: connect(settings.database_url, settings.db_schema),
+            )
+            await sender.run()
+
+    return run
+
+
+def _fanout(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+    async def run(runtime: ServiceRuntime) -> None:
+        await Fanout(
+            runtime.pool,
+            settings.events_topic,
+            clock,
+            batch_size=settings.broadcast_batch_size,
+            poll_seconds=settings.broadcast_poll_seconds,
+        ).run()
+
+    return run
+
+
+def _awaiting(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+    """Messages waiting for their member to bind: sent once bound, undeliverable once overdue."""
+    grace = timedelta(seconds=settings.binding_grace_seconds)
+
+    async def run(runtime: ServiceRuntime) -> None:
+        while True:
+            try:
+                now = clock()
+                await queue.promote_bound(runtime.pool, now, now - grace)
+                expired = await queue.expire_awaiting(runtime.pool, now)
+                if expired:
+                    log.info("%d messages waited in vain for a WeChat binding", expired)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("expiry: database trouble (%r); retrying", exc)
+            await asyncio.sleep(AWAITING_POLL_SECONDS)
+
+    return run
+
+
+def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    """``clock`` is the service's notion of now (tests move it with the simulator's)."""
+    assert isinstance(settings, Settings)
+    rules = LiveRules(settings.rules_path)
+    workers: dict[str, Worker] = {}
+    if settings.run_sender:
+        workers = {
+            "sender": _sender(settings, clock),
+            "fanout": _fanout(settings, clock),
+            "awaiting": _awaiting(settings, clock),
+        }
+    grace = timedelta(seconds=settings.binding_grace_seconds)
+    runtime = ServiceRuntime(
+        settings, follows=handlers.follows(rules, clock, grace), workers=workers
+    )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
     )
     app.state.runtime = runtime
+    app.state.wiring = Wiring(
+        runtime=runtime,
+        rules=rules,
+        clock=clock,
+        reports=ReportWriter(lambda: runtime.pool, clock),
+        callback_token=settings.wechat_callback_token,
+        send_rate=settings.send_rate_per_second,
+    )
+    app.include_router(router)
     return app

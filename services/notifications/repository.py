@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
 import asyncpg
+
+from services.notifications.domain import Binding, Preferences
+
+# Events from other topics can overtake membership's (no order across topics), so a message may be
+# rendered before its member is known here: it then says "member" and "your union", not nothing.
+UNKNOWN_CONTEXT = {"member_name": "会员", "union_name": "所在工会"}
+# NOTIFYed when deliveries are waiting, so idle senders start at once instead of at their next poll.
+# Channels are per database; each service has its own schema there, and this name is the schema's.
+WAKE_CHANNEL = "notifications_deliveries"
 
 
 class MemberDirectory:
@@ -43,3 +57,251 @@ class MemberDirectory:
 
     async def get(self, member_id: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow("SELECT * FROM members WHERE member_id = $1", member_id)
+
+    async def context(self, member_id: str) -> dict[str, str]:
+        """What a message may say about its recipient beyond the event: name and union."""
+        row = await self.conn.fetchrow(
+            "SELECT m.name, o.name AS union_name FROM members m"
+            " LEFT JOIN organisations o ON o.organisation_id = m.union_id"
+            " WHERE m.member_id = $1",
+            member_id,
+        )
+        context = dict(UNKNOWN_CONTEXT)
+        if row is not None:
+            context["member_name"] = row["name"]
+            if row["union_name"]:
+                context["union_name"] = row["union_name"]
+        return context
+
+
+class Organisations:
+    """Unions as this service knows them from membership events: for their names."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def put(
+        self, organisation_id: str, name: str, parent_id: str | None, path: list[str]
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO organisations (organisation_id, name, parent_id, path)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (organisation_id) DO UPDATE"
+            " SET name = $2, parent_id = $3, path = $4, updated_at = now()",
+            organisation_id,
+            name,
+            parent_id,
+            path,
+        )
+
+    async def dissolved(self, organisation_id: str, on: date) -> None:
+        await self.conn.execute(
+            "UPDATE organisations SET dissolved_on = $2, updated_at = now()"
+            " WHERE organisation_id = $1",
+            organisation_id,
+            on,
+        )
+
+
+class Bindings:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, member_id: str) -> Binding | None:
+        row = await self.conn.fetchrow("SELECT * FROM bindings WHERE member_id = $1", member_id)
+        return _binding(row)
+
+    async def with_preferences(self, member_id: str) -> tuple[Binding | None, Preferences | None]:
+        """Both in one round trip: asked for every event of a roster import's thousands."""
+        row = await self.conn.fetchrow(
+            "SELECT b.*, p.opted_out FROM (SELECT $1::text AS id) AS m"
+            " LEFT JOIN bindings b ON b.member_id = m.id"
+            " LEFT JOIN preferences p ON p.member_id = m.id",
+            member_id,
+        )
+        assert row is not None
+        binding = _binding(row) if row["member_id"] is not None else None
+        opted_out = row["opted_out"]
+        return binding, None if opted_out is None else Preferences(member_id, frozenset(opted_out))
+
+    async def by_openid(self, openid: str, *, lock: bool = False) -> Binding | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM bindings WHERE openid = $1" + (" FOR UPDATE" if lock else ""), openid
+        )
+        return _binding(row)
+
+    async def bind(self, member_id: str, openid: str, now: datetime) -> tuple[Binding, str | None]:
+        """Bind (or re-bind) the member; the openid moves from any member it was bound to, whose
+        id is returned: the OAuth login that calls this is the latest word on who holds it."""
+        previous = await self.conn.fetchval(
+            "DELETE FROM bindings WHERE openid = $1 AND member_id <> $2 RETURNING member_id",
+            openid,
+            member_id,
+        )
+        row = await self.conn.fetchrow(
+            "INSERT INTO bindings (member_id, openid, bound_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (member_id) DO UPDATE SET openid = $2, bound_at = $3,"
+            " unreachable_errcode = NULL, unreachable_reason = NULL, unreachable_at = NULL"
+            " RETURNING *",
+            member_id,
+            openid,
+            now,
+        )
+        binding = _binding(row)
+        assert binding is not None
+        return binding, previous
+
+    async def unbind(self, member_id: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "DELETE FROM bindings WHERE member_id = $1 RETURNING true", member_id
+            )
+        )
+
+    async def mark_unreachable(
+        self, member_id: str, openid: str, errcode: int, reason: str, now: datetime
+    ) -> bool:
+        """True when this changed the binding (it was reachable at that openid): the caller then
+        tells other services, once, not once per failed message."""
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE bindings SET unreachable_errcode = $3, unreachable_reason = $4,"
+                " unreachable_at = $5 WHERE member_id = $1 AND openid = $2"
+                " AND unreachable_errcode IS NULL RETURNING true",
+                member_id,
+                openid,
+                errcode,
+                reason,
+                now,
+            )
+        )
+
+    async def mark_reachable(self, openid: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE bindings SET unreachable_errcode = NULL, unreachable_reason = NULL,"
+                " unreachable_at = NULL WHERE openid = $1 AND unreachable_errcode IS NOT NULL"
+                " RETURNING true",
+                openid,
+            )
+        )
+
+
+def _binding(row: asyncpg.Record | None) -> Binding | None:
+    if row is None:
+        return None
+    return Binding(row["member_id"], row["openid"], row["unreachable_errcode"])
+
+
+class PreferenceStore:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, member_id: str) -> Preferences | None:
+        opted_out = await self.conn.fetchval(
+            "SELECT opted_out FROM preferences WHERE member_id = $1", member_id
+        )
+        return None if opted_out is None else Preferences(member_id, frozenset(opted_out))
+
+    async def put(self, preferences: Preferences) -> None:
+        await self.conn.execute(
+            "INSERT INTO preferences (member_id, opted_out) VALUES ($1, $2)"
+            " ON CONFLICT (member_id) DO UPDATE SET opted_out = $2, updated_at = now()",
+            preferences.member_id,
+            sorted(preferences.opted_out),
+        )
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    event_id: str
+    event_type: str
+    rule: str
+    category: str
+    recipient: str
+    template_id: str
+    client_msg_id: str
+    status: str
+    reason: str | None = None
+    errcode: int | None = None
+    errmsg: str | None = None
+    # {"data": ..., "url": ...}: what will be sent, when status is pending.
+    message: dict[str, Any] | None = None
+    broadcast_id: UUID | None = None
+    priority: int = 0
+    trace_headers: dict[str, str] | None = None
+    # When it is due (pending), or when waiting for a binding ends (awaiting_binding).
+    next_attempt_at: datetime | None = None
+
+
+def _row(d: NewDelivery) -> tuple[Any, ...]:
+    return tuple(getattr(d, name) for name in _FIELDS)
+
+
+_FIELDS = tuple(f.name for f in fields(NewDelivery))
+_SELECTED = ", ".join(f"u.{name}" for name in _FIELDS if name != "next_attempt_at")
+_NEW_COLUMNS = ", ".join(name for name in _FIELDS if name != "next_attempt_at")
+
+
+class Deliveries:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def add(self, deliveries: list[NewDelivery], now: datetime) -> int:
+        """Insert the rows that are new; one already there (a redelivered event, a resumed
+        fan-out) is left as it is. Returns how many are new and waiting to be sent."""
+        if not deliveries:
+            return 0
+        # Not dataclasses.astuple: it deep-copies every message, a fan-out's largest cost.
+        columns = list(zip(*(_row(d) for d in deliveries), strict=True))
+        inserted = await self.conn.fetch(
+            f"INSERT INTO deliveries ({_NEW_COLUMNS}, next_attempt_at, created_at, updated_at)"
+            f" SELECT {_SELECTED}, coalesce(u.next_at, $17), $17, $17 FROM unnest("
+            "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+            " $8::text[], $9::text[], $10::int[], $11::text[], $12::jsonb[], $13::uuid[],"
+            " $14::smallint[], $15::jsonb[], $16::timestamptz[]) AS u(event_id, event_type, rule,"
+            " category, recipient, template_id, client_msg_id, status, reason, errcode, errmsg,"
+            " message, broadcast_id, priority, trace_headers, next_at)"
+            " ON CONFLICT (event_id, recipient, template_id) DO NOTHING RETURNING status",
+            *columns,
+            now,
+        )
+        pending = sum(1 for r in inserted if r["status"] == "pending")
+        if pending:
+            await self.conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+        return pending
+
+    async def release_awaiting(self, member_id: str, now: datetime) -> int:
+        """The member has bound WeChat: what waited for it (and has not waited too long) goes."""
+        released = await self.conn.fetch(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2"
+            " WHERE recipient = $1 AND status = 'awaiting_binding' AND next_attempt_at > $2"
+            " RETURNING id",
+            member_id,
+            now,
+        )
+        if released:
+            await self.conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+        return len(released)
+
+    async def get(self, delivery_id: int) -> asyncpg.Record | None:
+        return await self.conn.fetchrow("SELECT * FROM deliveries WHERE id = $1", delivery_id)
+
+    async def find(
+        self,
+        *,
+        member_id: str | None,
+        status: str | None,
+        broadcast_id: UUID | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "SELECT * FROM deliveries WHERE ($1::text IS NULL OR recipient = $1)"
+            " AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR broadcast_id = $3)"
+            " AND ($4::bigint IS NULL OR id > $4) ORDER BY id LIMIT $5",
+            member_id,
+            status,
+            broadcast_id,
+            after_id,
+            limit,
+        )

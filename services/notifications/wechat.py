@@ -14,14 +14,15 @@ their own would keep invalidating each other. The store refreshes compare-and-sw
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
 import httpx
+import orjson
 from opentelemetry import propagate
 
 from services.notifications.domain import TemplateMessage
@@ -142,6 +143,7 @@ class WeChatClient:
         self._base_url = base_url.rstrip("/")
         self._token_endpoint = token_endpoint
         self._clock = clock
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
 
     async def send_template(self, msg: TemplateMessage) -> SendResult:
         answer = await self._call(TEMPLATE_SEND, msg.payload())
@@ -236,13 +238,23 @@ class WeChatClient:
             token = await self._store.refresh(partial(self.fetch_token, force=False), stale)
         return token
 
+    def _url(self, path: str, token: Token) -> httpx.URL:
+        """The call's URL, parsed once per token: httpx checks a URL character by character, and
+        ``params`` would make it do so twice, on every send."""
+        key = (path, token.value)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) > 16:  # old tokens' URLs
+                self._urls.clear()
+            url = self._urls[key] = httpx.URL(
+                f"{self._base_url}{path}?access_token={quote(token.value, safe='')}"
+            )
+        return url
+
     async def _post(self, path: str, token: Token, body: dict[str, Any]) -> _Answer:
         try:
             resp = await self._http.post(
-                f"{self._base_url}{path}",
-                params={"access_token": token.value},
-                content=_json(body),
-                headers=_headers(),
+                self._url(path, token), content=_json(body), headers=_headers()
             )
         except httpx.HTTPError as e:
             return _Answer(None, _transport_error(e), Action.RETRY_BACKOFF, {})
@@ -251,7 +263,8 @@ class WeChatClient:
 
 def _json(body: dict[str, Any]) -> bytes:
     # Chinese text is sent as UTF-8, not \u escapes: some WeChat endpoints show escapes verbatim.
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    # (orjson writes compact UTF-8, as json.dumps(ensure_ascii=False) would, several times faster.)
+    return orjson.dumps(body)
 
 
 def _headers() -> dict[str, str]:

@@ -14,13 +14,18 @@ from pydantic_settings import SettingsConfigDict
 
 from services.training import api, api_public, handlers
 from services.training.unit_of_work import TrainingUnitOfWork
+from shared.events.catalogue import published_by
 from shared.http import create_app
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
 
 log = logging.getLogger(__name__)
 DEVELOPMENT_CHECK_IN_SECRET = "gonghui-training-development-check-in-secret"
 _MIN_SECRET_BYTES = 32
+
+
+OFFERED = published_by("training")
 
 
 class Settings(ServiceSettings):
@@ -70,8 +75,11 @@ def build(settings: ServiceSettings) -> FastAPI:
 
     runtime = ServiceRuntime(
         settings,
-        follows={"membership.events": handlers.membership_handlers(settings.events_topic, clock)},
-        workers={"sweeper": sweeper},
+        follows={
+            "membership.events": handlers.membership_handlers(settings.events_topic, clock),
+            "training.events": webhook_fanout_handlers(OFFERED),
+        },
+        workers={"sweeper": sweeper, "webhooks": webhook_sender},
     )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
@@ -82,4 +90,5 @@ def build(settings: ServiceSettings) -> FastAPI:
     app.state.check_in_secret = settings.check_in_secret.encode()
     app.include_router(api.router)
     app.include_router(api_public.router)
+    app.include_router(webhooks_router(OFFERED))
     return app

@@ -12,3 +12,9 @@ __all__ = [
     "notifications",
     "training",
 ]
+
+
+def published_by(service: str) -> list[str]:
+    """The event types a service publishes (what department systems may subscribe to)."""
+    source = f"gonghui/{service}"
+    return sorted(t for t, model in CATALOGUE.items() if model.source == source)

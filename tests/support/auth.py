@@ -47,3 +47,14 @@ async def signed_client(
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=base_url, auth=SignedAuth(app_id, secret)
     )
+
+
+# The routes shared.webhooks adds to every service, with their scope (for per-service matrices).
+WEBHOOK_ROUTES = {
+    ("POST", "/webhooks/subscriptions"): "webhooks:manage",
+    ("GET", "/webhooks/event-types"): "webhooks:manage",
+    ("GET", "/webhooks/subscriptions"): "webhooks:manage",
+    ("DELETE", "/webhooks/subscriptions/{subscription_id}"): "webhooks:manage",
+    ("GET", "/webhooks/deliveries"): "webhooks:manage",
+    ("POST", "/webhooks/deliveries/{delivery_id}/replay"): "webhooks:manage",
+}

@@ -18,6 +18,7 @@ from tests.integration.mutual_aid.harness import (
     rules,
     table_counts,
 )
+from tests.support.auth import WEBHOOK_ROUTES
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 
@@ -52,6 +53,8 @@ SCOPES = {
     ("GET", "/reports/benefits-paid"): "reports:read",
     ("GET", "/reports/backstop"): "reports:read",
     ("GET", "/reports/arrears"): "reports:read",
+    # Department systems subscribe here, e.g. finance to backstop requests.
+    **WEBHOOK_ROUTES,
 }
 OPS = {"/healthz", "/readyz"}
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.integration.training.conftest import Training
+from tests.support.auth import WEBHOOK_ROUTES
 
 pytestmark = pytest.mark.integration
 MANAGE, READ, ENROL = "training:manage", "training:read", "training:enrol"
@@ -37,6 +38,7 @@ MATRIX = {
     ("GET", "/reports/classes/{class_id}"): REPORTS,
     ("GET", "/reports/courses/{course_id}"): REPORTS,
     ("GET", "/reports/unions/{union_id}"): REPORTS,
+    **WEBHOOK_ROUTES,
 }
 PUBLIC = {("GET", "/certificates/{number}/verification"), ("GET", "/healthz"), ("GET", "/readyz")}
 

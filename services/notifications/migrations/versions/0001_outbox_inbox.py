@@ -1,11 +1,13 @@
-"""The outbox and inbox every service keeps in its own schema."""
+"""The outbox and inbox every service keeps in its own schema, and the tables of department
+integration: credentials, nonces, audit log (shared.auth) and outbound webhooks
+(shared.webhooks)."""
 
+from shared import auth, outbox, webhooks
 from shared.migrations import run_sql
-from shared.outbox import DDL
 
 revision = "0001"
 down_revision = None
 
 
 def upgrade() -> None:
-    run_sql(DDL)
+    run_sql(outbox.DDL + auth.DDL + webhooks.DDL)
