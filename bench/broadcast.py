@@ -34,9 +34,9 @@ import psutil
 
 from services.notifications.rules import load_rules
 from shared.auth.client import SignedAuth
-from tests.integration.notifications.harness import delete_topics, drop_scratch_database
+from shared.kafka import delete_topics
 from tests.support.auth import issue_credential
-from tests.support.database import ScratchDatabase, create_database
+from tests.support.database import ScratchDatabase, create_database, drop_database
 from tests.support.servers import Servers
 from wechat_simulator.config import DEFAULT_APPID, DEFAULT_SECRET
 
@@ -186,7 +186,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return await measure(args, db, sim_url, svc_url, svc.pid)
     finally:
         if not args.keep:
-            await drop_scratch_database(db)
+            await drop_database(db)
             await delete_topics(found.kafka_bootstrap, namespace)
 
 

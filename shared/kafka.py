@@ -41,3 +41,16 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a test's or benchmark's namespace):
+    thousands of leftover partitions would exhaust the broker's file descriptors."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from shared.kafka import delete_topics
 from tests.support.database import ScratchDatabase, create_database, drop_database
 from tests.support.servers import Servers, find_servers
 
@@ -31,6 +32,9 @@ async def database(servers: Servers) -> AsyncIterator[ScratchDatabase]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A topic namespace (and consumer-group prefix) of this test's own."""
-    return f"t{uuid.uuid4().hex[:8]}."
+async def namespace(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A topic namespace (and consumer-group prefix) of this test's own; its topics go with it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    yield prefix
+    if "servers" in request.fixturenames:
+        await delete_topics(request.getfixturevalue("servers").kafka_bootstrap, prefix)

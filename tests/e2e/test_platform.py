@@ -1,11 +1,12 @@
 """The platform as it runs in production: every service its own process, real Kafka, Postgres
-and the WeChat simulator. A member joins and receives the welcome on WeChat, in one trace."""
+and the WeChat simulator. Members join, enrol, and hear about it on WeChat."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -39,6 +40,55 @@ async def poll(fetch: Any, timeout: float = 60) -> Any:
         await asyncio.sleep(0.3)
 
 
+async def union_with_member(
+    membership: httpx.AsyncClient, tag: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A city, a county, an enterprise union, and a member who joins it online."""
+    for body in (
+        {"id": f"city-{tag}", "name": "亳州市总工会", "kind": "city_federation"},
+        {
+            "id": f"county-{tag}",
+            "name": "谯城区总工会",
+            "kind": "county_federation",
+            "parent_id": f"city-{tag}",
+        },
+        {
+            "id": f"union-{tag}",
+            "name": "亳州药业工会",
+            "kind": "enterprise",
+            "parent_id": f"county-{tag}",
+            "founded_on": "2020-01-01",
+            "employer": {
+                "name": "亳州药业有限公司",
+                "credit_code": credit_code(int(tag, 16)),
+                "headcount_band": "100-499",
+                "address": "亳州市",
+            },
+        },
+    ):
+        assert (await membership.post("/organisations", json=body)).status_code == 201
+    joined = await membership.post(
+        "/members",
+        json={
+            "name": "王芳",
+            "id_number": id_number(int(tag, 16) % 100_000),
+            "mobile": mobile(1),
+            "channel": "online",
+            "union_id": f"union-{tag}",
+            "employer_name": "亳州药业有限公司",
+        },
+        headers=headers,
+    )
+    assert joined.status_code == 201, joined.text
+    return dict(joined.json())
+
+
+async def messages_to(platform: Platform, openid: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=platform.urls["wechat_simulator"]) as sim:
+        answer = await sim.get("/_sim/messages", params={"openid": openid})
+        return list(answer.json()["items"])
+
+
 async def test_every_service_is_ready_and_lists_its_scopes(platform: Platform) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for service in ("membership", "mutual_aid", "training", "notifications"):
@@ -57,56 +107,69 @@ async def test_a_member_who_joins_receives_the_welcome_on_wechat_in_one_trace(
     )
     notifications = await signed(platform, database, "notifications", "bindings:write")
     async with membership, notifications:
-        for body in (
-            {"id": f"city-{tag}", "name": "亳州市总工会", "kind": "city_federation"},
-            {
-                "id": f"county-{tag}",
-                "name": "谯城区总工会",
-                "kind": "county_federation",
-                "parent_id": f"city-{tag}",
-            },
-            {
-                "id": f"union-{tag}",
-                "name": "亳州药业工会",
-                "kind": "enterprise",
-                "parent_id": f"county-{tag}",
-                "founded_on": "2020-01-01",
-                "employer": {
-                    "name": "亳州药业有限公司",
-                    "credit_code": credit_code(int(tag, 16)),
-                    "headcount_band": "100-499",
-                    "address": "亳州市",
-                },
-            },
-        ):
-            assert (await membership.post("/organisations", json=body)).status_code == 201
         trace_id = secrets.token_hex(16)
-        joined = await membership.post(
-            "/members",
-            json={
-                "name": "王芳",
-                "id_number": id_number(int(tag, 16) % 100_000),
-                "mobile": mobile(1),
-                "channel": "online",
-                "union_id": f"union-{tag}",
-                "employer_name": "亳州药业有限公司",
-            },
-            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
-        )
-        assert joined.status_code == 201, joined.text
-        member = joined.json()
+        traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+        member = await union_with_member(membership, tag, {"traceparent": traceparent})
         openid = f"o{tag}member"
         bound = await notifications.put(f"/members/{member['id']}/binding", json={"openid": openid})
         assert bound.status_code == 200, bound.text
-
-        async with httpx.AsyncClient(base_url=platform.urls["wechat_simulator"]) as sim:
-
-            async def delivered() -> list[dict[str, Any]]:
-                answer = await sim.get("/_sim/messages", params={"openid": openid})
-                return answer.json()["items"]
-
-            messages = await poll(delivered)
+        messages = await poll(lambda: messages_to(platform, openid))
     assert len(messages) == 1
     welcome = messages[0]
     assert member["card_number"] in str(welcome["data"])
     assert welcome["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_confirmed_enrolment_reaches_the_member_on_wechat(
+    platform: Platform, database: ScratchDatabase
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    membership = await signed(
+        platform, database, "membership", "organisations:write", "members:join"
+    )
+    notifications = await signed(platform, database, "notifications", "bindings:write")
+    training = await signed(platform, database, "training", "training:manage", "training:enrol")
+    async with membership, notifications, training:
+        member = await union_with_member(membership, tag)
+        openid = f"o{tag}learner"
+        await notifications.put(f"/members/{member['id']}/binding", json={"openid": openid})
+        course = await training.post(
+            "/courses",
+            json={"title": "工会干部培训班", "kind": "cadre_training", "provider": "亳州市总工会"},
+        )
+        assert course.status_code == 201, course.text
+        now = datetime.now(UTC)
+        klass = await training.post(
+            f"/courses/{course.json()['course_id']}/classes",
+            json={
+                "name": "第1期",
+                "capacity": 30,
+                "enrolment_opens_at": now.isoformat(),
+                "enrolment_closes_at": (now + timedelta(days=5)).isoformat(),
+                "sessions": [
+                    {
+                        "starts_at": (now + timedelta(days=6)).isoformat(),
+                        "ends_at": (now + timedelta(days=6, hours=3)).isoformat(),
+                        "venue": "亳州市职工服务中心",
+                    }
+                ],
+            },
+        )
+        assert klass.status_code == 201, klass.text
+        path = f"/classes/{klass.json()['class_id']}/enrolments"
+
+        async def enrolled() -> dict[str, Any] | None:
+            # Training learns of the member from membership's events, a moment after the join.
+            answer = await training.post(path, json={"member_id": member["id"]})
+            return dict(answer.json()) if answer.status_code == 201 else None
+
+        enrolment = await poll(enrolled)
+        assert enrolment["status"] == "confirmed"
+
+        async def confirmation() -> list[dict[str, Any]]:
+            found = await messages_to(platform, openid)
+            return [m for m in found if m["template_id"] == "gh-tpl-enrolment-status"]
+
+        messages = await poll(confirmation)
+    assert len(messages) == 1
+    assert "工会干部培训班" in str(messages[0]["data"])

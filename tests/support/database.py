@@ -3,6 +3,7 @@ by that service's own role, so the tests exercise the real permissions."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -55,9 +56,17 @@ async def create_database(servers: Servers) -> ScratchDatabase:
     return db
 
 
-async def drop_database(db: ScratchDatabase) -> None:
-    admin = await asyncpg.connect(db.servers.pg_admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def drop_database(db: ScratchDatabase, attempts: int = 20) -> None:
+    """Drop the scratch database, retrying: an autovacuum worker (a superuser backend, which FORCE
+    may not terminate for the test role) can be busy in it just after a test's heavy writes."""
+    for attempt in range(attempts):
+        admin = await asyncpg.connect(db.servers.pg_admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from deploy import simulator_config
 from tests.support.servers import ROOT, SERVICES
 
 WECHAT_APPID = "wxd0c0ffee5ea1ed01"
@@ -57,6 +58,7 @@ def service_environment(
             f"{prefix}WECHAT_BASE_URL": wechat_url,
             f"{prefix}WECHAT_APPID": WECHAT_APPID,
             f"{prefix}WECHAT_SECRET": WECHAT_SECRET,
+            f"{prefix}WECHAT_CALLBACK_TOKEN": simulator_config.CALLBACK_TOKEN,
         }
     return env
 
@@ -68,6 +70,7 @@ def launch_platform(dsn_for: dict[str, str], kafka: str, namespace: str, log_dir
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     platform = Platform(urls, log_dir)
     callback = f"{urls['notifications']}/wechat/callback"
+    config = simulator_config.write(log_dir / "wechat-sim.json")
     commands = {
         "wechat_simulator": [
             sys.executable,
@@ -75,9 +78,10 @@ def launch_platform(dsn_for: dict[str, str], kafka: str, namespace: str, log_dir
             "wechat_simulator",
             "--port",
             str(ports["wechat_simulator"]),
+            "--config",
+            str(config),
             "--callback-url",
             callback,
-            "--auto-create-users",
         ]
     }
     envs: dict[str, dict[str, str]] = {"wechat_simulator": {}}

@@ -12,11 +12,9 @@ import pytest
 from tests.integration.notifications.harness import (
     Ids,
     WeChat,
-    delete_topics,
-    drop_scratch_database,
     wechat_simulator,
 )
-from tests.support.database import ScratchDatabase, create_database
+from tests.support.database import ScratchDatabase, create_database, drop_database
 from tests.support.servers import Servers
 
 
@@ -24,7 +22,7 @@ from tests.support.servers import Servers
 async def db(servers: Servers) -> AsyncIterator[ScratchDatabase]:
     database = await create_database(servers)
     yield database
-    await drop_scratch_database(database)
+    await drop_database(database)
 
 
 @pytest.fixture
@@ -36,9 +34,3 @@ async def wechat() -> AsyncIterator[WeChat]:
 @pytest.fixture
 def ids() -> Ids:
     return Ids(uuid.uuid4().hex[:6])
-
-
-@pytest.fixture(autouse=True)
-async def own_topics(servers: Servers, namespace: str) -> AsyncIterator[None]:
-    yield
-    await delete_topics(servers.kafka_bootstrap, namespace)

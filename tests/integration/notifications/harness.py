@@ -22,7 +22,6 @@ import asyncpg
 import httpx
 import orjson
 import uvicorn
-from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from services.notifications.main import RULES, Settings, build
@@ -33,7 +32,7 @@ from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, OrganisationEstablished
 from shared.kafka import idempotent_producer
 from tests.support.auth import issue_credential, signed_client
-from tests.support.database import ScratchDatabase, drop_database
+from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 from tests.support.service import running, settings_for
 from wechat_simulator import Simulator, SimulatorConfig, TemplateSpec, create_app
@@ -323,29 +322,3 @@ class Ids:
     def next(self, prefix: str) -> str:
         self.counter += 1
         return f"{prefix}-{self.tag}-{self.counter}"
-
-
-async def drop_scratch_database(database: ScratchDatabase, attempts: int = 20) -> None:
-    """``drop_database``, retried: an autovacuum worker (a superuser backend, which FORCE may not
-    terminate for the test role) can be busy in the database just after a test's heavy writes."""
-    for attempt in range(attempts):
-        try:
-            await drop_database(database)
-            return
-        except asyncpg.InsufficientPrivilegeError:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def delete_topics(bootstrap: str, namespace: str) -> None:
-    """A test's (or benchmark's) topics, gone with it: thousands of leftover partitions exhaust
-    the broker's file descriptors on a shared development machine."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
