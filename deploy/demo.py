@@ -264,6 +264,10 @@ async def mutual_aid(c: httpx.AsyncClient, member_ids: list[str]) -> None:
 
 
 async def training(c: httpx.AsyncClient, member_ids: list[str]) -> None:
+    done = SAVED.parent / "training.done"
+    if done.exists():  # courses get fresh ids, so a second run would add a second class
+        print("[demo] training: already set up")
+        return
     course = await ensure(
         c,
         "/courses",
@@ -298,6 +302,7 @@ async def training(c: httpx.AsyncClient, member_ids: list[str]) -> None:
                 f"/classes/{klass['class_id']}/enrolments", json={"member_id": m}
             ),
         )
+    done.write_text(klass["class_id"])
     print("[demo] training: a cadre class of 30 seats with 2 members enrolled")
 
 
