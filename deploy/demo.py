@@ -62,9 +62,27 @@ def settings(service: str) -> Any:
     return importlib.import_module(f"services.{service}.main").Settings()
 
 
+async def still_valid(saved: dict[str, dict[str, str]]) -> bool:
+    """Saved credentials outlive a database reset (deploy/local/infra reset): check them."""
+    for service, creds in saved.items():
+        s = settings(service)
+        conn = await connect(s.database_url, s.db_schema)
+        try:
+            if not await conn.fetchval(
+                "SELECT true FROM credentials WHERE app_id = $1", creds["app_id"]
+            ):
+                return False
+        finally:
+            await conn.close()
+    return True
+
+
 async def staff_credentials() -> dict[str, dict[str, str]]:
     if SAVED.exists():
-        return json.loads(SAVED.read_text())
+        saved: dict[str, dict[str, str]] = json.loads(SAVED.read_text())
+        if await still_valid(saved):
+            return saved
+        (SAVED.parent / "training.done").unlink(missing_ok=True)
     issued: dict[str, dict[str, str]] = {}
     for service, scopes in STAFF_SCOPES.items():
         s = settings(service)
