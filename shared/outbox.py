@@ -90,8 +90,8 @@ async def record(
             " VALUES ($1, $2, $3, $4, $5, $6)",
             rows,
         )
-    schema = await conn.fetchval("SELECT current_schema()")
-    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+    # Delivered at commit: wakes the relay (one round trip, the channel named after the schema).
+    await conn.execute(f"SELECT pg_notify(current_schema() || '{channel('')}', '')")
     return envelopes
 
 
