@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,43 @@ def test_topics_service_reads_the_same_topic_list(compose: dict[str, Any]) -> No
         (ROOT / host).resolve() == (LOCAL / "topics.txt").resolve() and (ROOT / host).is_file()
         for host in mounts.values()
     )
+
+
+SERVICES = ("membership", "mutual_aid", "training", "notifications")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_is_deployable_on_its_own(compose: dict[str, Any], name: str) -> None:
+    service = _service(compose, name)
+    settings = importlib.import_module(f"services.{name}.main").Settings
+    prefix = settings.model_config["env_prefix"]
+    env = _env(service)
+    assert service["command"] == ["python", "-m", f"services.{name}"]
+    unknown = {k for k in env if k.removeprefix(prefix).lower() not in settings.model_fields}
+    assert not unknown, f"{name}: settings it does not read: {unknown}"
+    # Its own role (which can touch only its own schema) over the compose network.
+    assert env[f"{prefix}DATABASE_URL"].startswith(f"postgresql://{name}:{name}@postgres:5432/")
+    assert env[f"{prefix}KAFKA_BOOTSTRAP"] == "kafka:29092"
+    port = int(env[f"{prefix}HTTP_PORT"])
+    assert port == settings.model_fields["http_port"].default
+    assert (port, port) in _published(service)
+    assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+    waits_for = service["depends_on"]
+    assert waits_for["postgres"]["condition"] == "service_healthy"
+    assert waits_for["kafka-topics"]["condition"] == "service_completed_successfully"
+
+
+def test_the_image_copies_what_exists_and_installs_the_lock() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    assert "uv sync --frozen --no-dev" in dockerfile
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_the_simulator_calls_back_to_notifications(compose: dict[str, Any]) -> None:
+    simulator = " ".join(_service(compose, "wechat-simulator")["command"])
+    assert "--callback-url http://notifications:8004/wechat/callback" in simulator
+    env = _env(_service(compose, "notifications"))
+    assert "http://wechat-simulator:8090" in env["GONGHUI_NOTIFICATIONS_WECHAT_BASE_URL"]
