@@ -45,6 +45,7 @@ class Classes:
         self._check_ins: set[tuple[str, str]] = set()
         self._certified: set[str] = set()
         self._class_state: dict[str, tuple[int | None, bool]] = {}
+        self._reminded: set[str] = set()  # session ids already reminded when loaded or saved
 
     async def add(self, tc: TrainingClass) -> None:
         await self.conn.execute(
@@ -144,6 +145,7 @@ class Classes:
 
     def _remember(self, tc: TrainingClass) -> None:
         self._class_state[tc.class_id] = (tc.capacity, tc.no_shows_released)
+        self._reminded.update(s.session_id for s in tc.sessions if s.reminded_at is not None)
         for e in tc.enrolments:
             self._rows[e.enrolment_id] = enrolment_row(e)
             self._check_ins.update((e.enrolment_id, s) for s in e.check_ins)
@@ -158,6 +160,16 @@ class Classes:
                 tc.class_id,
                 *state,
             )
+        reminded = [
+            (s.session_id, s.reminded_at)
+            for s in tc.sessions
+            if s.reminded_at is not None and s.session_id not in self._reminded
+        ]
+        if reminded:
+            await self.conn.executemany(
+                "UPDATE sessions SET reminded_at = $2 WHERE session_id = $1", reminded
+            )
+            self._reminded.update(session_id for session_id, _ in reminded)
         rows = [enrolment_row(e) for e in tc.enrolments]
         new = [r for r in rows if r[0] not in self._rows]
         changed = [r for r in rows if r[0] in self._rows and self._rows[r[0]] != r]
@@ -203,6 +215,15 @@ class Classes:
             "SELECT DISTINCT class_id FROM enrolments"
             " WHERE status = 'offered' AND offer_expires_at <= $1 ORDER BY class_id",
             now,
+        )
+        return [r["class_id"] for r in rows]
+
+    async def with_reminders_due(self, now: datetime, until: datetime) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT class_id FROM sessions WHERE reminded_at IS NULL"
+            " AND starts_at > $1 AND starts_at <= $2 ORDER BY class_id",
+            now,
+            until,
         )
         return [r["class_id"] for r in rows]
 

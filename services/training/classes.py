@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from services.training.courses import Course
@@ -28,6 +29,7 @@ from services.training.progress import ClassProgress
 from services.training.sessions import Session, require_aware
 from shared.events.training import (
     ClassCapacityChanged,
+    ClassReminder,
     ClassScheduled,
     EnrolmentAwaitingApproval,
     EnrolmentCancelled,
@@ -256,6 +258,30 @@ class TrainingClass(ClassProgress):
             self._cancel(enrolment, Actor.SYSTEM, NO_SHOW)
         self._fill_free_seats(now)
         return absent
+
+    def remind(self, now: datetime, ahead: timedelta) -> list[Session]:
+        """Remind confirmed members of each session starting within ``ahead``, once a session.
+
+        Waitlisted and offered members are not reminded: they have no seat to come to yet, and
+        hear when they get one. A member confirmed after the reminder went out was told the start
+        time in their confirmation.
+        """
+        require_aware("now", now)
+        due = [s for s in self.sessions if s.due_for_reminder(now, ahead)]
+        seated = [e for e in self.enrolments if e.status is EnrolmentStatus.CONFIRMED]
+        for session in due:
+            for enrolment in sorted(seated, key=lambda e: e.sequence):
+                self._record(
+                    ClassReminder,
+                    enrolment,
+                    session_id=session.session_id,
+                    starts_at=session.starts_at,
+                    ends_at=session.ends_at,
+                    venue=session.venue,
+                    online_link=session.online_link,
+                )
+        self.sessions = [replace(s, reminded_at=now) if s in due else s for s in self.sessions]
+        return due
 
     def change_capacity(self, capacity: int | None, now: datetime) -> None:
         """Change the number of seats; refused below the seats already held."""

@@ -307,19 +307,25 @@ def membership_handlers(topic: str, clock: Callable[[], datetime]) -> dict[str, 
 
 
 async def sweep(
-    new_uow: Callable[[], TrainingUnitOfWork], now: datetime, no_show_grace: timedelta
+    new_uow: Callable[[], TrainingUnitOfWork],
+    now: datetime,
+    no_show_grace: timedelta,
+    remind_ahead: timedelta = timedelta(hours=24),
 ) -> int:
-    """Expire overdue offers and apply due no-show rules, one class per transaction.
+    """Expire overdue offers, apply due no-show rules and send due session reminders, one class
+    per transaction.
 
     The no-show rule waits ``no_show_grace`` after the first session ends, so staff have time to
-    record the attendance they took on paper. Returns the number of classes swept.
+    record the attendance they took on paper. Confirmed members are reminded of each session
+    ``remind_ahead`` before it starts. Returns the number of classes swept.
     """
     uow = new_uow()
     async with uow:
         offers = await uow.classes.with_offers_due(now)
         no_shows = await uow.classes.with_no_shows_due(now - no_show_grace, now)
+        reminders = await uow.classes.with_reminders_due(now, now + remind_ahead)
     swept = 0
-    for class_id in sorted({*offers, *no_shows}):
+    for class_id in sorted({*offers, *no_shows, *reminders}):
         uow = new_uow()
         try:
             async with uow:
@@ -327,6 +333,7 @@ async def sweep(
                 tc.expire_offers(now)
                 if class_id in no_shows:
                     tc.release_no_shows(now)
+                tc.remind(now, remind_ahead)
                 await uow.commit_classes(tc)
         except Exception:  # one class that cannot be swept must not hold up the others
             log.exception("sweeping class %s failed", class_id)

@@ -34,10 +34,12 @@ class Settings(ServiceSettings):
     http_port: int = 8003
     # Keys the per-session check-in codes: whoever holds it can make any session's code.
     check_in_secret: str = DEVELOPMENT_CHECK_IN_SECRET
-    # How often overdue offers are expired and due no-show rules applied.
+    # How often overdue offers are expired, due no-show rules applied and reminders sent.
     sweep_seconds: float = 60.0
     # Time staff have after a first session to record attendance before no-shows lose their seat.
     no_show_grace_hours: float = 12.0
+    # How long before each session its confirmed members get a reminder on WeChat.
+    remind_hours_before: float = 24.0
     # The federation's time zone: completion dates, report years.
     timezone: str = "Asia/Shanghai"
 
@@ -66,9 +68,10 @@ def build(settings: ServiceSettings) -> FastAPI:
             return TrainingUnitOfWork(runtime.pool, settings.events_topic)
 
         grace = timedelta(hours=settings.no_show_grace_hours)
+        remind_ahead = timedelta(hours=settings.remind_hours_before)
         while True:
             try:
-                await handlers.sweep(new_uow, clock(), grace)
+                await handlers.sweep(new_uow, clock(), grace, remind_ahead)
             except Exception:  # the next round retries; one bad class must not stop the sweep
                 log.exception("training sweep failed")
             await asyncio.sleep(settings.sweep_seconds)

@@ -52,6 +52,7 @@ def session_of(row: asyncpg.Record) -> Session:
         ends_at=row["ends_at"],
         venue=row["venue"],
         online_link=row["online_link"],
+        reminded_at=row["reminded_at"],
     )
 
 

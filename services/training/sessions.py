@@ -35,6 +35,8 @@ class Session:
     ends_at: datetime
     venue: str | None = None
     online_link: str | None = None
+    # When its confirmed members were reminded; None until then.
+    reminded_at: datetime | None = None
 
     def __post_init__(self) -> None:
         require_aware("starts_at", self.starts_at)
@@ -50,6 +52,10 @@ class Session:
 
     def has_ended(self, now: datetime) -> bool:
         return now >= self.ends_at
+
+    def due_for_reminder(self, now: datetime, ahead: timedelta) -> bool:
+        """Not reminded yet, and starting within ``ahead`` (a session already begun is not)."""
+        return self.reminded_at is None and now < self.starts_at <= now + ahead
 
 
 def session_code(secret: bytes, session_id: str, length: int = CODE_LENGTH) -> str:

@@ -123,6 +123,18 @@ class EnrolmentCancelled(EnrolmentEvent):
 
 
 @event
+class ClassReminder(EnrolmentEvent):
+    """A confirmed member's session starts soon (the day before, by default): once per session."""
+
+    type: ClassVar[str] = "gonghui.training.class.reminder"
+    session_id: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: str | None
+    online_link: str | None
+
+
+@event
 class AttendanceRecorded(EnrolmentEvent):
     type: ClassVar[str] = "gonghui.training.attendance.recorded"
     session_id: str

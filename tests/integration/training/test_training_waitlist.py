@@ -3,11 +3,12 @@ sweep enforces, as the class is configured."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.training.conftest import Training, eventually
+from tests.integration.training.conftest import Training, at, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +108,34 @@ async def test_in_offer_mode_the_seat_is_offered_and_an_unanswered_offer_passes_
 async def _when(training: Training, class_id: str, check) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
     statuses = await training.statuses(class_id)
     return statuses if check(statuses) else None
+
+
+async def test_confirmed_members_are_reminded_once_the_day_before_a_session(
+    training: Training,
+) -> None:
+    m0, m1, m2 = await training.members(3)
+    sessions = [
+        {"starts_at": at(hours=30), "ends_at": at(hours=33), "venue": "职工之家 201"},
+        {"starts_at": at(days=5), "ends_at": at(days=5, hours=3), "venue": "职工之家 201"},
+    ]
+    klass = await training.klass(capacity=2, sessions=sessions)
+    class_id = klass["class_id"]
+    for member in (m0, m1, m2):  # m2 is waitlisted: no seat to come to, no reminder
+        await training.enrol(class_id, member)
+    first = min(klass["sessions"], key=lambda s: s["starts_at"])["session_id"]
+
+    # A day passes: bring the first session within the sweep's 24 hours instead of waiting.
+    await training.pool.execute(
+        "UPDATE sessions SET starts_at = now() + interval '2 hours' WHERE session_id = $1", first
+    )
+
+    async def reminders() -> list[tuple[str, str]]:
+        return [
+            (d["member_id"], d["session_id"])
+            for kind, d in await training.events(class_id)
+            if kind == "class.reminder"
+        ]
+
+    assert sorted(await eventually(reminders)) == [(m0, first), (m1, first)]
+    await asyncio.sleep(1.0)  # several more sweeps: still one reminder each
+    assert sorted(await reminders()) == [(m0, first), (m1, first)]
