@@ -165,6 +165,10 @@ async def verify_callback(request: Request, w: Wired, echostr: str = "") -> str:
     return echostr
 
 
+# The delivery report of a message the member blocked: later sends to them would fail too.
+USER_BLOCK = "failed:user block"
+
+
 @router.post("/wechat/callback", tags=["wechat"], response_class=PlainTextResponse)
 async def callback(request: Request, w: Wired) -> str:
     _check_signature(request, w)
@@ -175,9 +179,13 @@ async def callback(request: Request, w: Wired) -> str:
     if push.event == "subscribe":
         await handlers.followed(w.uow(), push.openid)
     elif push.event == "unsubscribe":
-        await handlers.unfollowed(w.uow(), push.openid, w.clock())
+        await handlers.channel_closed(w.uow(), push.openid, w.clock())
     elif push.event == "TEMPLATESENDJOBFINISH" and push.msgid is not None:
         await w.reports.write(Report(push.msgid, push.openid, push.status or "unknown"))
+        if push.status == USER_BLOCK:
+            await handlers.channel_closed(
+                w.uow(), push.openid, w.clock(), handlers.REFUSED, "user block"
+            )
     return "success"  # what WeChat expects; anything else makes it push again
 
 

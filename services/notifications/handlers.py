@@ -48,6 +48,7 @@ from shared.uow import UnitOfWork
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 UNSUBSCRIBED = 43004  # what WeChat answers a send to a member who unfollowed
+REFUSED = 43101  # what WeChat answers a send to a member who refuses the account's messages
 
 
 class NotificationsUnitOfWork(UnitOfWork):
@@ -274,14 +275,21 @@ async def followed(uow: NotificationsUnitOfWork, openid: str) -> None:
         await uow.commit()
 
 
-async def unfollowed(uow: NotificationsUnitOfWork, openid: str, now: datetime) -> None:
-    """WeChat's unsubscribe event: no channel to this member until they follow again, and the
-    other services hear so once."""
+async def channel_closed(
+    uow: NotificationsUnitOfWork,
+    openid: str,
+    now: datetime,
+    errcode: int = UNSUBSCRIBED,
+    errmsg: str = "unsubscribed",
+) -> None:
+    """WeChat says the member cannot be reached (an unsubscribe event, or a delivery report that
+    they block the account's messages): no channel to this member until they follow or bind
+    again, and the other services hear so once. ``errcode`` is what a send would have answered."""
     async with uow:
         binding = await uow.bindings.by_openid(openid, lock=True)
         if binding is None or not binding.reachable:
             return
-        marked, event = recipient_unreachable(binding, UNSUBSCRIBED, "unsubscribed")
+        marked, event = recipient_unreachable(binding, errcode, errmsg)
         assert marked.unreachable_errcode is not None
         await uow.bindings.mark_unreachable(
             binding.member_id, openid, marked.unreachable_errcode, event.reason, now

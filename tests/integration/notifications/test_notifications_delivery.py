@@ -185,3 +185,27 @@ async def test_unfollowing_closes_the_channel_once_and_following_again_reopens_i
         await svc.settled(again, "delivered", "sent")
         assert len(await svc.outbox(RecipientUnreachable.type)) == 1
     assert (await wechat.stats())["rejected_total"] == 0  # WeChat was never written in vain
+
+
+async def test_a_user_block_report_closes_the_channel_so_later_messages_are_not_sent(
+    db: ScratchDatabase, servers: Servers, namespace: str, wechat: WeChat, ids: Ids
+) -> None:
+    member, openid = ids.next("m"), ids.next("o")
+    await wechat.follower(openid)
+    async with notifications(db, servers, namespace, wechat) as svc:
+        await svc.bind(member, openid)
+        await wechat.admin("POST", f"/users/{openid}/block")  # WeChat tells nobody at once
+        [first] = await svc.publish(approved(member, ids.next("claim")))
+        await svc.settled(first, "sent", "delivered", "failed")
+        await wechat.flush()  # the report: "failed:user block"
+
+        failed = await svc.settled(first, "failed")
+        assert failed["report_status"] == "failed:user block"
+        binding = (await svc.api.get(f"/members/{member}/binding")).json()
+        assert (binding["reachable"], binding["unreachable_errcode"]) == (False, 43101)
+        [unreachable] = await eventually(lambda: svc.outbox(RecipientUnreachable.type))
+        assert unreachable["member_id"] == member
+        [later] = await svc.publish(approved(member, ids.next("claim")))
+        delivery = await svc.settled(later, "undeliverable")
+        assert (delivery["reason"], delivery["errcode"]) == ("no_channel", 43101)
+    assert (await wechat.stats())["template_sends_accepted"] == 1  # the blocked one only
