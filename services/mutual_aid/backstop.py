@@ -1,9 +1,10 @@
 """The finance backstop: an approved claim is always paid; when the fund cannot, city finance covers
 the shortfall in full (互助金不足时由财政资金全额兜底).
 
-``decide_payouts`` says which approved claims the fund pays now and how much finance must be asked
-for; a ``BackstopRequest`` follows that ask until finance has granted all of it, reminding and then
-escalating on a clock.
+``decide_payouts`` says which approved claims the fund pays now, how much finance must be asked
+for, and how much of what was asked is no longer needed (contributions came first); a
+``BackstopRequest`` follows that ask until finance has granted all of it, or the fund no longer
+needs the rest, reminding and then escalating on a clock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.events.mutual_aid import (
     BackstopGranted,
     BackstopReminded,
     BackstopRequested,
+    BackstopWithdrawn,
 )
 
 
@@ -41,6 +43,11 @@ class BackstopStatus(StrEnum):
     GRANTED = "granted"
     # Still open, but overdue and handed to a person; stays so until fully granted.
     ESCALATED = "escalated"
+    # Closed: contributions paid the claims, so finance is not asked for the rest.
+    WITHDRAWN = "withdrawn"
+
+
+CLOSED = frozenset({BackstopStatus.GRANTED, BackstopStatus.WITHDRAWN})
 
 
 class FollowUp(StrEnum):
@@ -82,6 +89,8 @@ class BackstopRequest:
     grants: list[Grant] = field(default_factory=list)
     reminders: list[date] = field(default_factory=list)
     escalated_on: date | None = None
+    # Asked for, but no longer needed: the fund paid those claims from contributions.
+    withdrawn: Fen = 0
     events: list[EventData] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -113,11 +122,11 @@ class BackstopRequest:
 
     @property
     def outstanding(self) -> Fen:
-        return self.amount - self.granted
+        return self.amount - self.granted - self.withdrawn
 
     @property
     def is_open(self) -> bool:
-        return self.status is not BackstopStatus.GRANTED
+        return self.status not in CLOSED
 
     def grant(self, request_id: str, amount: Fen, reference: str, on: date) -> Grant:
         """Record money finance sent for this request. A grant must name this request and may
@@ -153,6 +162,22 @@ class BackstopRequest:
             )
         )
         return grant
+
+    def withdraw(self, amount: Fen, on: date) -> None:
+        """Stop asking for ``amount`` of what is outstanding; with nothing left, it closes."""
+        if not 0 < amount <= self.outstanding:
+            raise ValueError(f"cannot withdraw {amount} of {self.outstanding} outstanding")
+        self.withdrawn += amount
+        if self.outstanding == 0:
+            self.status = BackstopStatus.WITHDRAWN
+        self.events.append(
+            BackstopWithdrawn(
+                request_id=self.request_id,
+                amount_fen=amount,
+                outstanding_fen=self.outstanding,
+                withdrawn_on=on,
+            )
+        )
 
     def due_follow_up(self, today: date, policy: FollowUpPolicy) -> FollowUp | None:
         """What the clock says to do today, without doing it."""
@@ -223,6 +248,8 @@ class BackstopDecision:
     # open requests still have outstanding).
     waiting: tuple[PayableClaim, ...]
     shortfall: Fen
+    # What open requests still ask for beyond what the unpaid claims need: no longer needed.
+    surplus: Fen = 0
 
     @property
     def paid_now_total(self) -> Fen:
@@ -262,7 +289,9 @@ def decide_payouts(
 
     The new request is what the unpaid claims need beyond the balance left and beyond what open
     requests still have outstanding, so the same shortfall is never asked for twice: running this
-    again with the new request among ``open_requests`` asks for nothing.
+    again with the new request among ``open_requests`` asks for nothing. The other way round, what
+    open requests have outstanding beyond that need (contributions arrived before finance's
+    grant) is the ``surplus``, to be withdrawn.
     """
     if fund_balance < 0:
         raise ValueError("the fund balance cannot be negative")
@@ -280,7 +309,8 @@ def decide_payouts(
     asked_for = {claim_id for request in open_list for claim_id in request.claim_ids}
     outstanding = sum(request.outstanding for request in open_list)
     new = [claim for claim in unpaid if claim.claim_id not in asked_for]
-    needed = sum(claim.amount for claim in unpaid) - remaining - outstanding
+    still_needed = max(0, sum(claim.amount for claim in unpaid) - remaining)
+    needed = still_needed - outstanding
     shortfall = min(sum(claim.amount for claim in new), max(0, needed))
     to_request = tuple(new) if shortfall > 0 else ()
     requested_ids = {claim.claim_id for claim in to_request}
@@ -290,4 +320,26 @@ def decide_payouts(
         to_request=to_request,
         waiting=tuple(claim for claim in unpaid if claim.claim_id not in requested_ids),
         shortfall=shortfall,
+        surplus=max(0, outstanding - still_needed),
     )
+
+
+def withdraw_surplus(
+    open_requests: Iterable[BackstopRequest], surplus: Fen, on: date
+) -> list[BackstopRequest]:
+    """Take ``surplus`` back from open requests, newest first (the oldest ask stays the one
+    finance is chased for); returns the requests changed."""
+    changed = []
+    # Numbers grow: a longer one is newer (BR-2026-10000 after BR-2026-9999).
+    newest_first = sorted(
+        open_requests, key=lambda r: (r.requested_on, len(r.request_id), r.request_id), reverse=True
+    )
+    for request in newest_first:
+        if surplus == 0:
+            break
+        cut = min(surplus, request.outstanding)
+        if request.is_open and cut > 0:
+            request.withdraw(cut, on)
+            surplus -= cut
+            changed.append(request)
+    return changed

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.mutual_aid.backstop import BackstopRequest, BackstopStatus, Grant
+from services.mutual_aid.backstop import CLOSED, BackstopRequest, BackstopStatus, Grant
 from services.mutual_aid.ledger import Account, Ledger
 from services.mutual_aid.money import Fen
 
@@ -131,6 +131,7 @@ def _request(row: asyncpg.Record, grants: list[asyncpg.Record]) -> BackstopReque
         grants=[Grant(g["amount_fen"], g["reference"], g["granted_on"]) for g in grants],
         reminders=list(row["reminders"]),
         escalated_on=row["escalated_on"],
+        withdrawn=row["withdrawn_fen"],
     )
 
 
@@ -167,7 +168,7 @@ class BackstopRequests:
         return found[0] if found else None
 
     async def open(self, *, lock: bool = False) -> list[BackstopRequest]:
-        return await self._load("status <> 'granted'", lock=lock)
+        return await self._load("status <> ALL($1::text[])", sorted(CLOSED), lock=lock)
 
     async def search(self, status: str | None, year: int | None) -> list[BackstopRequest]:
         return await self._load(
@@ -205,12 +206,13 @@ class BackstopRequests:
 
     async def save(self, request: BackstopRequest, *, recorded_by: str = "system") -> None:
         await self.conn.execute(
-            "UPDATE backstop_requests SET status = $2, reminders = $3, escalated_on = $4"
-            " WHERE request_id = $1",
+            "UPDATE backstop_requests SET status = $2, reminders = $3, escalated_on = $4,"
+            " withdrawn_fen = $5 WHERE request_id = $1",
             request.request_id,
             request.status.value,
             request.reminders,
             request.escalated_on,
+            request.withdrawn,
         )
         saved = self._grants_saved[request.request_id]
         await self.conn.executemany(

@@ -5,7 +5,9 @@ approved claims in approval order while the balance allows, marks the rest as aw
 for claims that have waited out the batching window, opens a backstop request for exactly the
 shortfall not already asked for. It decides from the state in the database alone, so running it
 again (after a crash, on another replica, twice in a row) pays nothing twice and asks for nothing
-twice: a paid claim is no longer payable, and open requests count against the shortfall.
+twice: a paid claim is no longer payable, and open requests count against the shortfall. When
+contributions arrive before finance's grant and pay the waiting claims, what open requests still
+ask for beyond the remaining need is withdrawn (newest request first), and finance hears so.
 
 :class:`PayoutWorker` runs it when woken (after an approval, a contribution or a grant) and on a
 poll, and once at start-up: a grant recorded just before a crash is paid out on restart.
@@ -24,7 +26,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from services.mutual_aid.backstop import BackstopRequest, decide_payouts
+from services.mutual_aid.backstop import BackstopRequest, decide_payouts, withdraw_surplus
 from services.mutual_aid.claims import Claim
 from services.mutual_aid.fund_repository import payout_entry
 from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
@@ -39,18 +41,21 @@ class Settlement:
     paid: tuple[str, ...] = ()
     awaiting: tuple[str, ...] = ()
     request: BackstopRequest | None = None
+    withdrawn: tuple[str, ...] = ()  # requests finance need no longer pay (in part or whole)
 
 
 async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta) -> Settlement:
     async with uow:
         ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
         queue, newly_approved = await uow.claims.payable()
-        if not queue:
+        # Locked: the follow-up worker must not remind finance of a request withdrawn here.
+        open_requests = await uow.backstop.open(lock=True)
+        if not queue and not open_requests:
             return Settlement()
         now, today = ctx.clock.now(), ctx.clock.today()
         balance = ledger.fund_balance
-        open_requests = await uow.backstop.open()
         decision = decide_payouts(balance, queue, open_requests)
+        withdrawn = withdraw_surplus(open_requests, decision.surplus, today)
         # Claims approved in the window are left out of the ask, not out of the queue: ``ripe``
         # is a prefix of the approval order, so what it pays now is what ``decision`` pays.
         ripe = [c for c in queue if c.approved_at <= now - batch_window]
@@ -76,6 +81,8 @@ async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta
         for claim_id in to_mark:
             claims[claim_id].await_funds(now)
 
+        for earlier in withdrawn:
+            await uow.backstop.save(earlier)
         request = None
         if ask.shortfall > 0:
             request = ask.request(await uow.backstop.next_id(today.year), today)
@@ -86,11 +93,12 @@ async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta
         await uow.fund.save(ledger)
         await uow.payments.add_many(payments)
         uow.publish(*ledger.events)
-        await uow.commit_aggregates(*changed, *([request] if request else []))
+        await uow.commit_aggregates(*changed, *withdrawn, *([request] if request else []))
     return Settlement(
         paid=tuple(c.claim_id for c in decision.pay_now),
         awaiting=tuple(c.claim_id for c in decision.unpaid),
         request=request,
+        withdrawn=tuple(r.request_id for r in withdrawn),
     )
 
 
@@ -116,12 +124,13 @@ class PayoutWorker:
             self._wake.clear()
             try:
                 done = await self.settle_once(runtime.pool)
-                if done.paid or done.request:
+                if done.paid or done.request or done.withdrawn:
                     log.info(
-                        "paid %d claims; %d awaiting funds; backstop request %s",
+                        "paid %d claims; %d awaiting funds; backstop request %s; withdrawn %s",
                         len(done.paid),
                         len(done.awaiting),
                         done.request.request_id if done.request else "none",
+                        ", ".join(done.withdrawn) or "none",
                     )
             except Exception:  # nothing is lost: the claims stay payable and the next run retries
                 log.exception("settling payouts failed; retrying in %.1fs", self.poll_seconds)

@@ -103,7 +103,8 @@ class Reports:
         rows = await self.conn.fetch(
             "SELECT extract(year FROM r.requested_on)::int AS year, count(*) AS requests,"
             " sum(r.amount_fen)::bigint AS requested_fen,"
-            " coalesce(sum(g.granted), 0)::bigint AS granted_fen"
+            " coalesce(sum(g.granted), 0)::bigint AS granted_fen,"
+            " sum(r.withdrawn_fen)::bigint AS withdrawn_fen"
             " FROM backstop_requests r LEFT JOIN (SELECT request_id, sum(amount_fen) AS granted"
             " FROM backstop_grants GROUP BY request_id) g USING (request_id)"
             " GROUP BY 1 ORDER BY 1"
@@ -114,7 +115,8 @@ class Reports:
                 "requests": r["requests"],
                 "requested_fen": r["requested_fen"],
                 "granted_fen": r["granted_fen"],
-                "outstanding_fen": r["requested_fen"] - r["granted_fen"],
+                "withdrawn_fen": r["withdrawn_fen"],
+                "outstanding_fen": r["requested_fen"] - r["granted_fen"] - r["withdrawn_fen"],
             }
             for r in rows
         ]

@@ -171,6 +171,7 @@ def request_view(r: BackstopRequest) -> dict[str, Any]:
         "status": r.status.value,
         **money("amount", r.amount),
         **money("granted", r.granted),
+        **money("withdrawn", r.withdrawn),
         **money("outstanding", r.outstanding),
         "claim_ids": list(r.claim_ids),
         "claim_count": len(r.claim_ids),

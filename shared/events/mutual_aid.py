@@ -215,6 +215,17 @@ class BackstopEscalated(BackstopEvent):
 
 
 @event
+class BackstopWithdrawn(BackstopEvent):
+    """Finance need not send ``amount_fen`` of the request any more: contributions paid the claims
+    first. ``outstanding_fen`` is what is still asked for (0: the request is closed)."""
+
+    type: ClassVar[str] = "gonghui.mutual_aid.backstop.withdrawn"
+    amount_fen: int
+    outstanding_fen: int
+    withdrawn_on: date
+
+
+@event
 class FundBalanceLow(EventData):
     type: ClassVar[str] = "gonghui.mutual_aid.fund.balance_low"
     source: ClassVar[str] = SOURCE

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,7 @@ async def test_200_concurrent_approvals_one_request_for_the_shortfall_all_paid_o
                 "requests": 1,
                 "requested_fen": shortfall,
                 "granted_fen": shortfall,
+                "withdrawn_fen": 0,
                 "outstanding_fen": 0,
             }
         ]
@@ -231,6 +233,74 @@ async def test_partial_grant_reminders_escalation_and_grants_that_match_nothing(
         [escalated] = of_type(events, ev.BackstopEscalated)
         assert escalated.days_open == 30 and escalated.outstanding_fen == 4_006
         assert len(of_type(events, ev.BackstopRequested)) == 1
+
+
+async def test_contributions_arriving_before_the_grant_withdraw_what_is_no_longer_needed(
+    servers: Servers, fund_database: ScratchDatabase, namespace: str
+) -> None:
+    clock = clock_at(date(YEAR, 6, 20))
+    async with mutual_aid(servers, fund_database, namespace, clock) as service:
+        # 3 claims of 5.01, 10.01, 15.02 yuan against 10.00 in the fund.
+        enrolment_id, claim_ids = await scene(service, 3, 1_000)
+        for claim_id in claim_ids:
+            await approve_all(service, [claim_id])
+        await service.settled()
+        clock.advance(minutes=11)
+        service.app.state.payouts.wake()
+        [request] = await eventually(service.requests)
+        # 501 paid; 499 left; unpaid 1001 + 1502 = 2503 → ask for 2004
+        assert request["amount_fen"] == 2_004
+        shown = f"/backstop/requests/{request['request_id']}"
+
+        # 11.00 arrives: the 10.01 claim is paid; 15.02 still needs 9.04 beyond the 5.98 left.
+        await service.contribute(enrolment_id, 1_100, "R-SAGA-2")
+        await eventually(lambda: _paid_count(service, 2))
+        partly = (await service.finance.get(shown)).json()
+        assert (partly["status"], partly["withdrawn_fen"], partly["outstanding_fen"]) == (
+            "open",
+            1_100,
+            904,
+        )
+        # 9.04 more: every claim is paid from contributions, and the request closes.
+        await service.contribute(enrolment_id, 904, "R-SAGA-3")
+        await eventually(lambda: _all_paid(service, 3))
+        closed = (await eventually(lambda: _withdrawn(service, shown))).json()
+        assert (closed["amount_fen"], closed["withdrawn_fen"], closed["outstanding_fen"]) == (
+            2_004,
+            2_004,
+            0,
+        )
+        assert await service.requests() == [closed]
+        late = await service.finance.post(
+            f"{shown}/grants",
+            json={"amount_fen": 904, "reference": "CZ-LATE", "granted_on": f"{YEAR}-06-20"},
+        )
+        assert (late.status_code, late.json()["errors"][0]["field"]) == (409, "request_id")
+        clock.advance(days=8)
+        assert await service.app.state.follow_ups.check_once(service.pool) == []  # not chased
+
+        events = await emitted(
+            servers,
+            service.settings.events_topic,
+            lambda found: len(of_type(found, ev.BackstopWithdrawn)) == 2,
+        )
+        assert [
+            (e.amount_fen, e.outstanding_fen) for e in of_type(events, ev.BackstopWithdrawn)
+        ] == [
+            (1_100, 904),
+            (904, 0),
+        ]
+        [report] = (await service.office.get("/reports/backstop")).json()
+        assert (report["requested_fen"], report["withdrawn_fen"], report["outstanding_fen"]) == (
+            2_004,
+            2_004,
+            0,
+        )
+
+
+async def _withdrawn(service: MutualAid, path: str) -> Any:
+    answer = await service.finance.get(path)
+    return answer if answer.json()["status"] == "withdrawn" else None
 
 
 async def _all_paid(service: MutualAid, count: int) -> bool:

@@ -17,6 +17,7 @@ from services.mutual_aid.backstop import (
     PayableClaim,
     decide_payouts,
     open_request_for,
+    withdraw_surplus,
 )
 from services.mutual_aid.errors import DuplicateEntry, GrantRefused
 from services.mutual_aid.ledger import JournalEntry, Ledger
@@ -27,6 +28,7 @@ from shared.events.mutual_aid import (
     BackstopGranted,
     BackstopReminded,
     BackstopRequested,
+    BackstopWithdrawn,
 )
 
 START = datetime(2024, 6, 1, 9)
@@ -218,3 +220,37 @@ def test_granting_exactly_what_was_asked_pays_every_claim(balance: int, amounts:
     assert again.shortfall == 0
     granted = first.balance_after_payouts + (request.amount if request else 0)
     assert decide_payouts(granted, first.unpaid).unpaid == ()
+
+
+def test_contributions_before_the_grant_withdraw_the_surplus_newest_request_first() -> None:
+    claims = [approved(n, yuan("1000")) for n in range(3)]
+    older = BackstopRequest.open("BR-2024-0009", yuan("2000"), ["c-000", "c-001"], 0, DAY)
+    newer = BackstopRequest.open("BR-2024-0010", yuan("1000"), ["c-002"], 0, DAY)
+    # 1,500.00 arrived: one claim paid, 500.00 left; the other two need 1,500.00 more, and
+    # 3,000.00 is asked for: 1,500.00 is no longer needed.
+    decision = decide_payouts(yuan("1500"), claims, [older, newer])
+    assert (decision.shortfall, decision.surplus) == (0, yuan("1500"))
+
+    changed = withdraw_surplus([older, newer], decision.surplus, DAY)
+
+    assert changed == [newer, older]
+    assert (newer.status, newer.outstanding) == (BackstopStatus.WITHDRAWN, 0)
+    assert (older.status, older.outstanding, older.withdrawn) == (
+        BackstopStatus.OPEN,
+        yuan("1500"),
+        yuan("500"),
+    )
+    assert older.is_open and not newer.is_open
+    withdrawn = newer.events[-1]
+    assert isinstance(withdrawn, BackstopWithdrawn)
+    assert (withdrawn.amount_fen, withdrawn.outstanding_fen) == (yuan("1000"), 0)
+    with pytest.raises(GrantRefused):
+        open_request_for([newer], newer.request_id)  # a late grant matches no open request
+
+
+def test_no_surplus_while_the_unpaid_claims_need_everything_asked_for() -> None:
+    claims = [approved(n, yuan("1000")) for n in range(3)]
+    request = BackstopRequest.open("BR-2024-0001", yuan("1500"), ["c-001", "c-002"], 0, DAY)
+    decision = decide_payouts(yuan("1500"), claims, [request])
+    assert (decision.shortfall, decision.surplus) == (0, 0)
+    assert withdraw_surplus([request], decision.surplus, DAY) == []
