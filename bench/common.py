@@ -52,7 +52,10 @@ class PeakRss:
 
 
 async def wait_until(
-    what: str, progress: Callable[[], Awaitable[tuple[int, int]]], timeout: float = 900
+    what: str,
+    progress: Callable[[], Awaitable[tuple[int, int]]],
+    timeout: float = 900,
+    interval: float = 0.25,
 ) -> float:
     """Wait until progress() says done == total, printing a counter; returns seconds waited."""
     started = time.perf_counter()
@@ -64,7 +67,7 @@ async def wait_until(
             return time.perf_counter() - started
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"{what} not finished in {timeout}s ({done}/{total})")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(interval)
 
 
 async def group_lag(bootstrap: str, topic: str) -> dict[str, int]:

@@ -2,6 +2,11 @@
 
 The role's ``search_path`` is its schema, but every pool also sets it explicitly so a service never
 reads or writes outside its schema even on a server configured by hand.
+
+Pooled connections carry no session state: nothing runs ``SET``, ``LISTEN`` or takes a session
+advisory lock on them (listeners and the relay's lock holder use :func:`connect`). So a released
+connection is not sent asyncpg's ``RESET ALL``/``UNLISTEN *``/``CLOSE ALL`` query, which would
+cost one more round trip per request; an open transaction is still rolled back.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without the reset query (see the module docstring)."""
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -40,6 +49,7 @@ async def create_pool(
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": f"gonghui-{schema}"},
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

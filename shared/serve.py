@@ -1,22 +1,98 @@
-"""``python -m services.<name>``: run one service with uvicorn, configured from its environment."""
+"""``python -m services.<name> [--role all|api|worker] [--workers N]``: run one service.
+
+Configured from its environment (``GONGHUI_<SERVICE>_ROLE`` and ``_HTTP_WORKERS`` are what the
+flags set). ``all`` (the default) is one process doing everything. A busy service runs its HTTP
+API as ``--role api --workers N`` (N uvicorn processes sharing the port, each with its own pool)
+and its relay, consumers and background workers as one ``--role worker`` process, so event
+work never holds up an answer. Every process applies the migrations under an advisory lock
+before it starts, so processes starting together do not race to create the schema.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import hashlib
+import importlib
+import os
+import signal
 from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared.db import connect
 from shared.masking import setup_logging
+from shared.migrations import upgrade_async
 from shared.settings import ServiceSettings
 
+# Names the service module (services.<name>.main) to the app factory of each HTTP worker.
+SERVICE_MODULE = "GONGHUI_SERVE_MODULE"
 
-def serve(build: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Run a Gonghui service.")
+    p.add_argument("--role", choices=("all", "api", "worker"), help="what this process runs")
+    p.add_argument("--workers", type=int, help="HTTP worker processes (--role all or api)")
+    return p
+
+
+def serve(
+    build: Callable[[ServiceSettings], FastAPI],
+    settings: ServiceSettings,
+    argv: list[str] | None = None,
+) -> None:
     setup_logging()
+    args = _parser().parse_args(argv)
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    # Flags become environment, so the HTTP worker processes read the same settings; the
+    # settings are read again with them (they came from the environment in the first place).
+    for name, value in (("ROLE", args.role), ("HTTP_WORKERS", args.workers)):
+        if value is not None:
+            os.environ[f"{prefix}{name}"] = str(value)
+    settings = type(settings)()
+    asyncio.run(_migrate(settings))
+    if settings.role == "worker":
+        asyncio.run(_work(build(settings)))
+        return
+    single = settings.http_workers == 1
+    if not single:  # each worker process builds its own app (and pool) from the environment
+        os.environ[SERVICE_MODULE] = build.__module__
     uvicorn.run(
-        build(settings),
+        build(settings) if single else f"{__name__}:app",
+        factory=not single,
+        workers=settings.http_workers,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,  # keep our masking log handler
         access_log=False,
     )
+
+
+def app() -> FastAPI:
+    """The app of each HTTP worker process: ``build(Settings())`` of ``$GONGHUI_SERVE_MODULE``."""
+    setup_logging()
+    module = importlib.import_module(os.environ[SERVICE_MODULE])
+    built: FastAPI = module.build(module.Settings())
+    return built
+
+
+async def _migrate(settings: ServiceSettings) -> None:
+    key = f"migrate {settings.db_schema}".encode()
+    lock = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    conn = await connect(settings.database_url, settings.db_schema)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        await upgrade_async(settings.service, settings.database_url, settings.db_schema)
+    finally:
+        await conn.close()  # releases the lock
+
+
+async def _work(app: FastAPI) -> None:
+    """Run the app's lifespan (relay, consumers, workers) without HTTP until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with app.router.lifespan_context(app):
+        await stop.wait()

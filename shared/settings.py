@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications"}
@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 3
     run_relay: bool = True
     run_consumers: bool = True
+    # What this process runs: "all" (HTTP API, relay, consumers and background workers: the
+    # default, and what tests and the demo use), "api" (only the HTTP API, in http_workers
+    # processes) or "worker" (only the relay, consumers and background workers; no HTTP). A
+    # service runs as one "all" process, or as "api" processes plus one "worker" process.
+    role: Literal["all", "api", "worker"] = "all"
+    http_workers: int = Field(default=1, ge=1)
     # Encrypts department systems' secrets at rest (shared.auth): a Fernet key, or "new,old"
     # while re-keying (encrypts with the first, decrypts with any).
     credentials_key: str = DEVELOPMENT_CREDENTIALS_KEY
@@ -58,7 +64,14 @@ class ServiceSettings(BaseSettings):
             raise ValueError("credentials_key is the development key in production")
         for key in keys:
             Fernet(key.encode())  # a malformed key fails at start-up, not on a request
+        if self.role == "api":
+            self.run_relay = self.run_consumers = False  # the worker process's
         return self
+
+    @property
+    def runs_workers(self) -> bool:
+        """Whether this process runs the service's background workers (see ``role``)."""
+        return self.role != "api"
 
     @property
     def db_schema(self) -> str:

@@ -24,7 +24,7 @@ from services.membership.handlers import MembershipUnitOfWork
 from services.membership.identity import normalise_card_number, normalise_id_number
 from services.membership.repository import Members, Organisations, member_of
 from services.membership.roster_files import read_header, write_json_rows
-from services.membership.roster_import import RosterJob, create_job
+from services.membership.roster_import import create_job
 from shared.auth import Caller, require_scope
 from shared.errors import NotFound
 from shared.masking import mask_id_number, mask_mobile
@@ -33,12 +33,13 @@ router = APIRouter()
 PERSONAL = "members:read_personal"
 
 
-def uow(request: Request) -> MembershipUnitOfWork:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, per request.
+async def uow(request: Request) -> MembershipUnitOfWork:
     runtime = request.app.state.runtime
     return MembershipUnitOfWork(runtime.pool, runtime.settings.events_topic)
 
 
-def pool(request: Request) -> asyncpg.Pool:
+async def pool(request: Request) -> asyncpg.Pool:
     return request.app.state.runtime.pool
 
 
@@ -199,10 +200,10 @@ async def _member(pool: asyncpg.Pool, member_id: str, caller: Caller) -> dict[st
 
 @router.post("/members", status_code=201, tags=["members"])
 async def join(
-    cmd: c.JoinUnion, uow: Uow, pool: Pool, caller: Caller = Depends(require_scope("members:join"))
+    cmd: c.JoinUnion, uow: Uow, caller: Caller = Depends(require_scope("members:join"))
 ) -> dict[str, Any]:
     caller.ensure_organisation(cmd.union_id, field="union_id")
-    return await _member(pool, await handlers.join(cmd, uow), caller)
+    return member_view(await handlers.join(cmd, uow), caller)  # as written: no second read
 
 
 @router.get("/members/{member_id}", tags=["members"])
@@ -309,21 +310,27 @@ def _spool(file: UploadFile, to: Path) -> None:
         shutil.copyfileobj(file.file, out)
 
 
+# NOTIFY channel (after the schema's name) on which a new roster job wakes the process that
+# runs the service's background work (services.membership.main), wherever that runs.
+ROSTER_JOBS_CHANNEL = "_roster_jobs"
+
+
 async def _start_job(
     request: Request, org_id: str, batch_id: str, complete: bool, source: str, spooled: Path
 ) -> JSONResponse:
     runtime = request.app.state.runtime
-    async with runtime.pool.acquire() as conn:
+    async with runtime.pool.acquire() as conn, conn.transaction():
         await Organisations(conn).get(org_id)
         job_id, created = await create_job(conn, org_id, batch_id, source, complete)
+        if created:
+            # Renamed before the job commits: whoever runs it looks for its file at once.
+            spooled = spooled.rename(spooled.with_name(f"{job_id}{spooled.suffix}"))
+            await conn.execute(
+                "SELECT pg_notify(current_schema() || $1, $2)", ROSTER_JOBS_CHANNEL, job_id
+            )
     if not created:
         spooled.unlink(missing_ok=True)
         return JSONResponse(await _job(runtime.pool, job_id) | {"duplicate": True}, status_code=200)
-    final = spooled.with_name(f"{job_id}{spooled.suffix}")
-    spooled.rename(final)
-    request.app.state.roster_jobs.start(
-        RosterJob(runtime.pool, runtime.settings.events_topic, job_id, final)
-    )
     return JSONResponse(await _job(runtime.pool, job_id), status_code=202)
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.membership import commands as c
-from services.membership.domain import Conflict, Employer, Member, Organisation
+from services.membership.domain import Conflict, Employer, Member, NotFound, Organisation
 from services.membership.identity import normalise_id_number
 from services.membership.repository import Members, Organisations
 from shared.uow import UnitOfWork
@@ -112,13 +112,13 @@ async def dissolve_organisation(
         await uow.commit_aggregates(org)
 
 
-async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> str:
+async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
     async with uow:
-        existing = await uow.members.id_of(id_number=normalise_id_number(cmd.id_number))
-        if existing is not None:
-            raise Conflict("id_number", "already a member", existing_member_id=existing)
-        union = await uow.organisations.get(cmd.union_id, field="union_id")
-        (serial,) = await uow.members.card_serials(1)
+        found = await uow.members.joining(normalise_id_number(cmd.id_number), cmd.union_id)
+        if found.holder is not None:
+            raise Conflict("id_number", "already a member", existing_member_id=found.holder)
+        if found.union is None or found.card_serial is None:
+            raise NotFound("union_id", f"no organisation {cmd.union_id}")
         member = Member.join(
             id=f"m-{uuid.uuid4().hex}",
             name=cmd.name,
@@ -126,21 +126,18 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> str:
             mobile=cmd.mobile,
             categories=cmd.categories,
             channel=cmd.channel,
-            union=union,
+            union=found.union,
             employer_name=cmd.employer_name,
             joined_on=cmd.joined_on or today(),
-            card_serial=serial,
+            card_serial=found.card_serial,
             today=today(),
         )
-        try:
-            async with uow.conn.transaction():
-                await uow.members.add(member)
-        except asyncpg.UniqueViolationError:
+        if not await uow.members.add(member):
             # Two joins with one ID number raced; the other one won.
             winner = await uow.members.id_of(id_number=member.resident_id.number)
-            raise Conflict("id_number", "already a member", existing_member_id=winner) from None
+            raise Conflict("id_number", "already a member", existing_member_id=winner)
         await uow.commit_aggregates(member)
-        return member.id
+        return member
 
 
 async def correct_details(

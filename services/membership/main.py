@@ -1,56 +1,98 @@
-"""Wiring of the membership service."""
+"""Wiring of the membership service.
+
+Roster jobs run in the process that does the service's background work (``role`` "all" or
+"worker", see :mod:`shared.serve`): the API records a job and announces it on a NOTIFY channel,
+and that process picks it up (also at start, and every ``roster_poll_seconds`` in case a
+notification was lost). Run one such process per service: roster jobs take no lock.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
 
+import asyncpg
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
-from services.membership.api import router
+from services.membership.api import ROSTER_JOBS_CHANNEL, router
 from services.membership.api_funds import router as funds_router
-from services.membership.roster_import import RosterJobs
+from services.membership.roster_import import RosterJob, RosterJobs
+from shared.db import connect
 from shared.events.catalogue import published_by
 from shared.http import create_app
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, Worker
 from shared.settings import ServiceSettings
 from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
 
 OFFERED = published_by("membership")
+log = logging.getLogger(__name__)
 
 
 class Settings(ServiceSettings):
     service: ClassVar[str] = "membership"
     model_config = SettingsConfigDict(env_prefix="GONGHUI_MEMBERSHIP_", extra="ignore")
     http_port: int = 8001
-    # Where submitted rosters wait while their job runs (kept across restarts to resume).
+    # Where submitted rosters wait while their job runs (kept across restarts to resume). The
+    # API processes and the one running the jobs must see the same directory.
     roster_dir: str = str(Path(tempfile.gettempdir()) / "gonghui-rosters")
+    roster_poll_seconds: float = 5.0
+
+
+class _EachJobOnce(RosterJobs):
+    """RosterJobs whose ``resume`` may be called again and again: it starts the jobs waiting
+    in the database, and a job already started here is not started a second time."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        super().__init__(spool_dir)
+        self.started: set[str] = set()  # a finished job is never waiting again
+
+    def start(self, job: RosterJob) -> None:
+        if job.job_id not in self.started:
+            self.started.add(job.job_id)
+            super().start(job)
+
+
+def _roster_jobs(settings: Settings) -> Worker:
+    async def run(runtime: ServiceRuntime) -> None:
+        jobs = _EachJobOnce(Path(settings.roster_dir))
+        wake = asyncio.Event()
+        listener = await connect(settings.database_url, settings.db_schema)
+        await listener.add_listener(
+            f"{settings.db_schema}{ROSTER_JOBS_CHANNEL}", lambda *_: wake.set()
+        )
+        try:
+            while True:
+                wake.clear()
+                try:
+                    await jobs.resume(runtime.pool, settings.events_topic)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("roster jobs not picked up (%r); retrying", exc)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), settings.roster_poll_seconds)
+        finally:
+            await jobs.stop()
+            await listener.close()
+
+    return run
 
 
 def build(settings: ServiceSettings) -> FastAPI:
     assert isinstance(settings, Settings)
-    jobs = RosterJobs(Path(settings.roster_dir))
-
-    async def roster_jobs(runtime: ServiceRuntime) -> None:
-        await jobs.resume(runtime.pool, settings.events_topic)
-        try:
-            await asyncio.Event().wait()  # jobs run as their own tasks; this one only owns them
-        finally:
-            await jobs.stop()
-
+    workers: dict[str, Worker] = {"roster_jobs": _roster_jobs(settings), "webhooks": webhook_sender}
     runtime = ServiceRuntime(
         settings,
         follows={"membership.events": webhook_fanout_handlers(OFFERED)},
-        workers={"roster_jobs": roster_jobs, "webhooks": webhook_sender},
+        workers=workers if settings.runs_workers else {},
     )
     app = create_app(
         settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
     )
     app.state.runtime = runtime
-    app.state.roster_jobs = jobs
     app.include_router(router)
     app.include_router(webhooks_router(OFFERED))
     app.include_router(funds_router)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -43,6 +44,18 @@ MEMBER_COLUMNS = (
 )
 
 
+_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(MEMBER_COLUMNS) + 1))
+
+
+@dataclass(frozen=True)
+class Joining:
+    """For a join: the member already holding the ID number, the union, a fresh card serial."""
+
+    holder: str | None
+    union: Organisation | None
+    card_serial: int | None
+
+
 def member_row(m: Member) -> tuple[Any, ...]:
     return (
         m.id,
@@ -58,23 +71,13 @@ def member_row(m: Member) -> tuple[Any, ...]:
         m.status.value,
         m.joined_on,
         m.card_number,
+        # Dates as they are: the jsonb codec (orjson) writes them as ISO text, faster than here.
         [
-            {
-                "number": c.number,
-                "issued_on": c.issued_on.isoformat(),
-                "revoked_on": _iso(c.revoked_on),
-            }
+            {"number": c.number, "issued_on": c.issued_on, "revoked_on": c.revoked_on}
             for c in m.cards
         ],
-        [
-            {"start": s.start.isoformat(), "status": s.status.value, "union_id": s.union_id}
-            for s in m.timeline
-        ],
+        [{"start": s.start, "status": s.status, "union_id": s.union_id} for s in m.timeline],
     )
-
-
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
 
 
 def member_of(r: asyncpg.Record) -> Member:
@@ -227,12 +230,28 @@ class Members:
             [{"number": card_number}],
         )
 
-    async def add(self, member: Member) -> None:
-        placeholders = ", ".join(f"${i}" for i in range(1, len(MEMBER_COLUMNS) + 1))
-        await self.conn.execute(
-            f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES ({placeholders})",
+    async def joining(self, id_number: str, union_id: str) -> Joining:
+        """What a join needs, in one round trip; a card serial only when it may go ahead."""
+        row = await self.conn.fetchrow(
+            "SELECT o.*, m.id AS holder, CASE WHEN m.id IS NULL AND o.id IS NOT NULL"
+            " THEN nextval('card_serial') END AS card_serial FROM (SELECT) AS one"
+            " LEFT JOIN members m ON m.id_number = $1 LEFT JOIN organisations o ON o.id = $2",
+            id_number,
+            union_id,
+        )
+        assert row is not None
+        union = organisation_of(row) if row["id"] is not None else None
+        return Joining(row["holder"], union, row["card_serial"])
+
+    async def add(self, member: Member) -> bool:
+        """Insert a new member; False (and nothing written) when the ID number is taken. A join
+        racing another with the same number waits for it here, then sees it has lost."""
+        added = await self.conn.fetchval(
+            f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES ({_PLACEHOLDERS})"
+            " ON CONFLICT (id_number) DO NOTHING RETURNING true",
             *member_row(member),
         )
+        return bool(added)
 
     async def add_many(self, members: Iterable[Member]) -> None:
         # COPY: the roster import adds thousands per chunk.
@@ -268,11 +287,18 @@ class Members:
             for r in rows
         }
 
-    async def current_id_numbers(self, union_id: str) -> list[str]:
-        rows = await self.conn.fetch(
+    async def current_id_numbers(
+        self, union_id: str, *, batch: int = 10_000
+    ) -> AsyncIterator[list[str]]:
+        """The union's current members' ID numbers, a batch at a time: a union may have 657,000.
+
+        Needs a transaction (a cursor).
+        """
+        cursor = await self.conn.cursor(
             "SELECT id_number FROM members WHERE union_id = $1 AND status <> 'left'", union_id
         )
-        return [r["id_number"] for r in rows]
+        while rows := await cursor.fetch(batch):
+            yield [r["id_number"] for r in rows]
 
     async def ids_by_id_number(self, id_numbers: Sequence[str]) -> list[str]:
         rows = await self.conn.fetch(
@@ -309,10 +335,11 @@ class Members:
         )
 
     async def card_serials(self, count: int) -> list[int]:
-        rows = await self.conn.fetch(
-            "SELECT nextval('card_serial') AS serial FROM generate_series(1, $1)", count
+        # One array, not a row per serial: a roster chunk takes thousands.
+        serials: list[int] | None = await self.conn.fetchval(
+            "SELECT array_agg(nextval('card_serial')) FROM generate_series(1, $1)", count
         )
-        return [r["serial"] for r in rows]
+        return serials or []
 
     async def counts_by_union(
         self, union_ids: Sequence[str], start: date, end: date

@@ -13,7 +13,8 @@ rows, and a NamedTuple is built about three times faster than a frozen dataclass
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from array import array
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
@@ -257,9 +258,68 @@ def diff_chunk(
     return diff
 
 
-def leavers(current_ids: Iterable[str], seen_ids: Collection[str]) -> list[str]:
+def leavers(current_ids: Iterable[str], seen_ids: Container[str]) -> list[str]:
     """ID numbers of the union's current members that a complete roster does not list."""
     return [number for number in current_ids if number not in seen_ids]
+
+
+class IdNumbersSeen:
+    """The checked ID numbers of a roster so far, each with the row it first appeared on.
+
+    A dict of 657,000 ID numbers cost the importer some 180 MB (the strings, the row numbers,
+    and the free space they left scattered between each chunk's short-lived objects). This is
+    an open-addressing hash table in two flat arrays instead: 12 bytes an entry, no object each.
+    A checked number is 17 digits and the check character they decide, so the digits are the key.
+    """
+
+    _SPREAD = 0x9E3779B97F4A7C15  # Fibonacci hashing: ID numbers' digits cluster
+    _BITS64 = (1 << 64) - 1
+
+    def __init__(self, capacity_bits: int = 16) -> None:
+        self._count = 0
+        self._allocate(capacity_bits)
+
+    def first_row(self, number: str, row: int) -> int | None:
+        """The row a checked ``number`` first appeared on; None (``row`` kept) if it is new."""
+        key = int(number[:17]) + 1  # 0 marks an empty slot
+        i = self._slot(key)
+        if self._keys[i] == key:
+            return self._rows[i]
+        self._keys[i], self._rows[i] = key, row
+        self._count += 1
+        if self._count * 3 > len(self._keys) * 2:  # two thirds full: probes grow long
+            self._grow()
+        return None
+
+    def __contains__(self, number: object) -> bool:
+        if not (isinstance(number, str) and len(number) == 18 and number[:17].isdigit()):
+            return False
+        key = int(number[:17]) + 1
+        return self._keys[self._slot(key)] == key
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _slot(self, key: int) -> int:
+        """Where ``key`` is, or the empty slot where it belongs."""
+        keys, mask = self._keys, self._mask
+        i = ((key * self._SPREAD) & self._BITS64) >> self._shift
+        while (found := keys[i]) and found != key:
+            i = (i + 1) & mask
+        return i
+
+    def _allocate(self, bits: int) -> None:
+        self._keys = array("q", [0]) * (1 << bits)
+        self._rows = array("i", [0]) * (1 << bits)
+        self._mask, self._shift = (1 << bits) - 1, 64 - bits
+
+    def _grow(self) -> None:
+        keys, rows = self._keys, self._rows
+        self._allocate(64 - self._shift + 1)
+        for key, row in zip(keys, rows, strict=True):
+            if key:
+                i = self._slot(key)
+                self._keys[i], self._rows[i] = key, row
 
 
 class RosterSync:
@@ -270,7 +330,7 @@ class RosterSync:
         self.complete = complete
         self.today = today
         self.next_row = first_row
-        self.seen: dict[str, int] = {}  # ID number -> the row it first appeared on
+        self.seen = IdNumbersSeen()
         self.unreadable_ids = 0
 
     def check(
@@ -290,11 +350,9 @@ class RosterSync:
             number, checked, row_errors = _read_row(row, raw, self.today)
             if number is None:
                 self.unreadable_ids += 1
-            elif number in seen:
-                row_errors.append(RowError(row, "id_number", f"duplicate of row {seen[number]}"))
+            elif (first := seen.first_row(number, row)) is not None:
+                row_errors.append(RowError(row, "id_number", f"duplicate of row {first}"))
                 checked = None
-            else:
-                seen[number] = row
             if checked is not None:
                 good.append(checked)
             errors.extend(row_errors)

@@ -36,7 +36,7 @@ from services.mutual_aid.ledger import JournalEntry
 from services.mutual_aid.money import Fen
 from services.mutual_aid.plans import Plan, plan_in_force
 from services.mutual_aid.repository import Enrolments, MemberCoverage, Members, Plans
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler, Run
 from shared.errors import Conflict, DomainError
 from shared.events import membership as m
 from shared.events.base import EventData
@@ -435,9 +435,18 @@ def membership_handlers(topic: str) -> dict[str, Handler]:
             await uow.members.save(standing, union_id)
             await uow.commit()
 
-    return dict.fromkeys(
+    async def joined(conn: asyncpg.Connection, events: Run) -> None:
+        """A run of joins (a roster's) in two statements: joining opens an active period and
+        ends no cover, so nothing but the members is locked or written."""
+        joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
+        known = await Members(conn).locked([e.member_id for e in joins])
+        view = EligibilityView({k: v.standing for k, v in known.items()})
+        for e in joins:
+            view.apply(e)
+        await Members(conn).save_many([(view.standings[e.member_id], e.union_id) for e in joins])
+
+    return {m.MemberJoined.type: Batched(joined)} | dict.fromkeys(
         (
-            m.MemberJoined.type,
             m.MemberSuspended.type,
             m.MemberReinstated.type,
             m.MemberLeft.type,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import asyncpg
+import orjson
 
 from services.mutual_aid.eligibility import ActivePeriod, MemberStanding
 from services.mutual_aid.enrolment import Contribution, Coverage, Enrolment
@@ -130,6 +131,10 @@ class MemberView:
     union_id: str | None
 
 
+def _member_view(row: asyncpg.Record) -> MemberView:
+    return MemberView(_standing(row["member_id"], row["periods"]), row["union_id"])
+
+
 class Members:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -140,18 +145,33 @@ class Members:
             + (" FOR UPDATE" if lock else ""),
             member_id,
         )
-        if row is None:
-            return None
-        return MemberView(_standing(member_id, row["periods"]), row["union_id"])
+        return None if row is None else _member_view(row)
+
+    async def locked(self, member_ids: Sequence[str]) -> dict[str, MemberView]:
+        """The members of ``member_ids`` already known, locked (in id order, as any other batch)."""
+        rows = await self.conn.fetch(
+            "SELECT member_id, union_id, periods FROM members WHERE member_id = ANY($1)"
+            " ORDER BY member_id FOR UPDATE",
+            list(member_ids),
+        )
+        return {r["member_id"]: _member_view(r) for r in rows}
 
     async def save(self, standing: MemberStanding, union_id: str | None) -> None:
+        await self.save_many([(standing, union_id)])
+
+    async def save_many(self, members: Sequence[tuple[MemberStanding, str | None]]) -> None:
+        """One statement for all; each member at most once (a row cannot be upserted twice)."""
         await self.conn.execute(
-            "INSERT INTO members (member_id, union_id, periods) VALUES ($1, $2, $3)"
-            " ON CONFLICT (member_id) DO UPDATE SET union_id = coalesce($2, members.union_id),"
-            " periods = $3, updated_at = now()",
-            standing.member_id,
-            union_id,
-            _periods(standing),
+            "INSERT INTO members (member_id, union_id, periods)"
+            # As JSON text: asyncpg would take a list of lists for a two-dimensional array.
+            " SELECT m.id, m.union_id, m.periods::jsonb"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, union_id, periods)"
+            " ON CONFLICT (member_id) DO UPDATE SET"
+            " union_id = coalesce(excluded.union_id, members.union_id),"
+            " periods = excluded.periods, updated_at = now()",
+            [standing.member_id for standing, _ in members],
+            [union_id for _, union_id in members],
+            [orjson.dumps(_periods(standing)).decode() for standing, _ in members],
         )
 
     async def standings(self, member_ids: Sequence[str]) -> dict[str, MemberStanding]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ from services.notifications.repository import (
     PreferenceStore,
 )
 from services.notifications.rules import Rule
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler, Run
 from shared.errors import NotFound
 from shared.events import membership as m
 from shared.events.base import CATALOGUE, EventData
@@ -61,11 +62,9 @@ class NotificationsUnitOfWork(UnitOfWork):
 # ---------------------------------------------------------------- read models (membership events)
 
 
-async def member_joined(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.MemberJoined)
-    await MemberDirectory(conn).joined(
-        e.member_id, e.name, e.union_id, e.union_path, e.categories, e.card_number
-    )
+async def members_joined(conn: asyncpg.Connection, events: Run) -> None:
+    joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
+    await MemberDirectory(conn).joined(joins)
 
 
 async def member_changed(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
@@ -102,7 +101,7 @@ async def organisation_dissolved(conn: asyncpg.Connection, e: EventData, _: Enve
 
 
 MEMBERSHIP: dict[str, Handler] = {
-    m.MemberJoined.type: member_joined,
+    m.MemberJoined.type: Batched(members_joined),
     m.MemberDetailsChanged.type: member_changed,
     m.MemberTransferred.type: member_transferred,
     m.CardIssued.type: card_issued,
@@ -118,65 +117,93 @@ MEMBERSHIP: dict[str, Handler] = {
 # ---------------------------------------------------------------- messages (any followed event)
 
 
-def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Handler:
+def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batched:
     """The one handler for every followed event: its rules come from the rules in force, so a rule
-    added to rules.yaml for a catalogued event needs no code."""
+    added to rules.yaml for a catalogued event needs no code. A run of events (a roster's joins)
+    reads its recipients' bindings, choices and names once and records its deliveries at once."""
 
-    async def notify(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
-        matching = rules.current().for_event(envelope.type)
+    async def notify(conn: asyncpg.Connection, events: Run) -> None:
+        matching = rules.current().for_event(events[0][1].type)
         if not matching:
             return
-        data = e.model_dump()
         now = clock()
-        trace = current_trace_headers() or None
+        current = current_trace_headers() or None
+        asked: list[tuple[Rule, dict[str, Any], Envelope, str | RenderError]] = []
+        for e, envelope in events:
+            data = e.model_dump()
+            for rule in matching:
+                try:
+                    asked.append((rule, data, envelope, recipient_of(rule, data)))
+                except RenderError as err:
+                    asked.append((rule, data, envelope, err))
+        members = {r for *_, r in asked if isinstance(r, str)}
+        bindings = await Bindings(conn).with_preferences(members)
+        contexts = await MemberDirectory(conn).contexts(members)
         planned = [
-            await plan_delivery(conn, rule, data, envelope, now + binding_grace, trace)
-            for rule in matching
+            plan_delivery(
+                rule,
+                data,
+                envelope,
+                recipient
+                if isinstance(recipient, RenderError)
+                else Recipient(recipient, *bindings[recipient], contexts[recipient]),
+                now + binding_grace,
+                # The event's own trace: a run's span is only the first event's.
+                envelope.trace_headers or current,
+            )
+            for rule, data, envelope, recipient in asked
         ]
         await Deliveries(conn).add(planned, now)
 
-    return notify
+    return Batched(notify)
 
 
-async def plan_delivery(
-    conn: asyncpg.Connection,
+@dataclass(frozen=True)
+class Recipient:
+    """What this service knows of a message's recipient."""
+
+    member_id: str
+    binding: Binding | None
+    preferences: Preferences | None
+    context: dict[str, str]
+
+
+def plan_delivery(
     rule: Rule,
     data: dict[str, Any],
     envelope: Envelope,
+    recipient: Recipient | RenderError,
     wait_for_binding_until: datetime,
     trace: dict[str, str] | None,
 ) -> NewDelivery:
     template_id = rule.template.template_id
 
-    def delivery(recipient: str, status: str, **extra: Any) -> NewDelivery:
+    def delivery(member_id: str, status: str, **extra: Any) -> NewDelivery:
         return NewDelivery(
             event_id=envelope.id,
             event_type=envelope.type,
             rule=rule.name,
             category=rule.category,
-            recipient=recipient,
+            recipient=member_id,
             template_id=template_id,
-            client_msg_id=client_msg_id(envelope.id, recipient, template_id),
+            client_msg_id=client_msg_id(envelope.id, member_id, template_id),
             status=status,
             trace_headers=trace,
             **extra,
         )
 
-    try:
-        member_id = recipient_of(rule, data)
-    except RenderError as err:
-        log.error("configuration error: %s (event %s)", err, envelope.id)
-        return delivery("", "invalid", reason="render_error", errmsg=str(err))
-    binding, preferences = await Bindings(conn).with_preferences(member_id)
+    if isinstance(recipient, RenderError):  # the rule names no recipient in this event
+        log.error("configuration error: %s (event %s)", recipient, envelope.id)
+        return delivery("", "invalid", reason="render_error", errmsg=str(recipient))
+    member_id, binding = recipient.member_id, recipient.binding
     # Judged as if bound: a member who opted out is skipped whether or not they bind later.
-    decision = should_send(rule, preferences, binding or Binding(member_id, "?"))
+    decision = should_send(rule, recipient.preferences, binding or Binding(member_id, "?"))
     if isinstance(decision, Skip):
         status = "skipped" if decision.reason is SkipReason.OPTED_OUT else "undeliverable"
         errcode = binding.unreachable_errcode if binding else None
         return delivery(member_id, status, reason=decision.reason.value, errcode=errcode)
-    context = await MemberDirectory(conn).context(member_id)
     try:
-        msg = render(rule, data, context, event_id=envelope.id, openid=decision.openid)
+        msg = render(rule, data, recipient.context, event_id=envelope.id, openid=decision.openid)
     except RenderError as err:
         log.error("configuration error: %s (event %s)", err, envelope.id)
         return delivery(member_id, "invalid", reason="render_error", errmsg=str(err))
@@ -197,6 +224,17 @@ async def plan_delivery(
 
 
 def then(first: Handler, second: Handler) -> Handler:
+    """Both handlers, in order. Two batch handlers stay one: the run's read-model rows first, then
+    its messages (a run never holds one member twice, so each message reads its own event's row).
+    """
+    if isinstance(first, Batched) and isinstance(second, Batched):
+
+        async def both_runs(conn: asyncpg.Connection, events: Run) -> None:
+            await first.apply(conn, events)
+            await second.apply(conn, events)
+
+        return Batched(both_runs)
+
     async def both(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
         await first(conn, e, envelope)
         await second(conn, e, envelope)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from services.notifications.domain import Binding, Preferences
+from shared.events.membership import MemberJoined
 
 # Events from other topics can overtake membership's (no order across topics), so a message may be
 # rendered before its member is known here: it then says "member" and "your union", not nothing.
@@ -25,26 +28,27 @@ class MemberDirectory:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def joined(
-        self,
-        member_id: str,
-        name: str,
-        union_id: str,
-        union_path: list[str],
-        categories: list[str],
-        card_number: str,
-    ) -> None:
+    async def joined(self, joins: Sequence[MemberJoined]) -> None:
+        """One statement for all; each member at most once (a row cannot be upserted twice)."""
         await self.conn.execute(
             "INSERT INTO members (member_id, name, union_id, union_path, categories, card_number,"
-            " status) VALUES ($1, $2, $3, $4, $5, $6, 'active')"
-            " ON CONFLICT (member_id) DO UPDATE SET name = $2, union_id = $3, union_path = $4,"
-            " categories = $5, card_number = $6, status = 'active', updated_at = now()",
-            member_id,
-            name,
-            union_id,
-            union_path,
-            categories,
-            card_number,
+            " status) SELECT j.id, j.name, j.union_id,"
+            # Lists as JSON text: asyncpg would take a list of lists for a two-dimensional array.
+            " ARRAY(SELECT jsonb_array_elements_text(j.path::jsonb)),"
+            " ARRAY(SELECT jsonb_array_elements_text(j.categories::jsonb)), j.card_number,"
+            " 'active' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            " $6::text[])"
+            " AS j(id, name, union_id, path, categories, card_number)"
+            " ON CONFLICT (member_id) DO UPDATE SET name = excluded.name,"
+            " union_id = excluded.union_id, union_path = excluded.union_path,"
+            " categories = excluded.categories, card_number = excluded.card_number,"
+            " status = 'active', updated_at = now()",
+            [j.member_id for j in joins],
+            [j.name for j in joins],
+            [j.union_id for j in joins],
+            [orjson.dumps(j.union_path).decode() for j in joins],
+            [orjson.dumps(j.categories).decode() for j in joins],
+            [j.card_number for j in joins],
         )
 
     async def update(self, member_id: str, **fields: object) -> None:
@@ -58,20 +62,21 @@ class MemberDirectory:
     async def get(self, member_id: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow("SELECT * FROM members WHERE member_id = $1", member_id)
 
-    async def context(self, member_id: str) -> dict[str, str]:
-        """What a message may say about its recipient beyond the event: name and union."""
-        row = await self.conn.fetchrow(
-            "SELECT m.name, o.name AS union_name FROM members m"
+    async def contexts(self, member_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """What a message may say about each recipient beyond the event: name and union."""
+        rows = await self.conn.fetch(
+            "SELECT m.member_id, m.name, o.name AS union_name FROM members m"
             " LEFT JOIN organisations o ON o.organisation_id = m.union_id"
-            " WHERE m.member_id = $1",
-            member_id,
+            " WHERE m.member_id = ANY($1)",
+            list(member_ids),
         )
-        context = dict(UNKNOWN_CONTEXT)
-        if row is not None:
+        contexts = {member_id: dict(UNKNOWN_CONTEXT) for member_id in member_ids}
+        for row in rows:
+            context = contexts[row["member_id"]]
             context["member_name"] = row["name"]
             if row["union_name"]:
                 context["union_name"] = row["union_name"]
-        return context
+        return contexts
 
 
 class Organisations:
@@ -110,18 +115,26 @@ class Bindings:
         row = await self.conn.fetchrow("SELECT * FROM bindings WHERE member_id = $1", member_id)
         return _binding(row)
 
-    async def with_preferences(self, member_id: str) -> tuple[Binding | None, Preferences | None]:
-        """Both in one round trip: asked for every event of a roster import's thousands."""
-        row = await self.conn.fetchrow(
-            "SELECT b.*, p.opted_out FROM (SELECT $1::text AS id) AS m"
+    async def with_preferences(
+        self, member_ids: Collection[str]
+    ) -> dict[str, tuple[Binding | None, Preferences | None]]:
+        """Both for many members in one round trip: asked for every event of a roster import."""
+        rows = await self.conn.fetch(
+            "SELECT m.id, b.member_id, b.openid, b.unreachable_errcode, p.opted_out"
+            " FROM unnest($1::text[]) AS m(id)"
             " LEFT JOIN bindings b ON b.member_id = m.id"
             " LEFT JOIN preferences p ON p.member_id = m.id",
-            member_id,
+            list(member_ids),
         )
-        assert row is not None
-        binding = _binding(row) if row["member_id"] is not None else None
-        opted_out = row["opted_out"]
-        return binding, None if opted_out is None else Preferences(member_id, frozenset(opted_out))
+        found: dict[str, tuple[Binding | None, Preferences | None]] = {}
+        for row in rows:
+            binding = _binding(row) if row["member_id"] is not None else None
+            opted_out = row["opted_out"]
+            preferences = (
+                None if opted_out is None else Preferences(row["id"], frozenset(opted_out))
+            )
+            found[row["id"]] = binding, preferences
+        return found
 
     async def by_openid(self, openid: str, *, lock: bool = False) -> Binding | None:
         row = await self.conn.fetchrow(

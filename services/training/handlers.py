@@ -26,9 +26,10 @@ from services.training.enrolment import Actor, Enrolment
 from services.training.errors import Conflict, DomainError
 from services.training.members import apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
+from services.training.repository import Members
 from services.training.sessions import Session
 from services.training.unit_of_work import TrainingUnitOfWork, retry_on_deadlock
-from shared.consumer import Handler
+from shared.consumer import Batched, Handler, Run
 from shared.events import membership as m
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
@@ -295,15 +296,25 @@ def membership_handlers(topic: str, clock: Callable[[], datetime]) -> dict[str, 
         uow = TrainingUnitOfWork.joining(conn, topic, envelope)
         await member_event(event, uow, clock())
 
-    followed = (
-        m.MemberJoined,
-        m.MemberDetailsChanged,
-        m.MemberTransferred,
-        m.MemberSuspended,
-        m.MemberReinstated,
-        m.MemberLeft,
+    async def view_changed(conn: asyncpg.Connection, events: Run) -> None:
+        """Every member event but leaving changes the member view alone, no class: a run of them
+        (a roster's joins) is two statements, one when it only joins."""
+        members = Members(conn)
+        joins_only = all(isinstance(e, m.MemberJoined) for e, _ in events)
+        known = {} if joins_only else await members.get_many([e.subject() for e, _ in events])
+        views = [apply_membership_event(known.get(e.subject()), e) for e, _ in events]
+        await members.save_many([view for view in views if view is not None])
+
+    return {m.MemberLeft.type: follow} | dict.fromkeys(
+        (
+            m.MemberJoined.type,
+            m.MemberDetailsChanged.type,
+            m.MemberTransferred.type,
+            m.MemberSuspended.type,
+            m.MemberReinstated.type,
+        ),
+        Batched(view_changed),
     )
-    return {event_type.type: follow for event_type in followed}
 
 
 async def sweep(

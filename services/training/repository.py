@@ -6,9 +6,11 @@ Classes, the aggregate every seat decision locks, have their own module (``class
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from services.training.certificates import Certificate
 from services.training.class_repository import Classes
@@ -20,6 +22,18 @@ from services.training.records import certificate_of, course_of
 from services.training.reports import EnrolmentFact
 
 __all__ = ["Certificates", "Classes", "Courses", "Members", "Reports", "ViewingReports"]
+
+
+def _member_view(row: asyncpg.Record) -> MemberView:
+    return MemberView(
+        member_id=row["member_id"],
+        name=row["name"],
+        status=MemberStatus(row["status"]),
+        union_id=row["union_id"],
+        union_path=tuple(row["union_path"]),
+        categories=frozenset(row["categories"]),
+        is_cadre=row["is_cadre"],
+    )
 
 
 class Members:
@@ -35,31 +49,35 @@ class Members:
         row = await self.conn.fetchrow(
             f"SELECT * FROM members WHERE member_id = $1{lock}", member_id
         )
-        if row is None:
-            return None
-        return MemberView(
-            member_id=row["member_id"],
-            name=row["name"],
-            status=MemberStatus(row["status"]),
-            union_id=row["union_id"],
-            union_path=tuple(row["union_path"]),
-            categories=frozenset(row["categories"]),
-            is_cadre=row["is_cadre"],
-        )
+        return None if row is None else _member_view(row)
+
+    async def get_many(self, member_ids: Sequence[str]) -> dict[str, MemberView]:
+        rows = await self.conn.fetch("SELECT * FROM members WHERE member_id = ANY($1)", member_ids)
+        return {row["member_id"]: _member_view(row) for row in rows}
 
     async def save(self, view: MemberView) -> None:
+        await self.save_many([view])
+
+    async def save_many(self, views: Sequence[MemberView]) -> None:
+        """One statement for all; each member at most once (a row cannot be upserted twice)."""
         await self.conn.execute(
             "INSERT INTO members (member_id, name, status, union_id, union_path, categories,"
-            " is_cadre) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (member_id) DO UPDATE SET name = $2, status = $3, union_id = $4,"
-            " union_path = $5, categories = $6, is_cadre = $7, updated_at = now()",
-            view.member_id,
-            view.name,
-            view.status.value,
-            view.union_id,
-            list(view.union_path),
-            sorted(view.categories),
-            view.is_cadre,
+            " is_cadre) SELECT m.id, m.name, m.status, m.union_id,"
+            # Lists as JSON text: asyncpg would take a list of lists for a two-dimensional array.
+            " ARRAY(SELECT jsonb_array_elements_text(m.path::jsonb)),"
+            " ARRAY(SELECT jsonb_array_elements_text(m.categories::jsonb)), m.is_cadre"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            " $6::text[], $7::bool[]) AS m(id, name, status, union_id, path, categories, is_cadre)"
+            " ON CONFLICT (member_id) DO UPDATE SET name = excluded.name, status = excluded.status,"
+            " union_id = excluded.union_id, union_path = excluded.union_path,"
+            " categories = excluded.categories, is_cadre = excluded.is_cadre, updated_at = now()",
+            [v.member_id for v in views],
+            [v.name for v in views],
+            [v.status.value for v in views],
+            [v.union_id for v in views],
+            [orjson.dumps(v.union_path).decode() for v in views],
+            [orjson.dumps(sorted(v.categories)).decode() for v in views],
+            [v.is_cadre for v in views],
         )
 
 

@@ -4,7 +4,13 @@ A credential is an app id with a name, a department, scopes and an optional list
 organisations it is limited to. Its secrets are Fernet-encrypted with the service's
 ``credentials_key``: a database dump alone does not let anyone sign requests. A credential has
 one current secret, plus, during a rotation, the previous one until its ``valid_until`` (or until
-:func:`retire_old`). Revoking takes effect on the next request: nothing is cached.
+:func:`retire_old`).
+
+A service keeps the credentials it has decrypted in a :class:`CredentialCache`, but a cached entry
+is only ever a guess: :func:`spend_nonce`, the statement that records each request's nonce, also
+checks that the credential is still as cached (its fingerprint: not revoked, the same valid
+secrets, scopes and organisations). So revoking, rotating or retiring takes effect on the next
+request, and a signed request costs no query of its own for its credential.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class Credential:
     scopes: frozenset[str]
     organisations: frozenset[str] | None
     secrets: tuple[str, ...]  # decrypted, currently valid; newest first
+    fingerprint: str  # of the rows this was read from; see spend_nonce
 
 
 @dataclass(frozen=True)
@@ -98,28 +105,86 @@ def decrypt(key: str, token: str) -> str:
         raise RuntimeError("a credential secret does not decrypt with credentials_key") from exc
 
 
+# The credentials row and its valid secrets, by app id ($1), for a GROUP BY c.app_id.
+_VALID = (
+    " FROM credentials c JOIN credential_secrets s USING (app_id)"
+    " WHERE c.app_id = $1 AND c.revoked_at IS NULL"
+    " AND (s.valid_until IS NULL OR s.valid_until > now())"
+)
+# Changes when anything a request's admission rests on changes (a secret's end passing too).
+_FINGERPRINT = (
+    "md5(row(c.name, c.department, c.scopes, c.organisations,"
+    " array_agg(s.id ORDER BY s.id DESC))::text)"
+)
+
+
 async def load(conn: asyncpg.Connection | asyncpg.Pool, key: str, app_id: str) -> Credential | None:
     """The credential with its valid secrets, or None when unknown, revoked or without any."""
-    rows = await conn.fetch(
-        "SELECT c.name, c.department, c.scopes, c.organisations, s.secret_encrypted"
-        " FROM credentials c JOIN credential_secrets s USING (app_id)"
-        " WHERE c.app_id = $1 AND c.revoked_at IS NULL"
-        " AND (s.valid_until IS NULL OR s.valid_until > now())"
-        " ORDER BY s.id DESC",
+    row = await conn.fetchrow(
+        "SELECT c.name, c.department, c.scopes, c.organisations,"
+        f" array_agg(s.secret_encrypted ORDER BY s.id DESC) AS secrets, {_FINGERPRINT} AS print"
+        f"{_VALID} GROUP BY c.app_id",
         app_id,
     )
-    if not rows:
+    if row is None:
         return None
-    first = rows[0]
-    orgs = first["organisations"]
+    orgs = row["organisations"]
     return Credential(
         app_id=app_id,
-        name=first["name"],
-        department=first["department"],
-        scopes=frozenset(first["scopes"]),
+        name=row["name"],
+        department=row["department"],
+        scopes=frozenset(row["scopes"]),
         organisations=None if orgs is None else frozenset(orgs),
-        secrets=tuple(decrypt(key, r["secret_encrypted"]) for r in rows),
+        secrets=tuple(decrypt(key, token) for token in row["secrets"]),
+        fingerprint=row["print"],
     )
+
+
+async def spend_nonce(
+    conn: asyncpg.Connection | asyncpg.Pool, credential: Credential, nonce: str, signed_at: float
+) -> bool | None:
+    """Record a request's nonce if ``credential`` is still as it was read, in one statement.
+
+    True: recorded. False: the nonce was used before (a replay). None: the credential changed
+    since it was read (revoked, rotated, retired, re-scoped), so nothing was recorded: read it
+    again and check the request against what it is now.
+    """
+    row = await conn.fetchrow(
+        f"WITH now_valid AS (SELECT {_FINGERPRINT} AS print{_VALID} GROUP BY c.app_id),"
+        " spent AS (INSERT INTO auth_nonces (app_id, nonce, signed_at)"
+        "  SELECT $1, $3, to_timestamp($4) FROM now_valid WHERE print = $2"
+        "  ON CONFLICT DO NOTHING RETURNING true)"
+        " SELECT EXISTS (SELECT FROM now_valid WHERE print = $2) AS unchanged,"
+        " EXISTS (SELECT FROM spent) AS fresh",
+        credential.app_id,
+        credential.fingerprint,
+        nonce,
+        signed_at,
+    )
+    assert row is not None
+    return bool(row["fresh"]) if row["unchanged"] else None
+
+
+class CredentialCache:
+    """The credentials this process has read, by app id: a guess that :func:`spend_nonce`
+    confirms on every request. Only credentials that exist are kept, so made-up app ids add
+    nothing; a service has tens of credentials, not millions."""
+
+    def __init__(self) -> None:
+        self._by_app_id: dict[str, Credential] = {}
+
+    def cached(self, app_id: str) -> Credential | None:
+        return self._by_app_id.get(app_id)
+
+    async def load(
+        self, conn: asyncpg.Connection | asyncpg.Pool, key: str, app_id: str
+    ) -> Credential | None:
+        credential = await load(conn, key, app_id)
+        if credential is None:
+            self._by_app_id.pop(app_id, None)
+        else:
+            self._by_app_id[app_id] = credential
+        return credential
 
 
 async def issue(

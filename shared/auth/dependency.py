@@ -4,7 +4,9 @@ It runs before the endpoint (FastAPI solves dependencies first), so a refused ca
 nothing. Checks, in order, each refusal a 401 unless said otherwise: the four headers are there
 and well-formed; the timestamp is within ±300 s; the app id names an active credential; one of
 its valid secrets produced the signature; the nonce was not used before (recorded with its
-timestamp, ``INSERT ... ON CONFLICT DO NOTHING``); the credential holds the scope (else 403).
+timestamp, ``INSERT ... ON CONFLICT DO NOTHING``, in the statement that also confirms the
+credential is unchanged since this process read it: see :mod:`shared.auth.credentials`); the
+credential holds the scope (else 403).
 
 Each use declares ``Security(SIGNED_REQUEST, scopes=[scope])``, so the OpenAPI document lists an
 operation's scopes under its ``security`` requirement for the ``GonghuiSignature`` scheme.
@@ -89,6 +91,14 @@ async def _prune_nonces(pool: Any) -> None:
     )
 
 
+def _cache(request: Request) -> credentials.CredentialCache:
+    state = request.app.state
+    cache: credentials.CredentialCache | None = getattr(state, "credential_cache", None)
+    if cache is None:
+        cache = state.credential_cache = credentials.CredentialCache()
+    return cache
+
+
 async def authenticate(request: Request) -> Caller:
     """Verify the request's signature once per request; the Caller is kept on the scope."""
     note = auth_note(request.scope)
@@ -106,42 +116,55 @@ async def authenticate(request: Request) -> Caller:
         signing.check_timestamp(ts)
     except signing.SignatureError as exc:
         raise _unauthorized(request, "stale_timestamp", str(exc)) from exc
-    credential = await credentials.load(pool, key, app_id)
-    if credential is None:
-        raise _unauthorized(request, "unknown_credential", "unknown or revoked credential")
     body = request.scope.get(BODY)
     if body is None:
         body = await request.body()  # no audit middleware: the body is still unread here
-    try:
-        signing.verify(
-            credential.secrets,
-            method=request.method,
-            path=request.url.path,
-            query=request.scope.get("query_string", b""),
-            body=body,
-            headers=request.headers,
+
+    def signed_by(credential: credentials.Credential) -> bool:
+        try:
+            signing.verify(
+                credential.secrets,
+                method=request.method,
+                path=request.url.path,
+                query=request.scope.get("query_string", b""),
+                body=body,
+                headers=request.headers,
+            )
+        except signing.SignatureError:
+            return False
+        return True
+
+    cache = _cache(request)
+    credential, loaded = cache.cached(app_id), False
+    # A cached credential may be out of date (a new secret, a revocation): on any doubt it is
+    # read again; at most three reads, so a credential changing right now cannot loop forever.
+    for _attempt in range(3):
+        if credential is None:
+            credential, loaded = await cache.load(pool, key, app_id), True
+            if credential is None:
+                raise _unauthorized(request, "unknown_credential", "unknown or revoked credential")
+        if not signed_by(credential):
+            if loaded:
+                raise _unauthorized(request, "bad_signature", "signature does not match")
+            credential = None  # signed with a secret this process has not read yet?
+            continue
+        await _prune_nonces(pool)
+        fresh = await credentials.spend_nonce(pool, credential, nonce, float(ts))
+        if fresh is None:
+            credential = None  # changed since it was read
+            continue
+        if not fresh:
+            raise _unauthorized(request, "replayed_nonce", "this nonce was already used")
+        caller = Caller(
+            app_id=credential.app_id,
+            name=credential.name,
+            department=credential.department,
+            scopes=credential.scopes,
+            organisations=credential.organisations,
         )
-    except signing.SignatureError as exc:
-        raise _unauthorized(request, "bad_signature", str(exc)) from exc
-    await _prune_nonces(pool)
-    fresh = await pool.fetchval(
-        "INSERT INTO auth_nonces (app_id, nonce, signed_at) VALUES ($1, $2, to_timestamp($3))"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        app_id,
-        nonce,
-        float(ts),
-    )
-    if not fresh:
-        raise _unauthorized(request, "replayed_nonce", "this nonce was already used")
-    caller = Caller(
-        app_id=credential.app_id,
-        name=credential.name,
-        department=credential.department,
-        scopes=credential.scopes,
-        organisations=credential.organisations,
-    )
-    note.update(caller=caller, app_id=caller.app_id, department=caller.department)
-    return caller
+        note.update(caller=caller, app_id=caller.app_id, department=caller.department)
+        return caller
+    raise _unauthorized(request, "unknown_credential", "the credential is being changed")
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:

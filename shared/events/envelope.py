@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from shared.events.base import CATALOGUE, EventData
@@ -128,8 +127,10 @@ class Envelope(BaseModel):
         if self.schemaversion < 1:
             raise BadEvent(f"unknown schema version {self.schemaversion} of {self.type}")
         try:
-            return model.model_validate(orjson.loads(self.data))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
+            # Parsed and validated in one pass by pydantic-core: half the cost of orjson, then
+            # validating the dict, for each of a roster import's events.
+            return model.model_validate_json(self.data)
+        except ValidationError as exc:
             raise BadEvent(f"data does not match {self.type} v{model.version}: {exc}") from exc
 
 

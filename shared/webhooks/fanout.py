@@ -7,8 +7,7 @@ from collections.abc import Iterable
 import asyncpg
 import orjson
 
-from shared.consumer import Handler
-from shared.events.base import EventData
+from shared.consumer import Batched, Handler, Run
 from shared.events.envelope import CONTENT_TYPE, Envelope
 from shared.webhooks.store import channel
 
@@ -31,15 +30,27 @@ def delivery_body(envelope: Envelope) -> bytes:
     return orjson.dumps({**attributes, "data": orjson.Fragment(envelope.data or b"null")})
 
 
-async def fan_out(conn: asyncpg.Connection, data: EventData, envelope: Envelope) -> None:
+async def fan_out(conn: asyncpg.Connection, events: Run) -> None:
+    """One delivery per event and matching subscription; a run of events is one statement, and
+    none when nobody subscribed to its type (the usual case for a roster's joins)."""
+    subscriptions = await conn.fetch(
+        "SELECT id FROM webhook_subscriptions"
+        " WHERE deleted_at IS NULL AND event_types @> ARRAY[$1::text]",
+        events[0][1].type,  # the consumer hands over a run of one type
+    )
+    if not subscriptions:
+        return
+    envelopes = [envelope for _, envelope in events]
     added = await conn.execute(
         "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, body)"
-        " SELECT id, $1, $2, $3 FROM webhook_subscriptions"
-        " WHERE deleted_at IS NULL AND event_types @> ARRAY[$2::text]"
-        " ON CONFLICT (subscription_id, event_id) DO NOTHING",
-        envelope.id,
-        envelope.type,
-        delivery_body(envelope),
+        " SELECT s.id, e.id, $3, e.body FROM unnest($2::text[], $4::bytea[])"
+        " WITH ORDINALITY AS e(id, body, n) CROSS JOIN unnest($1::uuid[]) AS s(id)"
+        # In event order, so each subscription's deliveries keep the events' order.
+        " ORDER BY e.n ON CONFLICT (subscription_id, event_id) DO NOTHING",
+        [r["id"] for r in subscriptions],
+        [e.id for e in envelopes],
+        envelopes[0].type,
+        [delivery_body(e) for e in envelopes],
     )
     if added.split()[-1] != "0":
         schema = await conn.fetchval("SELECT current_schema()")
@@ -49,4 +60,4 @@ async def fan_out(conn: asyncpg.Connection, data: EventData, envelope: Envelope)
 def webhook_fanout_handlers(event_types: Iterable[str]) -> dict[str, Handler]:
     """Handlers for ``follows={"<service>.events": ...}``: one per event type offered to
     subscribers. Merge with the service's own handlers if it follows its own topic already."""
-    return dict.fromkeys(event_types, fan_out)
+    return dict.fromkeys(event_types, Batched(fan_out))

@@ -7,9 +7,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.database import ScratchDatabase
+from tests.support.database import ScratchDatabase, create_database, drop_database
 from tests.support.platform import Platform, launch_platform, wait_ready
 from tests.support.servers import ROOT, SERVICES, Servers
+
+
+@pytest.fixture(scope="session")
+async def database(servers: Servers) -> AsyncIterator[ScratchDatabase]:
+    """The platform's own database, not the one the other suites share: its processes (relays,
+    roster jobs, consumers) run all session and would otherwise work on those tests' rows."""
+    db = await create_database(servers)
+    yield db
+    await drop_database(db)
 
 
 @pytest.fixture(scope="session")

@@ -63,8 +63,20 @@ def service_environment(
     return env
 
 
-def launch_platform(dsn_for: dict[str, str], kafka: str, namespace: str, log_dir: Path) -> Platform:
-    """Start every process; :func:`wait_ready` then waits until all of them answer."""
+def launch_platform(
+    dsn_for: dict[str, str],
+    kafka: str,
+    namespace: str,
+    log_dir: Path,
+    split: dict[str, int] | None = None,
+) -> Platform:
+    """Start every process; :func:`wait_ready` then waits until all of them answer.
+
+    Each service runs as one process, except those in ``split`` (service -> N): they run as
+    ``--role api --workers N`` (named after the service) plus a ``<service>_worker`` process with
+    ``--role worker`` (see shared.serve).
+    """
+    split = split or {}
     log_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in (*SERVICES, "wechat_simulator")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -90,6 +102,10 @@ def launch_platform(dsn_for: dict[str, str], kafka: str, namespace: str, log_dir
         envs[service] = service_environment(
             service, dsn_for[service], kafka, namespace, ports[service], urls["wechat_simulator"]
         )
+        if service in split:
+            commands[f"{service}_worker"] = [*commands[service], "--role", "worker"]
+            envs[f"{service}_worker"] = envs[service]
+            commands[service] += ["--role", "api", "--workers", str(split[service])]
     for name, command in commands.items():
         log = (log_dir / f"{name}.log").open("ab")
         platform.processes[name] = subprocess.Popen(
@@ -113,6 +129,7 @@ async def _wait_ready(platform: Platform, timeout: float) -> None:
         for name, url in platform.urls.items()
     }
     deadline = asyncio.get_running_loop().time() + timeout
+    workers = [name for name in platform.processes if name not in probes]  # no HTTP to probe
     async with httpx.AsyncClient(timeout=2) as client:
         for name, probe in probes.items():
             while True:
@@ -126,3 +143,6 @@ async def _wait_ready(platform: Platform, timeout: float) -> None:
                 if asyncio.get_running_loop().time() > deadline:
                     raise RuntimeError(f"{name} not ready; see {platform.log_dir / name}.log")
                 await asyncio.sleep(0.3)
+    for name in workers:
+        if platform.processes[name].poll() is not None:
+            raise RuntimeError(f"{name} exited; see {platform.log_dir / name}.log")

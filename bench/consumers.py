@@ -1,0 +1,214 @@
+"""How fast each consumer group applies membership's events: ``uv run python -m bench.consumers
+[--events 200000]``.
+
+On a scratch database and a topic namespace of its own, writes N ``MemberJoined`` events (real
+envelopes, keyed by member id, after the ``OrganisationEstablished`` events of the unions they join)
+straight to ``membership.events``, then starts each service as its ``main.py`` wires it (relay off),
+one at a time, and waits until its group has committed every offset. Per group it prints events/s,
+CPU seconds per 1,000 events in this process and in the Postgres backends serving the scratch
+database, and the time to catch up from start (which includes joining the group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI
+
+from bench.common import namespace, servers
+from services.membership import main as membership
+from services.mutual_aid import main as mutual_aid
+from services.notifications import main as notifications
+from services.training import main as training
+from shared.events.base import EventData
+from shared.events.envelope import Envelope
+from shared.events.membership import MemberJoined, OrganisationEstablished
+from shared.kafka import delete_topics, ensure_topics
+from shared.migrations import upgrade_async
+from shared.runtime import EVENT_PARTITIONS
+from shared.settings import ServiceSettings
+from tests.support.database import ScratchDatabase, create_database, drop_database
+from tests.support.people import name
+from tests.support.servers import Servers
+from tests.support.service import settings_for
+
+CITY = "city"
+COUNTIES = [f"county-{n}" for n in range(8)]
+# The categories membership files roster members under, in roughly a roster's proportions.
+CATEGORY_MIX = [[], [], ["migrant_worker"], ["migrant_worker"], ["woman"], ["new_employment_form"]]
+
+
+@dataclass(frozen=True)
+class Group:
+    service: str
+    settings: type[ServiceSettings]
+    build: Callable[[ServiceSettings], FastAPI]
+
+
+GROUPS = [
+    Group("membership", membership.Settings, membership.build),  # its own webhook fan-out
+    Group("mutual_aid", mutual_aid.Settings, mutual_aid.build),
+    Group("notifications", notifications.Settings, notifications.build),
+    Group("training", training.Settings, training.build),
+]
+
+
+def organisation_events(unions: int) -> Iterator[EventData]:
+    yield OrganisationEstablished(
+        organisation_id=CITY, name="亳州市总工会", kind="city_federation", parent_id=None, path=[]
+    )
+    for county in COUNTIES:
+        yield OrganisationEstablished(
+            organisation_id=county,
+            name=f"{county}总工会",
+            kind="county_federation",
+            parent_id=CITY,
+            path=[CITY],
+        )
+    for n in range(unions):
+        county = COUNTIES[n % len(COUNTIES)]
+        yield OrganisationEstablished(
+            organisation_id=f"union-{n}",
+            name=f"第{n}基层工会",
+            kind="enterprise",
+            parent_id=county,
+            path=[CITY, county],
+        )
+
+
+def joins(count: int, unions: int) -> Iterator[EventData]:
+    rng = random.Random(7)
+    for serial in range(count):
+        n = rng.randrange(unions)
+        county = COUNTIES[n % len(COUNTIES)]
+        union = f"union-{n}"
+        yield MemberJoined(
+            member_id=f"M{serial:08d}",
+            name=name(serial),
+            union_id=union,
+            union_path=[CITY, county, union],
+            channel="roster",
+            categories=rng.choice(CATEGORY_MIX),
+            joined_on=date(2026, 3, 1),
+            card_number=f"GH{serial:010d}",
+            sex=rng.choice("MF"),
+            birth_date=date(1970 + serial % 35, 1 + serial % 12, 1 + serial % 28),
+        )
+
+
+async def produce(bootstrap: str, topic: str, events: int, unions: int) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        for chunk in _chunks([*organisation_events(unions), *joins(events, unions)], 5000):
+            futures = []
+            for event in chunk:
+                envelope = Envelope.wrap(event)
+                futures.append(
+                    await producer.send(
+                        topic,
+                        value=envelope.data,
+                        key=envelope.subject.encode(),
+                        headers=envelope.kafka_headers(),
+                    )
+                )
+            await asyncio.gather(*futures)
+            sent += len(chunk)
+            print(f"\r[bench] produced {sent:,}", end="", file=sys.stderr, flush=True)
+    finally:
+        await producer.stop()
+    print(file=sys.stderr)
+    return sent
+
+
+def _chunks(items: list[EventData], size: int) -> Iterator[list[EventData]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def postgres_cpu(database: str) -> float:
+    """CPU seconds the Postgres backends serving ``database`` have used (ps titles name it)."""
+    total = 0.0
+    for p in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        if p.info["name"] == "postgres" and database in " ".join(p.info["cmdline"] or []):
+            total += p.info["cpu_times"].user + p.info["cpu_times"].system
+    return total
+
+
+async def follow(
+    group: Group, db: ScratchDatabase, found: Servers, ns: str, topic: str, total: int
+) -> None:
+    settings = settings_for(group.settings, db, found, ns, run_relay=False)
+    await upgrade_async(settings.service, settings.database_url, settings.db_schema)
+    watcher = AIOKafkaConsumer(
+        bootstrap_servers=found.kafka_bootstrap, group_id=group_name(settings)
+    )
+    await watcher.start()
+    partitions = [TopicPartition(topic, p) for p in range(EVENT_PARTITIONS)]
+
+    async def committed() -> int:
+        return sum([await watcher.committed(tp) or 0 for tp in partitions])
+
+    app = group.build(settings)
+    cpu, db_cpu, started = time.process_time(), postgres_cpu(db.name), time.perf_counter()
+    first: float | None = None
+    try:
+        async with app.router.lifespan_context(app):
+            while (done := await committed()) < total:
+                if done and first is None:
+                    first, first_done = time.perf_counter(), done
+                print(f"\r[bench] {group.service}: {done:,}/{total:,}", end="", file=sys.stderr)
+                await asyncio.sleep(0.5)
+            finished = time.perf_counter()
+            cpu, db_cpu = time.process_time() - cpu, postgres_cpu(db.name) - db_cpu
+    finally:
+        await watcher.stop()
+    print(file=sys.stderr)
+    first, first_done = (first, first_done) if first is not None else (started, 0)
+    rate = (total - first_done) / max(finished - first, 1e-9)
+    print(
+        f"[bench] {group.service:<14} {rate:>9,.0f} events/s"
+        f"  cpu {cpu / total * 1000:6.3f} s/1000 events (postgres {db_cpu / total * 1000:6.3f})"
+        f"  caught up in {finished - started:7.1f} s"
+    )
+
+
+def group_name(settings: ServiceSettings) -> str:
+    return f"{settings.topic_namespace}{settings.service}"  # as shared.runtime names it
+
+
+async def main(events: int, unions: int, only: list[str]) -> None:
+    found = servers()
+    db = await create_database(found)
+    ns = namespace()
+    topic = f"{ns}membership.events"
+    try:
+        await ensure_topics(found.kafka_bootstrap, {topic: EVENT_PARTITIONS})
+        started = time.perf_counter()
+        total = await produce(found.kafka_bootstrap, topic, events, unions)
+        print(f"[bench] {total:,} events produced in {time.perf_counter() - started:.1f} s")
+        for group in GROUPS:
+            if not only or group.service in only:
+                await follow(group, db, found, ns, topic, total)
+    finally:
+        await delete_topics(found.kafka_bootstrap, ns)
+        await drop_database(db)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--unions", type=int, default=400)
+    parser.add_argument("--only", nargs="*", default=[], help="services to run (default: all)")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.unions, args.only))

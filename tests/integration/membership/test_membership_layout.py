@@ -1,0 +1,200 @@
+"""Membership split as shared.serve runs it for load (HTTP API processes plus one worker
+process), in-process and as real processes against the real servers; and joins racing on one ID
+number."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.membership.main import Settings, build
+from services.membership.roster_import import RosterJob, create_job
+from shared.auth.client import SignedAuth
+from tests.integration.auth.probe import eventually
+from tests.integration.membership.conftest import STAFF_SCOPES, Membership
+from tests.integration.membership.test_membership_members import joining
+from tests.integration.membership.test_membership_roster import csv_bytes, finished, submit_csv
+from tests.support.auth import issue_credential, signed_client
+from tests.support.database import ScratchDatabase
+from tests.support.people import id_number, mobile, name
+from tests.support.platform import free_port, service_environment
+from tests.support.servers import ROOT, Servers
+from tests.support.service import running, settings_for
+
+pytestmark = pytest.mark.integration
+SERIAL = 970_000
+
+
+async def test_the_api_role_answers_and_the_worker_role_relays_and_runs_roster_jobs(
+    database: ScratchDatabase, servers: Servers, namespace: str
+) -> None:
+    api_settings = settings_for(Settings, database, servers, namespace, role="api")
+    worker_settings = settings_for(Settings, database, servers, namespace, role="worker")
+    # Two worker replicas: both hear of the roster job, exactly one runs it.
+    async with (
+        running(build, worker_settings) as (worker, _),
+        running(build, worker_settings),
+        running(build, api_settings) as (api, _),
+    ):
+        api_runtime, worker_runtime = api.state.runtime, worker.state.runtime
+        assert (api_runtime.relay, api_runtime.consumer, api_runtime.workers) == (None, None, {})
+        assert worker_runtime.relay is not None and worker_runtime.consumer is not None
+        assert set(worker_runtime.workers) == {"roster_jobs", "webhooks"}
+        app_id, secret = await issue_credential(
+            database.dsn("membership"), "membership", scopes=STAFF_SCOPES
+        )
+        async with await signed_client(api, app_id, secret) as staff:
+            m = Membership(api, staff, namespace, database)
+            ids = await m.union_tree()
+            answer = await staff.post("/members", json=joining(ids["factory"], SERIAL))
+            assert answer.status_code == 201, answer.text
+            member_id = answer.json()["id"]
+
+            async def published() -> bool:
+                return bool(
+                    await api_runtime.pool.fetchval(
+                        "SELECT published_at IS NOT NULL FROM outbox WHERE key = $1", member_id
+                    )
+                )
+
+            await eventually(published)
+            rows = [["id_number", "name", "mobile"]]
+            rows += [[id_number(SERIAL + i), name(i), mobile(i)] for i in range(1, 3)]
+            submitted = await submit_csv(m, ids["depot"], csv_bytes(rows, "utf-8"), "layout-1")
+            assert submitted.status_code == 202, submitted.text
+            job = await finished(staff, submitted.json())
+    assert (job["state"], job["joined"]) == ("done", 2), job
+
+
+async def test_joins_racing_on_one_id_number_admit_one_and_name_it_to_the_others(
+    membership: Membership,
+) -> None:
+    ids = await membership.union_tree()
+    body = joining(ids["factory"], SERIAL + 10)
+    racers = (membership.staff.post("/members", json=body) for _ in range(6))
+    answers = await asyncio.gather(*racers)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 409, 409, 409, 409, 409], [a.text for a in answers]
+    [winner] = [a.json()["id"] for a in answers if a.status_code == 201]
+    refusals = [a.json() for a in answers if a.status_code == 409]
+    assert {r["existing_member_id"] for r in refusals} == {winner}
+    refused = [{"field": "id_number", "reason": "already a member"}]
+    assert all(r["errors"] == refused for r in refusals)
+    assert (
+        await membership.app.state.runtime.pool.fetchval(
+            "SELECT count(*) FROM members WHERE id_number = $1", body["id_number"]
+        )
+        == 1
+    )
+
+
+async def test_python_m_runs_api_worker_processes_and_a_worker_process(
+    database: ScratchDatabase, servers: Servers, namespace: str
+) -> None:
+    port = free_port()
+    env = os.environ | service_environment(
+        "membership", database.dsn("membership"), servers.kafka_bootstrap, namespace, port, ""
+    )
+    command = [sys.executable, "-m", "services.membership", "--role"]
+    processes = [
+        await asyncio.create_subprocess_exec(*command, role, *extra, cwd=ROOT, env=env)
+        for role, extra in (("api", ["--workers", "2"]), ("worker", []))
+    ]
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=5) as probe:
+
+            async def ready() -> bool:
+                assert all(p.returncode is None for p in processes), "a process exited"
+                try:
+                    return (await probe.get("/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await eventually(ready, timeout=60)
+        app_id, secret = await issue_credential(
+            database.dsn("membership"), "membership", scopes=STAFF_SCOPES
+        )
+        async with httpx.AsyncClient(
+            base_url=url, auth=SignedAuth(app_id, secret), timeout=10
+        ) as staff:
+            # union_tree needs only the client: the app runs in the processes above.
+            tree = Membership(None, staff, namespace, database)  # type: ignore[arg-type]
+            ids = await tree.union_tree()
+            answers = [
+                await staff.post("/members", json=joining(ids["factory"], SERIAL + 20 + i))
+                for i in range(4)  # the answers come from both HTTP workers, in any order
+            ]
+        assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+        admin = await asyncpg.connect(database.dsn("membership"))
+        try:
+
+            async def all_published() -> bool:
+                return not await admin.fetchval(
+                    "SELECT count(*) FROM membership.outbox WHERE published_at IS NULL"
+                    " AND key = ANY($1)",
+                    [a.json()["id"] for a in answers],
+                )
+
+            await eventually(all_published)
+        finally:
+            await admin.close()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_a_roster_job_that_two_processes_pick_up_runs_once(membership: Membership) -> None:
+    ids = await membership.union_tree()
+    runtime = membership.app.state.runtime
+    rows = [["id_number", "name", "mobile"]]
+    rows += [[id_number(SERIAL + 40 + i), name(i), mobile(i)] for i in range(3)]
+    async with runtime.pool.acquire() as conn:
+        job_id, _ = await create_job(conn, ids["depot"], "picked-up-twice", "csv", False)
+    spooled = Path(runtime.settings.roster_dir) / f"{job_id}.csv"  # where resume finds it too
+    spooled.parent.mkdir(parents=True, exist_ok=True)
+    spooled.write_bytes(csv_bytes(rows, "utf-8"))
+
+    # Both processes heard of the job at the same moment (a NOTIFY, a poll): both start it.
+    topic = runtime.settings.events_topic
+    await asyncio.gather(*(RosterJob(runtime.pool, topic, job_id, spooled).run() for _ in "ab"))
+
+    job = await runtime.pool.fetchrow("SELECT * FROM roster_jobs WHERE id = $1", job_id)
+    assert (job["state"], job["rows_read"], job["joined"], job["failure"]) == ("done", 3, 3, None)
+
+
+async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the_roster(
+    membership: Membership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = await membership.union_tree()
+    serials = [SERIAL + 50 + i for i in range(3)]
+    rows = [["id_number", "name", "mobile"]]
+    rows += [[id_number(s), name(i), mobile(i)] for i, s in enumerate(serials)]
+    write_once = RosterJob._write_once
+    raced = []
+
+    async def online_join_first(job: RosterJob, chunk: Any) -> None:
+        if not raced:  # between comparing the chunk and writing it, one of them joins online
+            answer = await membership.staff.post("/members", json=joining(ids["depot"], serials[1]))
+            raced.append(answer.status_code)
+        await write_once(job, chunk)
+
+    monkeypatch.setattr(RosterJob, "_write_once", online_join_first)
+    submitted = await submit_csv(membership, ids["depot"], csv_bytes(rows, "utf-8"), "raced-1")
+    job = await finished(membership.staff, submitted.json())
+
+    assert raced == [201]
+    assert (job["state"], job["joined"], job["rows_read"]) == ("done", 2, 3), job
+    holders = await membership.app.state.runtime.pool.fetchval(
+        "SELECT count(*) FROM members WHERE id_number = $1", id_number(serials[1])
+    )
+    assert holders == 1

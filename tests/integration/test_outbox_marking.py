@@ -1,0 +1,74 @@
+"""The relay marks exactly the rows it sent: an outbox id taken by a transaction that commits
+after the relay's read stays unpublished, and goes out in the next batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+
+import asyncpg
+import pytest
+
+from shared import outbox
+from shared.db import connect, create_pool
+from shared.events.membership import MemberLeft
+from shared.kafka import ensure_topics, idempotent_producer
+from shared.outbox import Relay
+from tests.support.database import ScratchDatabase
+
+pytestmark = pytest.mark.integration
+
+
+def left(member_id: str) -> MemberLeft:
+    return MemberLeft(member_id=member_id, left_on=date(2026, 3, 2), reason="retired")
+
+
+@pytest.fixture
+async def schema(database: ScratchDatabase) -> AsyncIterator[str]:
+    name = f"marking_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database.admin_dsn)
+    await admin.execute(f"CREATE SCHEMA {name}")
+    await admin.execute(f"SET search_path TO {name}")
+    await admin.execute(outbox.DDL)
+    await admin.close()
+    yield name
+
+
+async def test_a_row_committed_after_the_read_is_not_marked_with_the_batch(
+    database: ScratchDatabase, servers, namespace: str, schema: str
+) -> None:
+    topic = f"{namespace}marking.events"
+    await ensure_topics(servers.kafka_bootstrap, {topic: 3})
+    pool = await create_pool(database.admin_dsn, schema)
+    producer = idempotent_producer(servers.kafka_bootstrap)
+    await producer.start()
+    relay_conn = await connect(database.admin_dsn, schema)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.record(conn, topic, [left("m-1"), left("m-2")])
+        late = await pool.acquire()
+        late_tx = late.transaction()
+        await late_tx.start()
+        await outbox.record(late, topic, [left("m-late")])  # takes the next id, uncommitted
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.record(conn, topic, [left("m-3")])
+
+        class CommitBeforeTheMark(Relay):
+            async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+                await late_tx.commit()  # between the relay's read and its mark
+                await super().mark_published(conn, ids)
+
+        relay = CommitBeforeTheMark(database.admin_dsn, schema, producer)
+        assert await relay.publish_batch(relay_conn) == 3
+        await pool.release(late)
+        relay = Relay(database.admin_dsn, schema, producer)
+        unsent = await pool.fetch("SELECT key FROM outbox WHERE published_at IS NULL")
+        assert [r["key"] for r in unsent] == ["m-late"]
+
+        assert await relay.publish_batch(relay_conn) == 1
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    finally:
+        await relay_conn.close()
+        await producer.stop()
+        await pool.close()
