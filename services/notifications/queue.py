@@ -127,6 +127,7 @@ async def record(
     the msgid was known (WeChat can report faster than we record)."""
     if not outcomes:
         return []
+    await lock_msgids(conn, [o.msgid for o in outcomes if o.msgid is not None])
     columns = list(
         zip(
             *(
@@ -165,6 +166,21 @@ async def record(
     if sent:
         await apply_reports(conn, sent)
     return [Recorded(**dict(r)) for r in rows]
+
+
+async def lock_msgids(conn: asyncpg.Connection, msgids: Sequence[int]) -> None:
+    """Take turns with the report writer on these msgids, until the transaction ends.
+
+    Recording a msgid and recording its report are two transactions that may run at once: each
+    would miss the other's uncommitted row, the report would match no delivery and the delivery
+    would wait for a report already received. Holding the msgid's lock, whichever commits second
+    sees the first. Sorted, so two holders of several never deadlock.
+    """
+    if msgids:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(m) FROM unnest($1::bigint[]) AS m ORDER BY m",
+            sorted(set(msgids)),
+        )
 
 
 async def apply_reports(conn: asyncpg.Connection, ids: list[int]) -> None:

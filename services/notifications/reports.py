@@ -15,6 +15,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.notifications.queue import lock_msgids
+
 DELIVERED = "success"
 
 
@@ -73,6 +75,7 @@ class ReportWriter:
         openids = [r.openid for r in latest.values()]
         statuses = [r.status for r in latest.values()]
         async with self._pool().acquire() as conn, conn.transaction():
+            await lock_msgids(conn, msgids)  # see there: the sender may be recording them now
             await conn.execute(
                 "INSERT INTO delivery_reports (msgid, openid, status, received_at)"
                 " SELECT *, $4::timestamptz FROM unnest($1::bigint[], $2::text[], $3::text[])"
