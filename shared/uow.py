@@ -49,7 +49,15 @@ class UnitOfWork:
             assert self.pool is not None
             self._conn = await self.pool.acquire()
         self._tx = self._conn.transaction()
-        await self._tx.start()
+        try:
+            await self._tx.start()
+        except BaseException:
+            # Cancelled (a worker stopping) or failed with BEGIN under way: no __aexit__ follows,
+            # so give the connection back here, or the pool's close waits for it for ever.
+            if self._borrowed is None and self.pool is not None:
+                await self.pool.release(self._conn)  # releasing rolls back what BEGIN opened
+            self._conn = self._tx = None
+            raise
         self.on_enter()
         return self
 
