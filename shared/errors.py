@@ -1,22 +1,35 @@
 """Errors the domain raises, each naming the field at fault; the HTTP layer turns them into
-RFC 9457 problem+json answers with the matching 4xx status."""
+RFC 9457 problem+json answers with the matching 4xx status.
+
+One contract across the platform (``docs/errors.md``): every error has the ``field`` at fault (a
+dotted path such as ``members[3].id_number``), a stable snake_case ``code`` a program can act on,
+and a ``message`` for people. Codes are part of the published API: add new ones, never rename.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_CODE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
 
 class DomainError(Exception):
-    """A rule refused the request. ``field`` names the input at fault (dotted path)."""
+    """A rule refused the request: ``field`` at fault, ``code`` (snake_case), ``message``."""
 
     status = 422
     title = "Request refused by a rule"
 
-    def __init__(self, field: str, reason: str, **extra: Any) -> None:
-        super().__init__(f"{field}: {reason}")
+    def __init__(self, field: str, code: str, message: str | None = None, **extra: Any) -> None:
+        if not _CODE.fullmatch(code):
+            # A prose reason here would reach clients as a "code": refuse it where it is written.
+            raise ValueError(f"error code {code!r} is not snake_case")
         self.field = field
-        self.reason = reason
+        self.code = code
+        self.message = message or code.replace("_", " ")
+        # ``extra`` goes into the problem+json body: keep its values JSON-ready.
         self.extra = extra
+        super().__init__(f"{field}: {self.message}")
 
 
 class Conflict(DomainError):

@@ -41,13 +41,15 @@ class SignedAuth(httpx.Auth):
         self._secret = secret
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # Sign the very bytes of the request target that go on the wire.
+        path, _, query = request.url.raw_path.partition(b"?")
         request.headers.update(
             signing.sign(
                 self.app_id,
                 self._secret,
                 method=request.method,
-                path=request.url.path,
-                query=request.url.query,
+                path=path,
+                query=query,
                 body=request.content,
             )
         )

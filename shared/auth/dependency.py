@@ -47,7 +47,11 @@ class Caller:
     def ensure_organisation(self, organisation_id: str, *, field: str = "organisation_id") -> None:
         """Refuse (403) unless this caller may act for ``organisation_id``."""
         if self.organisations is not None and organisation_id not in self.organisations:
-            raise Forbidden(field, "this credential may not act for that organisation")
+            raise Forbidden(
+                field,
+                "organisation_not_allowed",
+                "this credential may not act for that organisation",
+            )
 
 
 class SignedRequest(SecurityBase):
@@ -125,7 +129,7 @@ async def authenticate(request: Request) -> Caller:
             signing.verify(
                 credential.secrets,
                 method=request.method,
-                path=request.url.path,
+                path=request.scope.get("raw_path") or request.scope["path"].encode(),
                 query=request.scope.get("query_string", b""),
                 body=body,
                 headers=request.headers,
@@ -176,13 +180,19 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Caller]]:
     async def dependency(
         request: Request, _declared: None = Security(SIGNED_REQUEST, scopes=[scope])
     ) -> Caller:
-        note = auth_note(request.scope)
-        note.setdefault("guarded", True)
-        caller = await authenticate(request)
-        if scope not in caller.scopes:
-            note["refusal"] = "missing_scope"
-            raise Forbidden("scope", f"this credential lacks the scope {scope!r}")
-        return caller
+        return await admit(request, scope)
 
     dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    dependency.gonghui_scope = scope  # type: ignore[attr-defined]  # read by shared.http's routes
     return dependency
+
+
+async def admit(request: Request, scope: str) -> Caller:
+    """The verified caller if its credential holds ``scope``; else 401 or 403."""
+    note = auth_note(request.scope)
+    note.setdefault("guarded", True)
+    caller = await authenticate(request)
+    if scope not in caller.scopes:
+        note["refusal"] = "missing_scope"
+        raise Forbidden("scope", "missing_scope", f"this credential lacks the scope {scope!r}")
+    return caller

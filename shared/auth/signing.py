@@ -12,8 +12,10 @@ The canonical string is seven lines joined by ``\\n`` (no trailing newline)::
 
     GONGHUI-HMAC-SHA256
     <METHOD>                 upper case, e.g. POST
-    <path>                   the decoded path, percent-encoded again as UTF-8 keeping A-Z a-z
-                             0-9 - _ . ~ and / (so /a%20b and /a b agree)
+    <path>                   the path as sent, percent-decoded, then percent-encoded again as
+                             UTF-8 keeping A-Z a-z 0-9 - _ . ~ and / (so /a%20b and /a b agree,
+                             and /a%23b stays /a%23b); a server reads it from the raw request
+                             target, never from a path a framework rebuilt
     <canonical query>        query pairs decoded (+ is a space), each key and value encoded as
                              the path is (but / encoded too), sorted by key then value, joined
                              as k=v with &; empty when there is no query
@@ -35,7 +37,7 @@ import re
 import secrets as _secrets
 import time
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
 ALGORITHM = "GONGHUI-HMAC-SHA256"
 APP_ID = "X-Gonghui-App-Id"
@@ -55,8 +57,14 @@ class SignatureError(Exception):
     """The request's signature headers are missing, malformed, stale or do not match."""
 
 
-def canonical_path(path: str) -> str:
-    return quote(path, safe="/" + _UNRESERVED)
+def canonical_path(path: str | bytes) -> str:
+    """``path`` as sent on the wire (percent-encoded, without the query)."""
+    raw = path.encode() if isinstance(path, str) else path
+    try:
+        decoded = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:  # a path that is not UTF-8 cannot have been signed
+        raise SignatureError("the path is not UTF-8") from exc
+    return quote(decoded, safe="/" + _UNRESERVED)
 
 
 def canonical_query(query: str | bytes) -> str:
@@ -74,7 +82,7 @@ def body_digest(body: bytes) -> str:
 
 
 def canonical_string(
-    method: str, path: str, query: str | bytes, timestamp: str, nonce: str, body: bytes
+    method: str, path: str | bytes, query: str | bytes, timestamp: str, nonce: str, body: bytes
 ) -> str:
     return "\n".join(
         (
@@ -102,7 +110,7 @@ def sign(
     secret: str,
     *,
     method: str,
-    path: str,
+    path: str | bytes,
     query: str | bytes = "",
     body: bytes = b"",
     timestamp: int | None = None,
@@ -153,7 +161,7 @@ def verify(
     secrets: str | Iterable[str],
     *,
     method: str,
-    path: str,
+    path: str | bytes,
     query: str | bytes,
     body: bytes,
     headers: Mapping[str, str],

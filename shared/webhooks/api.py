@@ -13,22 +13,26 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from shared.auth import Caller, require_scope
 from shared.auth.credentials import encrypt, new_secret
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.base import CATALOGUE
+from shared.http import router as service_router
+from shared.inputs import Command, Limit, RowId
 from shared.webhooks.store import url_problem
 
 SCOPE = "webhooks:manage"
 STAFF = "federation"
 
 
-class NewSubscription(BaseModel):
+class NewSubscription(Command):
     url: str = Field(max_length=2000, examples=["https://tax.example.gov.cn/gonghui/events"])
-    event_types: list[str] = Field(min_length=1, max_length=100)
+    event_types: list[str] = Field(
+        min_length=1, max_length=100, examples=[["membership.member.joined.v1"]]
+    )
 
 
 class Subscription(BaseModel):
@@ -73,23 +77,40 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
     """Routes under ``/webhooks``; ``event_types`` are those offered to subscribers (the same
     list given to :func:`webhook_fanout_handlers`); None offers every type in the catalogue."""
     offered = frozenset(event_types) if event_types is not None else None
-    router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+    router = service_router(prefix="/webhooks", tags=["webhooks"])
     guard = require_scope(SCOPE)
 
-    @router.post("/subscriptions", status_code=201)
+    @router.post(
+        "/subscriptions",
+        status_code=201,
+        summary="Subscribe a URL to events",
+        description=(
+            "Events of the listed types are POSTed to the URL as CloudEvents (structured JSON),"
+            " signed like requests with the secret in the answer, which is shown only once."
+            " Failed deliveries are retried with back-off; see docs/departments.md."
+        ),
+    )
     async def create_subscription(
         body: NewSubscription, request: Request, caller: Caller = Depends(guard)
     ) -> CreatedSubscription:
         if caller.organisations is not None:
-            raise Forbidden("caller", "a credential limited to organisations may not subscribe")
+            raise Forbidden(
+                "caller",
+                "organisation_bound_credential",
+                "a credential limited to organisations may not subscribe",
+            )
         settings = request.app.state.runtime.settings
         problem = url_problem(body.url, settings.environment)
         if problem:
-            raise DomainError("url", problem)
+            raise DomainError("url", "url_refused", problem)
         for i, event_type in enumerate(body.event_types):
             known = event_type in CATALOGUE if offered is None else event_type in offered
             if not known:
-                raise DomainError(f"event_types[{i}]", "this service offers no such event type")
+                raise DomainError(
+                    f"event_types[{i}]",
+                    "unknown_event_type",
+                    "this service offers no such event type",
+                )
         secret = new_secret()
         row = await request.app.state.runtime.pool.fetchrow(
             "INSERT INTO webhook_subscriptions (id, app_id, url, event_types, secret_encrypted)"
@@ -102,11 +123,14 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         )
         return CreatedSubscription(**dict(row), secret=secret)
 
-    @router.get("/event-types")
+    @router.get("/event-types", summary="The event types this service offers to subscribers")
     async def offered_event_types(_: Caller = Depends(guard)) -> list[str]:
         return sorted(offered if offered is not None else CATALOGUE)
 
-    @router.get("/subscriptions")
+    @router.get(
+        "/subscriptions",
+        summary="Your subscriptions (federation staff: all)",
+    )
     async def list_subscriptions(
         request: Request, caller: Caller = Depends(guard)
     ) -> list[Subscription]:
@@ -118,7 +142,11 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         )
         return [Subscription(**dict(r)) for r in rows]
 
-    @router.delete("/subscriptions/{subscription_id}", status_code=204)
+    @router.delete(
+        "/subscriptions/{subscription_id}",
+        status_code=204,
+        summary="Unsubscribe; pending deliveries are cancelled",
+    )
     async def delete_subscription(
         subscription_id: uuid.UUID, request: Request, caller: Caller = Depends(guard)
     ) -> Response:
@@ -131,7 +159,7 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
                 caller.app_id,
             )
             if not found:
-                raise NotFound("subscription_id", "no such subscription")
+                raise NotFound("subscription_id", "unknown_subscription", "no such subscription")
             await conn.execute(
                 "UPDATE webhook_deliveries SET status = 'cancelled'"
                 " WHERE subscription_id = $1 AND status = 'pending'",
@@ -139,13 +167,17 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
             )
         return Response(status_code=204)
 
-    @router.get("/deliveries")
+    @router.get(
+        "/deliveries",
+        summary="Recent deliveries, newest first",
+        description="Filter by subscription and status; `limit` is 1 to 1000.",
+    )
     async def list_deliveries(
         request: Request,
         caller: Caller = Depends(guard),
         subscription_id: uuid.UUID | None = None,
         status: Literal["pending", "delivered", "failed", "cancelled"] | None = None,
-        limit: int = Query(100, ge=1, le=1000),
+        limit: Limit = 100,
     ) -> list[Delivery]:
         rows = await request.app.state.runtime.pool.fetch(
             f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d"
@@ -160,9 +192,13 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         )
         return [Delivery(**dict(r)) for r in rows]
 
-    @router.post("/deliveries/{delivery_id}/replay", status_code=202)
+    @router.post(
+        "/deliveries/{delivery_id}/replay",
+        status_code=202,
+        summary="Send a delivery again, now",
+    )
     async def replay_delivery(
-        delivery_id: int, request: Request, caller: Caller = Depends(guard)
+        delivery_id: RowId, request: Request, caller: Caller = Depends(guard)
     ) -> Delivery:
         """Send the delivery again, now, whatever became of it (the event id stays the same)."""
         async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
@@ -176,7 +212,7 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
                 caller.app_id,
             )
             if row is None:
-                raise NotFound("delivery_id", "no such delivery")
+                raise NotFound("delivery_id", "unknown_delivery", "no such delivery")
             # Whoever replays has usually just fixed the endpoint: end its back-off too.
             await conn.execute(
                 "UPDATE webhook_subscriptions SET resume_at = now() WHERE id = $1",

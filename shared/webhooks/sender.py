@@ -175,14 +175,14 @@ class WebhookSender:
             log.warning("webhook delivery %s outcome not recorded: %r", row["id"], exc)
 
     def headers(self, settings: ServiceSettings, row: asyncpg.Record) -> dict[str, str]:
-        url = httpx.URL(row["url"])
+        path, _, query = httpx.URL(row["url"]).raw_path.partition(b"?")
         secret = decrypt(settings.credentials_key, row["secret_encrypted"])
         signed = signing.sign(
             settings.service,
             secret,
             method="POST",
-            path=url.path,
-            query=url.query,
+            path=path,
+            query=query,
             body=row["body"],
         )
         return signed | {

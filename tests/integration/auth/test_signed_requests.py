@@ -189,7 +189,11 @@ async def test_a_missing_scope_is_refused_with_403(probe: Probe) -> None:
     app_id, secret = await probe.issue("notes:read")
     answer = await refused(probe, signed_request(app_id, secret), 403, "missing_scope", app_id)
     assert answer.json()["errors"] == [
-        {"field": "scope", "reason": "this credential lacks the scope 'notes:write'"}
+        {
+            "field": "scope",
+            "code": "missing_scope",
+            "message": "this credential lacks the scope 'notes:write'",
+        }
     ]
     assert (await probe.last_audit())["department"] == "federation"
 
@@ -367,3 +371,47 @@ async def test_support_helpers_and_reference_client(probe: Probe) -> None:
     transport = httpx.ASGITransport(app=probe.app)
     async with GonghuiClient("http://probe", app_id, secret, transport=transport) as gonghui:
         assert (await gonghui.get("/unions/u-c/notes")).json() == ["a"]
+
+
+@pytest.mark.parametrize("segment", ["a%23b", "a%3Fb", "a%5Cb", "%E5%BC%A0%20%E4%B8%89"])
+async def test_reserved_characters_in_a_path_segment_are_signed_as_sent(
+    probe: Probe, segment: str
+) -> None:
+    reader = await probe.issue("notes:read")
+    async with probe.client(*reader) as client:
+        answer = await client.get(f"/unions/{segment}/notes")
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("char", ["%09", "%0A", "%0D", "%00"])
+async def test_a_path_with_a_control_character_is_refused_before_the_signature_is_read(
+    probe: Probe, char: str
+) -> None:
+    app_id, secret = await probe.issue("notes:read")
+    # Signed for the path without the character: the service must not act on another path.
+    headers = signing.sign(app_id, secret, method="GET", path="/unions/ab/notes")
+    async with probe.unsigned() as client:
+        answer = await client.get(f"/unions/a{char}b/notes", headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"][0] == {
+        "field": "union_id",
+        "code": "control_character",
+        "message": "must not contain control characters",
+    }
+
+
+async def test_callers_are_checked_before_the_body_is_read(probe: Probe) -> None:
+    reader = await probe.issue("notes:read")
+    bad = b'{"text": 12, "unknown": true'  # not even JSON
+    async with probe.client(*reader) as client:
+        answer = await client.post(
+            "/unions/u1/notes", content=bad, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["errors"][0]["code"] == "missing_scope"
+    async with probe.unsigned() as client:
+        answer = await client.post(
+            "/unions/u1/notes", content=bad, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 401
+    assert answer.json()["errors"][0]["code"] == "missing_signature"

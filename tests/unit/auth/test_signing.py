@@ -185,3 +185,44 @@ def test_a_query_that_is_not_utf8_is_refused_not_crashed() -> None:
         signing.verify(SECRET, **good(query="a=%FF"))  # type: ignore[arg-type]
     with pytest.raises(signing.SignatureError, match="UTF-8"):
         signing.verify(SECRET, **good(query=b"a=\xff"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("sent", "canonical"),
+    [
+        (b"/organisations/a%23b", "/organisations/a%23b"),  # '#' inside a segment
+        (b"/organisations/a%3Fb", "/organisations/a%3Fb"),  # '?' inside a segment
+        (b"/organisations/a%5Cb", "/organisations/a%5Cb"),  # '\' inside a segment
+        (b"/organisations/a%09b", "/organisations/a%09b"),  # TAB (the service then refuses it)
+        (b"/organisations/a%2fb", "/organisations/a/b"),  # an encoded slash is a slash
+        (b"/claims/%e5%bc%a0", "/claims/%E5%BC%A0"),  # lower-case hex is the same path
+    ],
+)
+def test_the_path_is_canonicalised_from_the_bytes_as_sent(sent: bytes, canonical: str) -> None:
+    assert signing.canonical_path(sent) == canonical
+    assert signing.canonical_path(sent.decode()) == canonical
+
+
+def test_vector_with_reserved_characters_in_a_segment() -> None:
+    # docs/departments.md, third vector: GET /organisations/a%23b%3Fc, no query, no body.
+    canonical = signing.canonical_string(
+        "GET", b"/organisations/a%23b%3Fc", b"", "1767225600", "abcdefghijklmnop", b""
+    )
+    assert canonical.split("\n")[2] == "/organisations/a%23b%3Fc"
+    assert signing.signature(SECRET, canonical) == VECTOR_3
+
+
+def test_the_reference_client_signs_the_target_it_sends() -> None:
+    request = httpx.Request("GET", "http://svc/organisations/a%23b%3Fc?x=1")
+    signed = next(SignedAuth("tax-0123456789ab", SECRET).auth_flow(request))
+    assert signing.verify(
+        SECRET,
+        method="GET",
+        path=b"/organisations/a%23b%3Fc",
+        query=b"x=1",
+        body=b"",
+        headers=signed.headers,
+    )
+
+
+VECTOR_3 = "1a100e473582d11da40f0234443b39c1de47a700bd57441ac1eb40e380838714"  # openssl agrees

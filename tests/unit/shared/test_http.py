@@ -17,7 +17,7 @@ def build() -> FastAPI:
     @app.post("/things")
     async def create(body: Body) -> dict[str, str]:
         if body.name == "taken":
-            raise Conflict("name", "already registered", existing="thing-1")
+            raise Conflict("name", "already_registered", "already registered", existing="thing-1")
         return {"ok": "yes"}
 
     @app.get("/boom")
@@ -41,7 +41,9 @@ def test_domain_errors_map_to_their_status() -> None:
     answer = client.post("/things", json={"name": "taken", "age": 3})
     assert answer.status_code == 409
     assert answer.json()["existing"] == "thing-1"
-    assert answer.json()["errors"] == [{"field": "name", "reason": "already registered"}]
+    assert answer.json()["errors"] == [
+        {"field": "name", "code": "already_registered", "message": "already registered"}
+    ]
 
 
 def test_unexpected_errors_are_a_problem_without_details_and_ops_endpoints_answer() -> None:
