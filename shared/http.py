@@ -207,7 +207,13 @@ def create_app(
     body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """``body_limits`` maps path patterns (regexes) to larger limits, e.g. roster uploads."""
-    app = FastAPI(title=f"Gonghui {service}", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Gonghui {service}",
+        lifespan=lifespan,
+        # Operation ids are the route functions' names, so generated clients read as the API
+        # does (``create_course``, not ``create_course_courses_post``); each is unique.
+        generate_unique_id_function=lambda route: route.name,
+    )
     app.router.route_class = GuardedRoute
     app.state.readiness = readiness if readiness is not None else []
     app.add_exception_handler(RequestValidationError, _validation_error)

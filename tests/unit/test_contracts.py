@@ -109,6 +109,13 @@ def test_every_integer_parameter_fits_in_64_bits(service: str) -> None:
     assert unbounded == [], "use shared.inputs Int64, RowId, Offset or Limit"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_operation_ids_are_unique(service: str) -> None:
+    schema = app_of(service).openapi()
+    ids = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+
+
 def test_the_published_openapi_documents_are_what_the_services_serve() -> None:
     assert published.main(["--check"]) == 0, "run python -m deploy.openapi and commit docs/openapi/"
 
