@@ -1,8 +1,16 @@
 """A small demo federation for a fresh platform: ``python -m deploy.demo`` (run by ./gonghui up).
 
-It issues a staff credential in each service (saved to var/demo/credentials.json so you can call
-the APIs yourself with ``python -m shared.auth.client``), then builds a county federation with
-unions and members through the public APIs. Running it again changes nothing.
+It issues credentials and saves them in var/demo/credentials.json, so you can call the APIs
+yourself with ``python -m shared.auth.client`` (README, "Walking each department's flow"):
+
+- under each service's name, a staff credential holding every scope the service's routes declare
+  (``jq .membership var/demo/credentials.json``: base_url, app_id, secret, ...);
+- under ``departments``, one credential per department role and service with the role's scopes
+  (:data:`ROLES`), e.g. ``jq .departments.finance.mutual_aid var/demo/credentials.json``.
+
+Then it builds a county federation with unions and members through the public APIs. Running it
+again changes nothing: a saved credential is issued anew only when its service no longer has it
+as wanted (a database reset, changed scopes).
 """
 
 from __future__ import annotations
@@ -10,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from shared.auth import credentials
@@ -24,87 +36,178 @@ from tests.support.people import credit_code, id_number, mobile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAVED = ROOT / "var" / "demo" / "credentials.json"
-STAFF_SCOPES = {
-    "membership": [
-        "organisations:read",
-        "organisations:write",
-        "members:join",
-        "members:read",
-        "members:write",
-        "members:read_personal",
-        "reports:read",
-        "roster:submit",
-    ],
-    "notifications": ["notifications:manage", "notifications:read", "bindings:write"],
-    "mutual_aid": [
-        "plans:write",
-        "plans:read",
-        "enrolment:write",
-        "contributions:write",
-        "claims:submit",
-        "claims:review",
-        "claims:read",
-        "backstop:read",
-        "enrolment:read",
-        "reports:read",
-    ],
-    "training": [
-        "training:manage",
-        "training:read",
-        "training:enrol",
-        "training:viewing",
-        "reports:read",
-    ],
+SERVICES = ("membership", "mutual_aid", "training", "notifications")
+EMPLOYER_UNION = "bozhou-pharma"  # the demo organisation whose employer's HR system is issued
+
+
+@dataclass(frozen=True)
+class Role:
+    """A department's system: its department (``credentials.DEPARTMENTS``), its scopes in each
+    service, and the organisations its credentials are limited to (None: not limited)."""
+
+    department: str
+    scopes: Mapping[str, tuple[str, ...]]
+    organisations: tuple[str, ...] | None = None
+
+
+# What each department's system is given (docs/departments.md): one credential per service.
+# Remittances and subsidies are membership's until the union_funds service takes them over; then
+# their service name changes here (and union_funds joins SERVICES), nothing else.
+ROLES: dict[str, Role] = {
+    "hr": Role("hr", {"membership": ("roster:submit", "members:read")}),
+    "tax": Role("tax", {"membership": ("remittances:submit",)}),
+    "finance": Role(
+        "finance",
+        {
+            "membership": ("subsidies:write",),
+            "mutual_aid": ("backstop:read", "backstop:grant", "webhooks:manage"),
+        },
+    ),
+    "employer-hr": Role(
+        "employer_hr", {"membership": ("roster:submit",)}, organisations=(EMPLOYER_UNION,)
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One credential the demo keeps in one service."""
+
+    name: str
+    department: str
+    scopes: tuple[str, ...]
+    organisations: tuple[str, ...] | None = None
+
+    def holds(self, credential: credentials.Credential) -> bool:
+        orgs = None if self.organisations is None else frozenset(self.organisations)
+        return (
+            credential.department == self.department
+            and credential.scopes == frozenset(self.scopes)
+            and credential.organisations == orgs
+        )
 
 
 def settings(service: str) -> Any:
     return importlib.import_module(f"services.{service}.main").Settings()
 
 
-async def still_valid(saved: dict[str, dict[str, str]]) -> bool:
-    """Saved credentials outlive a database reset (deploy/local/infra reset): check them."""
-    for service, creds in saved.items():
-        s = settings(service)
-        conn = await connect(s.database_url, s.db_schema)
-        try:
-            if not await conn.fetchval(
-                "SELECT true FROM credentials WHERE app_id = $1", creds["app_id"]
-            ):
-                return False
-        finally:
-            await conn.close()
-    return True
-
-
-async def staff_credentials() -> dict[str, dict[str, str]]:
-    if SAVED.exists():
-        saved: dict[str, dict[str, str]] = json.loads(SAVED.read_text())
-        if await still_valid(saved):
-            return saved
-        (SAVED.parent / "training.done").unlink(missing_ok=True)
-    issued: dict[str, dict[str, str]] = {}
-    for service, scopes in STAFF_SCOPES.items():
-        s = settings(service)
-        conn = await connect(s.database_url, s.db_schema)
-        try:
-            app_id, secret = await credentials.issue(
-                conn, s.credentials_key, name="demo staff", department="federation", scopes=scopes
-            )
-        finally:
-            await conn.close()
-        issued[service] = {
-            "base_url": f"http://127.0.0.1:{s.http_port}",
-            "app_id": app_id,
-            "secret": secret,
+def declared_scopes(service: str) -> list[str]:
+    """Every scope the service's routes declare, from its OpenAPI document (building the app
+    connects to nothing)."""
+    main = importlib.import_module(f"services.{service}.main")
+    paths = main.build(main.Settings()).openapi()["paths"]
+    return sorted(
+        {
+            scope
+            for operations in paths.values()
+            for operation in operations.values()
+            for requirement in operation.get("security", [])
+            for scopes in requirement.values()
+            for scope in scopes
         }
+    )
+
+
+def wanted_in(service: str) -> dict[str | None, Wanted]:
+    """The credentials the demo keeps in ``service``: staff (None) and each role there."""
+    staff = Wanted("demo staff", "federation", tuple(declared_scopes(service)))
+    return {None: staff} | {
+        role: Wanted(f"demo {role}", r.department, r.scopes[service], r.organisations)
+        for role, r in ROLES.items()
+        if service in r.scopes
+    }
+
+
+async def kept_or_issued(
+    conn: asyncpg.Connection, key: str, saved: Any, wanted: Wanted
+) -> tuple[str, str]:
+    """(app id, secret): the saved credential while its service still has it as wanted, else a
+    new one; a saved one that is still active but no longer as wanted is revoked."""
+    if isinstance(saved, dict) and isinstance(saved.get("app_id"), str):
+        held = await credentials.load(conn, key, saved["app_id"])
+        if held is not None:
+            if saved.get("secret") in held.secrets and wanted.holds(held):
+                return held.app_id, saved["secret"]
+            await credentials.revoke(conn, held.app_id)
+    return await credentials.issue(
+        conn,
+        key,
+        name=wanted.name,
+        department=wanted.department,
+        scopes=wanted.scopes,
+        organisations=wanted.organisations,
+    )
+
+
+async def forgotten(conn: asyncpg.Connection, saved: Any) -> bool:
+    """A saved credential the service has no row of: its database was reset since."""
+    if not isinstance(saved, dict):
+        return False
+    known = await conn.fetchval(
+        "SELECT true FROM credentials WHERE app_id = $1", saved.get("app_id")
+    )
+    return not known
+
+
+def read_saved() -> dict[str, Any]:
+    try:
+        saved = json.loads(SAVED.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def save(issued: dict[str, Any]) -> None:
     SAVED.parent.mkdir(parents=True, exist_ok=True)
-    SAVED.write_text(json.dumps(issued, indent=2))
-    SAVED.chmod(0o600)
+    fresh = SAVED.with_name(SAVED.name + ".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # secrets: owner only
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(issued, indent=2, ensure_ascii=False) + "\n")
+    fresh.replace(SAVED)
+
+
+async def demo_credentials() -> dict[str, Any]:
+    """Staff credentials under each service's name, the roles' under ``departments`` (role, then
+    service); each entry has base_url, app_id, secret, department, scopes, organisations."""
+    saved = read_saved()
+    saved_roles = saved.get("departments")
+    saved_roles = saved_roles if isinstance(saved_roles, dict) else {}
+    issued: dict[str, Any] = {}
+    roles: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
+    for service in SERVICES:
+        s = settings(service)
+        conn = await connect(s.database_url, s.db_schema)
+        try:
+            staff = saved.get(service)
+            if service == "training" and await forgotten(conn, staff):
+                # training's database was reset: the demo's class went with it
+                (SAVED.parent / "training.done").unlink(missing_ok=True)
+            for role, wanted in wanted_in(service).items():
+                before = staff if role is None else (saved_roles.get(role) or {}).get(service)
+                app_id, secret = await kept_or_issued(conn, s.credentials_key, before, wanted)
+                entry = {
+                    "base_url": f"http://127.0.0.1:{s.http_port}",
+                    "app_id": app_id,
+                    "secret": secret,
+                    "department": wanted.department,
+                    "scopes": sorted(wanted.scopes),
+                    "organisations": None
+                    if wanted.organisations is None
+                    else sorted(wanted.organisations),
+                }
+                if role is None:
+                    issued[service] = entry
+                else:
+                    roles[role][service] = entry
+        finally:
+            await conn.close()
+    issued["departments"] = roles
+    if issued != saved:
+        save(issued)
     return issued
 
 
-def client(creds: dict[str, str]) -> httpx.AsyncClient:
+def client(creds: Mapping[str, Any]) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=creds["base_url"], auth=SignedAuth(creds["app_id"], creds["secret"]), timeout=30
     )
@@ -325,14 +428,17 @@ async def training(c: httpx.AsyncClient, member_ids: list[str]) -> None:
 
 
 async def main() -> int:
-    creds = await staff_credentials()
+    creds = await demo_credentials()
     async with client(creds["membership"]) as c:
         member_ids = await membership(c)
     async with client(creds["mutual_aid"]) as c:
         await mutual_aid(c, member_ids)
     async with client(creds["training"]) as c:
         await training(c, member_ids)
-    print(f"[demo] staff credentials for each service: {SAVED}")
+    print(
+        f"[demo] credentials in {SAVED}: staff for each service, and under departments for"
+        f" {', '.join(ROLES)} (README: Walking each department's flow)"
+    )
     return 0
 
 
