@@ -32,11 +32,27 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     telemetry: Literal["off", "console", "otlp"] = "off"
     otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    # Topics this service creates: a production cluster runs 3 brokers with replication factor 3
+    # and min.insync.replicas 2, so an acknowledged event survives the loss of any one broker.
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
     relay_batch_size: int = 1000
     relay_poll_seconds: float = 1.0
-    outbox_retention_hours: int = 168
     consumer_batch_size: int = 500
     consumer_max_attempts: int = 3
+    # How long a failing event of a batch may hold up its partition in retries before the rest
+    # of the batch's failures go to the dead-letter topic at their first failure.
+    consumer_retry_budget_seconds: float = Field(default=5.0, ge=0)
+    # Retention: published outbox rows (a replay source for a lost topic), inbox rows (longer
+    # than Kafka keeps events, so no redelivery can outlive its inbox row), the audit trail, and
+    # settled webhook deliveries.
+    outbox_retention_hours: int = Field(default=168, ge=1)
+    inbox_retention_days: int = Field(default=14, ge=1)
+    audit_retention_days: int = Field(default=400, ge=1)
+    webhook_retention_days: int = Field(default=30, ge=1)
+    retention_interval_seconds: float = Field(default=600, gt=0)
+    # Supervised background work restarts after a failure with back-off up to this many seconds.
+    restart_backoff_max_seconds: float = Field(default=30.0, gt=0)
     run_relay: bool = True
     run_consumers: bool = True
     # What this process runs: "all" (HTTP API, relay, consumers and background workers: the
@@ -64,6 +80,8 @@ class ServiceSettings(BaseSettings):
             raise ValueError("credentials_key is the development key in production")
         for key in keys:
             Fernet(key.encode())  # a malformed key fails at start-up, not on a request
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError("topic_min_insync_replicas exceeds topic_replication_factor")
         if self.role == "api":
             self.run_relay = self.run_consumers = False  # the worker process's
         return self
