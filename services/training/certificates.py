@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.training.alphabet import ALPHABET, VALUE, normalise
-from services.training.errors import DomainError
+from shared.errors import DomainError, NotFound
 from shared.masking import mask_name as shared_mask_name
 
 PREFIX = "GH"
@@ -95,32 +95,30 @@ class Certificate:
 
 @dataclass(frozen=True)
 class Verification:
-    """What anyone holding a certificate number may learn: never the full name or member id."""
+    """What anyone holding a genuine certificate's number may learn: never the full name or
+    member id."""
 
-    genuine: bool
     number: str
-    reason: str | None = None
-    holder: str | None = None
-    course_title: str | None = None
-    class_name: str | None = None
-    completed_on: date | None = None
-    issued_on: date | None = None
+    holder: str
+    course_title: str
+    class_name: str
+    completed_on: date
+    issued_on: date
 
 
 def verify_certificate(text: str, certificate: Certificate | None) -> Verification:
     """The answer to "is certificate ``text`` genuine?" given what the register holds for it.
 
-    Call ``read_certificate_number`` first to look the number up; a malformed number needs no
-    lookup (pass None) and is answered with the reason it cannot be genuine.
+    Call ``read_certificate_number`` first to look the number up. A number that cannot be genuine
+    is a DomainError (``malformed``, ``check_character_mismatch``); one the register does not
+    hold is NotFound (``unknown_certificate``).
     """
-    try:
-        number = read_certificate_number(text)
-    except DomainError as error:
-        return Verification(genuine=False, number=text.strip(), reason=error.reason)
+    number = read_certificate_number(text)
     if certificate is None or certificate.number != number:
-        return Verification(genuine=False, number=number, reason="not_found")
+        raise NotFound(
+            "certificate_number", "unknown_certificate", "no certificate has this number"
+        )
     return Verification(
-        genuine=True,
         number=number,
         holder=mask_name(certificate.holder_name),
         course_title=certificate.course_title,

@@ -13,9 +13,9 @@ from typing import Any
 
 from services.training.courses import Course
 from services.training.enrolment import Enrolment, EnrolmentStatus
-from services.training.errors import Conflict, DomainError, NotFound
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
 from services.training.sessions import Session
+from shared.errors import Conflict, DomainError, NotFound
 from shared.events.base import EventData
 from shared.events.training import EnrolmentEvent
 

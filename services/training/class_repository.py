@@ -22,7 +22,6 @@ import asyncpg
 
 from services.training.classes import TrainingClass
 from services.training.enrolment import ACTIVE
-from services.training.errors import NotFound
 from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
 from services.training.records import (
     INSERT_ENROLMENT,
@@ -33,6 +32,7 @@ from services.training.records import (
     insert_certificate,
     session_of,
 )
+from shared.errors import NotFound
 
 ACTIVE_STATUSES = sorted(status.value for status in ACTIVE)
 

@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 
 from services.training.courses import Course
 from services.training.enrolment import Actor, Enrolment, EnrolmentStatus
-from services.training.errors import Conflict, DomainError
 from services.training.members import MemberView, eligible
 from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
 from services.training.progress import ClassProgress
 from services.training.sessions import Session, require_aware
+from shared.errors import Conflict, DomainError
 from shared.events.training import (
     ClassCapacityChanged,
     ClassReminder,

@@ -10,100 +10,206 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from services.training.courses import AudienceKind, CourseKind
-from services.training.errors import DomainError
 from services.training.policies import PromotionMode
+from shared.errors import DomainError
+from shared.inputs import Command, IsoDateTime
 
-MemberId = Field(min_length=1, max_length=64)
-Reason = Field(min_length=1, max_length=500)
+MEMBER_ID = "m-20260105-0001"
 
 
-class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+def member_id() -> Any:
+    return Field(
+        min_length=1,
+        max_length=64,
+        description="The member's id in the membership service.",
+        examples=[MEMBER_ID],
+    )
+
+
+def reason() -> Any:
+    return Field(
+        min_length=1, max_length=500, description="Told to the member.", examples=["单位工作冲突"]
+    )
+
+
+def example(*bodies: dict[str, Any]) -> ConfigDict:
+    """Whole request bodies for the OpenAPI document."""
+    return ConfigDict(json_schema_extra={"examples": list(bodies)})
 
 
 class AudienceBody(Command):
-    kind: AudienceKind = AudienceKind.ALL_MEMBERS
-    # The category (e.g. platform workers) or the subtree's root union id.
-    target: str | None = Field(default=None, min_length=1, max_length=64)
+    kind: AudienceKind = Field(
+        default=AudienceKind.ALL_MEMBERS,
+        description="all_members, cadres, a member category, or a union and every union below it.",
+    )
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The category (`category`) or the subtree's root union id "
+        "(`union_subtree`); absent for the other kinds.",
+        examples=["new_employment_form"],
+    )
 
 
 class CompletionBody(Command):
-    min_attendance_percent: int | None = Field(default=80, ge=1, le=100)
-    pass_mark: Decimal | None = Field(default=None, ge=0, max_digits=6, decimal_places=2)
-    min_watched_minutes: int | None = Field(default=None, ge=1, le=100_000)
+    """Every criterion given must hold; at least one must be given (null drops a criterion)."""
+
+    min_attendance_percent: int | None = Field(
+        default=80, ge=1, le=100, description="Sessions attended, percent of the class's."
+    )
+    pass_mark: Decimal | None = Field(
+        default=None,
+        ge=0,
+        max_digits=6,
+        decimal_places=2,
+        description="The lowest passing score; absent: no assessment.",
+        examples=["60"],
+    )
+    min_watched_minutes: int | None = Field(
+        default=None, ge=1, le=100_000, description="Minutes of online lectures watched."
+    )
 
 
 class CreateCourse(Command):
+    model_config = example(
+        {
+            "title": "工会干部业务培训",
+            "kind": "cadre_training",
+            "provider": "亳州市总工会",
+            "description": "基层工会主席履职能力培训",
+            "audience": {"kind": "cadres"},
+            "completion": {"min_attendance_percent": 80, "pass_mark": "60"},
+        },
+        {
+            "title": "新就业形态劳动者权益讲座",
+            "kind": "lecture_series",
+            "provider": "市总工会法律部",
+            "audience": {"kind": "category", "target": "new_employment_form"},
+            "completion": {"min_attendance_percent": None, "min_watched_minutes": 90},
+        },
+    )
     title: str = Field(min_length=1, max_length=200)
     kind: CourseKind
-    provider: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=200, description="Who teaches it.")
     description: str = Field(default="", max_length=4000)
-    audience: AudienceBody = Field(default_factory=AudienceBody)
-    completion: CompletionBody = Field(default_factory=CompletionBody)
+    audience: AudienceBody = Field(default_factory=AudienceBody, description="Who may enrol.")
+    completion: CompletionBody = Field(
+        default_factory=CompletionBody,
+        description="What completing takes; by default 80% of the sessions attended.",
+    )
 
 
 class SessionBody(Command):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    venue: str | None = Field(default=None, min_length=1, max_length=200)
+    starts_at: IsoDateTime
+    ends_at: IsoDateTime = Field(description="After `starts_at`.")
+    venue: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A venue or an online link, or both.",
+    )
     online_link: str | None = Field(default=None, min_length=1, max_length=500)
 
 
 class WaitlistBody(Command):
-    enabled: bool = True
-    promotion: PromotionMode = PromotionMode.AUTOMATIC
+    enabled: bool = Field(default=True, description="false: a full class refuses enrolments.")
+    promotion: PromotionMode = Field(
+        default=PromotionMode.AUTOMATIC,
+        description="`automatic`: a freed seat goes to the next in line at once; `offer`: it is "
+        "held for them until they accept or `offer_hours` pass.",
+    )
     offer_hours: int = Field(default=48, ge=1, le=24 * 30)
 
 
 class ScheduleClass(Command):
+    model_config = example(
+        {
+            "name": "2026年第一期",
+            "capacity": 50,
+            "enrolment_opens_at": "2026-06-01T09:00:00+08:00",
+            "enrolment_closes_at": "2026-06-20T18:00:00+08:00",
+            "sessions": [
+                {
+                    "starts_at": "2026-06-25T09:00:00+08:00",
+                    "ends_at": "2026-06-25T12:00:00+08:00",
+                    "venue": "市总工会201会议室",
+                }
+            ],
+            "waitlist": {"enabled": True, "promotion": "offer", "offer_hours": 24},
+            "requires_approval": True,
+            "releases_no_shows": True,
+        }
+    )
     name: str = Field(min_length=1, max_length=200)
-    # None: no seat limit (an online lecture).
-    capacity: int | None = Field(ge=1, le=100_000)
-    enrolment_opens_at: AwareDatetime
-    enrolment_closes_at: AwareDatetime
+    capacity: int | None = Field(ge=1, le=100_000, description="Seats; null: no seat limit.")
+    enrolment_opens_at: IsoDateTime
+    enrolment_closes_at: IsoDateTime = Field(
+        description="Enrolment is open until (excluded); no later than the last session's end."
+    )
     sessions: list[SessionBody] = Field(min_length=1, max_length=200)
     waitlist: WaitlistBody = Field(default_factory=WaitlistBody)
-    requires_approval: bool = False
-    releases_no_shows: bool = False
+    requires_approval: bool = Field(
+        default=False, description="Staff approve each enrolment; it holds its seat meanwhile."
+    )
+    releases_no_shows: bool = Field(
+        default=False,
+        description="Confirmed members absent from the first session lose their seat.",
+    )
 
 
 class Enrol(Command):
-    member_id: str = MemberId
+    model_config = example({"member_id": MEMBER_ID})
+    member_id: str = member_id()
 
 
 class Cancel(Command):
-    reason: str = Reason
+    model_config = example({"reason": "单位工作冲突"})
+    reason: str = reason()
 
 
 class Reject(Command):
-    reason: str = Reason
+    model_config = example({"reason": "名额优先安排基层工会主席"})
+    reason: str = reason()
 
 
 class ChangeCapacity(Command):
-    capacity: int | None = Field(ge=1, le=100_000)
+    model_config = example({"capacity": 60}, {"capacity": None})
+    capacity: int | None = Field(ge=1, le=100_000, description="Seats; null: no seat limit.")
 
 
 class StaffCheckIn(Command):
-    member_id: str = MemberId
+    model_config = example({"member_id": MEMBER_ID})
+    member_id: str = member_id()
 
 
 class CodeCheckIn(Command):
-    member_id: str = MemberId
-    code: str = Field(min_length=1, max_length=32)
+    model_config = example({"member_id": MEMBER_ID, "code": "7KQ3M9"})
+    member_id: str = member_id()
+    code: str = Field(min_length=1, max_length=32, description="As shown in the room.")
 
 
 class ViewingReport(Command):
-    # Chosen by the streaming side; a report sent again with the same id is counted once.
-    report_id: str = Field(min_length=1, max_length=100)
-    member_id: str = MemberId
+    model_config = example(
+        {"report_id": "live-42-m0001-0930", "member_id": MEMBER_ID, "minutes": 45}
+    )
+    report_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Chosen by the streaming side; a report sent again with the same id is "
+        "counted once.",
+    )
+    member_id: str = member_id()
     minutes: int = Field(ge=1, le=24 * 60)
 
 
 class RecordScore(Command):
+    model_config = example({"score": "86.5"})
     score: Decimal = Field(ge=0, max_digits=6, decimal_places=2)
 
 
@@ -115,6 +221,4 @@ def fields_renamed(renames: dict[str, str]) -> Iterator[None]:
     except DomainError as error:
         if error.field not in renames:
             raise
-        raise type(error)(
-            renames[error.field], error.reason, error.message, **error.extra
-        ) from None
+        raise type(error)(renames[error.field], error.code, error.message, **error.extra) from None

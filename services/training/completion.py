@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from services.training.errors import DomainError
+from shared.errors import DomainError
 
 
 class Criterion(StrEnum):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from services.training.completion import CompletionRule
-from services.training.errors import DomainError
+from shared.errors import DomainError
 
 
 class CourseKind(StrEnum):

@@ -12,7 +12,7 @@ Pure: no I/O, no clock (every change takes ``now``, an aware datetime), no rando
 * ``completion``   — CompletionRule, ``evaluate_completion``
 * ``certificates`` — certificate numbers, masking, verification
 * ``reports``      — roll-ups
-* ``errors``       — DomainError, Conflict, NotFound
+* ``shared.errors`` — DomainError, Conflict, NotFound (re-exported here)
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from services.training.enrolment import (
     Enrolment,
     EnrolmentStatus,
 )
-from services.training.errors import Conflict, DomainError, NotFound
 from services.training.members import (
     Ineligible,
     MemberStatus,
@@ -70,6 +69,7 @@ from services.training.sessions import (
     check_session_code,
     session_code,
 )
+from shared.errors import Conflict, DomainError, NotFound
 
 __all__ = [
     "CHECK_IN_OPENS_BEFORE",

@@ -23,13 +23,13 @@ from services.training.commands import fields_renamed
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, Course
 from services.training.enrolment import Actor, Enrolment
-from services.training.errors import Conflict, DomainError
 from services.training.members import apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
 from services.training.repository import Members
 from services.training.sessions import Session
 from services.training.unit_of_work import TrainingUnitOfWork, retry_on_deadlock
 from shared.consumer import Batched, Handler, Run
+from shared.errors import Conflict, DomainError
 from shared.events import membership as m
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
@@ -278,7 +278,9 @@ async def member_event(event: m.MemberEvent, uow: TrainingUnitOfWork, now: datet
     async with uow:
         view = apply_membership_event(await uow.members.get(event.member_id), event)
         if view is None:
-            return  # never saw them join: nothing to keep (their MemberJoined will come first)
+            # Never saw them join: nothing to keep (their MemberJoined will come first).
+            await uow.commit()
+            return
         await uow.members.save(view)
         changed = []
         if isinstance(event, m.MemberLeft):

@@ -12,7 +12,14 @@ from fastapi import FastAPI
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.training import api, api_public, handlers
+from services.training import (
+    api,
+    api_attendance,
+    api_enrolment,
+    api_public,
+    api_reports,
+    handlers,
+)
 from services.training.unit_of_work import TrainingUnitOfWork
 from shared.events.catalogue import published_by
 from shared.http import create_app
@@ -91,7 +98,7 @@ def build(settings: ServiceSettings) -> FastAPI:
     app.state.zone = zone
     app.state.clock = clock
     app.state.check_in_secret = settings.check_in_secret.encode()
-    app.include_router(api.router)
-    app.include_router(api_public.router)
+    for routes in (api, api_enrolment, api_attendance, api_reports, api_public):
+        app.include_router(routes.router)
     app.include_router(webhooks_router(OFFERED))
     return app

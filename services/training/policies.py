@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from services.training.errors import DomainError
 from services.training.sessions import require_aware
+from shared.errors import DomainError
 
 
 @dataclass(frozen=True)

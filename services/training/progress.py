@@ -13,8 +13,8 @@ from services.training.certificates import Certificate, read_certificate_number
 from services.training.class_base import ClassBase
 from services.training.completion import AttendanceTally, Completed, Outcome, evaluate_completion
 from services.training.enrolment import CheckIn, CheckInMethod, Enrolment, EnrolmentStatus
-from services.training.errors import DomainError
 from services.training.sessions import Session, check_session_code, require_aware
+from shared.errors import DomainError
 from shared.events.training import (
     AttendanceRecorded,
     CertificateIssued,

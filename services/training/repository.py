@@ -16,10 +16,10 @@ from services.training.certificates import Certificate
 from services.training.class_repository import Classes
 from services.training.courses import Course
 from services.training.enrolment import EnrolmentStatus
-from services.training.errors import NotFound
 from services.training.members import MemberStatus, MemberView
 from services.training.records import certificate_of, course_of
 from services.training.reports import EnrolmentFact
+from shared.errors import NotFound
 
 __all__ = ["Certificates", "Classes", "Courses", "Members", "Reports", "ViewingReports"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.training.alphabet import encode, normalise
-from services.training.errors import DomainError
+from shared.errors import DomainError
 
 CHECK_IN_OPENS_BEFORE = timedelta(minutes=30)
 CODE_LENGTH = 6

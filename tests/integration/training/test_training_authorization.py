@@ -16,9 +16,11 @@ VIEWING, REPORTS = "training:viewing", "reports:read"
 
 MATRIX = {
     ("POST", "/courses"): MANAGE,
+    ("GET", "/courses"): READ,
     ("GET", "/courses/{course_id}"): READ,
     ("GET", "/courses/{course_id}/classes"): READ,
     ("POST", "/courses/{course_id}/classes"): MANAGE,
+    ("GET", "/classes"): READ,
     ("GET", "/classes/{class_id}"): READ,
     ("PUT", "/classes/{class_id}/capacity"): MANAGE,
     ("GET", "/classes/{class_id}/enrolments"): MANAGE,
@@ -35,6 +37,8 @@ MATRIX = {
     ("POST", "/classes/{class_id}/sessions/{session_id}/check-in"): ENROL,
     ("PUT", "/classes/{class_id}/enrolments/{member_id}/score"): MANAGE,
     ("POST", "/classes/{class_id}/viewing-reports"): VIEWING,
+    ("GET", "/members/{member_id}/enrolments"): ENROL,
+    ("GET", "/members/{member_id}/certificates"): ENROL,
     ("GET", "/reports/classes/{class_id}"): REPORTS,
     ("GET", "/reports/courses/{course_id}"): REPORTS,
     ("GET", "/reports/unions/{union_id}"): REPORTS,
@@ -78,7 +82,11 @@ async def test_unsigned_is_401_wrong_scope_403_own_scope_passes(
         refused = await wrong.request(method, url, json=body)
     assert refused.status_code == 403, refused.text
     assert refused.json()["errors"] == [
-        {"field": "scope", "reason": f"this credential lacks the scope {scope!r}"}
+        {
+            "field": "scope",
+            "code": "missing_scope",
+            "message": f"this credential lacks the scope {scope!r}",
+        }
     ]
 
     async with await training.client(scope) as right:

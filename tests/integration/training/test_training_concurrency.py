@@ -55,7 +55,7 @@ async def test_1000_at_once_for_50_seats_without_waitlist_give_50_and_950_refusa
 
     assert Counter(a.status_code for a in answers) == {201: SEATS, 422: MEMBERS - SEATS}
     refusals = [a.json() for a in answers if a.status_code == 422]
-    assert {(r["errors"][0]["field"], r["errors"][0]["reason"]) for r in refusals} == {
+    assert {(r["errors"][0]["field"], r["errors"][0]["code"]) for r in refusals} == {
         ("class_id", "class_full")
     }
     stored = await training.statuses(class_id)

@@ -78,7 +78,8 @@ async def test_a_member_leaving_mid_course_loses_enrolments_and_the_next_is_prom
     # Gone from the union, gone from the enrolment desk.
     refused = await training.enrol((await training.klass())["class_id"], leaver)
     assert refused.status_code == 422
-    assert refused.json()["errors"] == [{"field": "member_id", "reason": "member_left"}]
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["code"]) == ("member_id", "member_left")
 
 
 async def _read_class_events(training: Training, class_id: str, want: int) -> list[str]:

@@ -34,7 +34,8 @@ async def test_a_rejected_enrolment_frees_its_held_seat_for_the_next_who_then_aw
     assert approved.json()["status"] == "confirmed"
     again = await training.enrol(class_id, m0)
     assert again.status_code == 409
-    assert again.json()["errors"] == [{"field": "member_id", "reason": "enrolment_rejected"}]
+    [error] = again.json()["errors"]
+    assert (error["field"], error["code"]) == ("member_id", "enrolment_rejected")
 
 
 async def test_completion_waits_for_a_passing_score_as_well_as_attendance(

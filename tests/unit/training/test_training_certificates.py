@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from services.training.alphabet import ALPHABET
 from services.training.domain import (
     DomainError,
+    NotFound,
     is_valid_certificate_number,
     mask_name,
     new_certificate_number,
@@ -57,7 +58,7 @@ def test_every_single_character_typo_is_detected():
             wrong[position] = typo
             with pytest.raises(DomainError) as refused:
                 read_certificate_number("GH" + "".join(wrong))
-            assert refused.value.reason == "check_character_mismatch"
+            assert refused.value.code == "check_character_mismatch"
 
 
 @given(body=bodies, data=st.data())
@@ -78,7 +79,7 @@ def test_swapping_two_different_characters_is_detected(body, data):
 def test_what_cannot_be_a_number_is_malformed(text):
     with pytest.raises(DomainError) as refused:
         read_certificate_number(text)
-    assert (refused.value.field, refused.value.reason) == ("certificate_number", "malformed")
+    assert (refused.value.field, refused.value.code) == ("certificate_number", "malformed")
 
 
 @pytest.mark.parametrize(
@@ -125,14 +126,14 @@ def test_no_certificate_before_completion(build):
     cls.enrol(build.member(1), build.now)
     with pytest.raises(DomainError) as refused:
         cls.issue_certificate("m1", new_certificate_number(), build.now)
-    assert refused.value.reason == "not_completed"
+    assert refused.value.code == "not_completed"
 
 
 def test_a_certificate_needs_a_well_formed_number(build):
     cls = completed_class(build)
     with pytest.raises(DomainError) as refused:
         cls.issue_certificate("m1", "GH-1234", build.now)
-    assert refused.value.reason == "malformed"
+    assert refused.value.code == "malformed"
 
 
 def test_verifying_a_genuine_certificate_shows_the_masked_holder_course_and_date(build):
@@ -143,7 +144,7 @@ def test_verifying_a_genuine_certificate_shows_the_masked_holder_course_and_date
 
     result = verify_certificate(certificate.number.lower(), certificate)
 
-    assert result.genuine and result.reason is None
+    assert result.number == certificate.number
     assert (result.holder, result.course_title, result.class_name) == (
         "张**",
         "工会干部业务培训",
@@ -158,13 +159,16 @@ def test_verifying_an_unknown_or_mistyped_number_says_why_it_is_not_genuine(buil
     certificate = cls.issue_certificate("m1", number_from("7KQ3M9XAPR"), build.now)
     other = number_from("7KQ3M9XAPS")
 
-    assert verify_certificate(other, None).reason == "not_found"
-    assert verify_certificate(other, certificate).reason == "not_found"
+    for held in (None, certificate):
+        with pytest.raises(NotFound) as unknown:
+            verify_certificate(other, held)
+        assert (unknown.value.field, unknown.value.code) == (
+            "certificate_number",
+            "unknown_certificate",
+        )
     typo = certificate.number[:-1] + ("2" if certificate.number[-1] != "2" else "3")
-    result = verify_certificate(typo, None)
-    assert (result.genuine, result.reason, result.holder) == (
-        False,
-        "check_character_mismatch",
-        None,
-    )
-    assert verify_certificate("hello", None).reason == "malformed"
+    for text, code in ((typo, "check_character_mismatch"), ("hello", "malformed")):
+        with pytest.raises(DomainError) as refused:
+            verify_certificate(text, None)
+        assert not isinstance(refused.value, NotFound)
+        assert (refused.value.status, refused.value.code) == (422, code)

@@ -87,7 +87,7 @@ def test_every_shortfall_is_listed():
 def test_a_rule_that_makes_no_sense_is_refused(kwargs, reason):
     with pytest.raises(DomainError) as refused:
         CompletionRule(**kwargs)
-    assert refused.value.reason == reason
+    assert refused.value.code == reason
 
 
 @given(

@@ -45,7 +45,7 @@ def test_enrolment_before_the_window_opens_is_refused(build):
     cls = build.training_class()
     with pytest.raises(DomainError) as refused:
         cls.enrol(build.member(1), build.opens - timedelta(seconds=1))
-    assert (refused.value.field, refused.value.reason) == ("enrolment_window", "not_yet_open")
+    assert (refused.value.field, refused.value.code) == ("enrolment_window", "not_yet_open")
     assert cls.enrolments == []
 
 
@@ -53,7 +53,7 @@ def test_enrolment_when_the_window_has_closed_is_refused(build):
     cls = build.training_class()
     with pytest.raises(DomainError) as refused:
         cls.enrol(build.member(1), build.closes)
-    assert refused.value.reason == "closed"
+    assert refused.value.code == "closed"
 
 
 def test_the_window_includes_its_opening_moment(build):
@@ -65,7 +65,7 @@ def test_a_naive_time_is_refused(build):
     cls = build.training_class()
     with pytest.raises(DomainError) as refused:
         cls.enrol(build.member(1), build.now.replace(tzinfo=None))
-    assert refused.value.reason == "naive_datetime"
+    assert refused.value.code == "naive_datetime"
 
 
 @pytest.mark.parametrize("capacity", [1, 50])
@@ -75,7 +75,7 @@ def test_a_second_enrolment_of_the_same_member_is_a_conflict(build, capacity):
     cls.enrol(build.member(1), build.now)  # confirmed or waitlisted, both count
     with pytest.raises(Conflict) as conflict:
         cls.enrol(build.member(1), build.now)
-    assert (conflict.value.field, conflict.value.reason) == ("member_id", "already_enrolled")
+    assert (conflict.value.field, conflict.value.code) == ("member_id", "already_enrolled")
     assert len(cls.enrolments) == 2
 
 
@@ -99,7 +99,7 @@ def test_a_rejected_member_cannot_enrol_again(build):
     cls.reject("m1", "not a cadre of this county", build.now)
     with pytest.raises(Conflict) as conflict:
         cls.enrol(build.member(1), build.now)
-    assert conflict.value.reason == "enrolment_rejected"
+    assert conflict.value.code == "enrolment_rejected"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_an_ineligible_member_is_refused_with_the_reason(build, audience, member
     cls = build.training_class(course=build.course(audience=audience))
     with pytest.raises(DomainError) as refused:
         cls.enrol(build.member(1, **member_kwargs), build.now)
-    assert (refused.value.field, refused.value.reason) == ("member_id", reason)
+    assert (refused.value.field, refused.value.code) == ("member_id", reason)
 
 
 def test_a_thousand_members_into_fifty_seats_confirms_fifty_and_waitlists_the_rest_in_order(build):
@@ -139,7 +139,7 @@ def test_without_a_waitlist_the_members_beyond_capacity_are_refused(build):
         try:
             cls.enrol(build.member(n), build.now)
         except DomainError as error:
-            refused.append(error.reason)
+            refused.append(error.code)
 
     assert refused == ["class_full"] * 950
     assert [e.status for e in cls.enrolments] == [EnrolmentStatus.CONFIRMED] * 50
@@ -187,7 +187,7 @@ def test_approving_what_is_not_pending_is_a_conflict(build):
     cls.enrol(build.member(1), build.now)
     with pytest.raises(Conflict) as conflict:
         cls.approve("m1", build.now)
-    assert conflict.value.reason == "not_pending_approval"
+    assert conflict.value.code == "not_pending_approval"
 
 
 operations = st.lists(

@@ -66,7 +66,7 @@ def test_cancelling_twice_is_a_conflict_and_a_reason_is_required(build):
     cls = full_class(build)
     with pytest.raises(DomainError) as refused:
         cls.cancel("m0", Actor.STAFF, "  ", build.now)
-    assert refused.value.reason == "required"
+    assert refused.value.code == "required"
     cls.cancel("m0", Actor.MEMBER, "sick", build.now)
     with pytest.raises(Conflict):
         cls.cancel("m0", Actor.MEMBER, "sick", build.now)
@@ -110,7 +110,7 @@ def test_an_offer_cannot_be_accepted_at_or_after_its_deadline(build):
     cls.cancel("m0", Actor.MEMBER, "sick", build.now)
     with pytest.raises(DomainError) as refused:
         cls.accept_offer("m2", build.now + timedelta(hours=24))
-    assert refused.value.reason == "offer_expired"
+    assert refused.value.code == "offer_expired"
 
 
 def test_an_expired_offer_is_cancelled_and_the_seat_offered_to_the_next(build):
@@ -155,7 +155,7 @@ def test_capacity_cannot_drop_below_the_seats_held(build):
     cls = full_class(build, capacity=3, waiting=0)
     with pytest.raises(DomainError) as refused:
         cls.change_capacity(2, build.now)
-    assert (refused.value.field, refused.value.reason) == ("capacity", "below_seats_held")
+    assert (refused.value.field, refused.value.code) == ("capacity", "below_seats_held")
     assert "3 confirmed" in refused.value.message
     assert cls.capacity == 3 and cls.events == []
 
@@ -230,7 +230,7 @@ def test_nobody_is_promoted_once_the_class_is_over(build):
     assert [e.member_id for e in cls.waitlist()] == ["m3", "m4"]
     with pytest.raises(DomainError) as refused:
         cls.cancel("m0", Actor.MEMBER, "too late", cls.ends_at)
-    assert refused.value.reason == "class_ended"
+    assert refused.value.code == "class_ended"
 
 
 def test_no_shows_at_the_first_session_lose_their_seats_once(build):

@@ -1,0 +1,152 @@
+"""Routes for attendance, minutes watched and scores: what completion (and a certificate) rests on.
+
+Each locks one member's enrolment only, so a room checking in at once does not queue on the class.
+A change that completes the course issues its certificate in the same transaction; the answer
+carries its number.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from services.training import commands as c
+from services.training import handlers
+from services.training.api import ENROL, MANAGE, VIEWING, ClassId, MemberId, Now, Uow
+from services.training.sessions import session_code
+from services.training.views import CheckInCode, EnrolmentView, ViewingAcknowledgement
+from shared.auth import Caller, require_scope
+from shared.http import router as new_router
+
+router = new_router()
+SessionId = Annotated[str, Path(min_length=1, max_length=64, description="A session id.")]
+
+
+@router.get(
+    "/classes/{class_id}/sessions/{session_id}/check-in-code",
+    tags=["attendance"],
+    summary="The check-in code staff show in the room",
+)
+async def check_in_code(
+    class_id: ClassId,
+    session_id: SessionId,
+    u: Uow,
+    request: Request,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> CheckInCode:
+    """The session's code, to show on screen or print as a QR code (`qr_text`). Members type or
+    scan it in the portal (`POST .../check-in`); it is accepted from `valid_from` (30 minutes
+    before the start) until `valid_until` (the end). The same code every time for a session.
+
+    Errors: 404 `unknown_class`, `unknown_session` on `session_id`."""
+    async with u:
+        session = (await u.classes.get(class_id)).session(session_id)
+    code = session_code(request.app.state.check_in_secret, session.session_id)
+    return CheckInCode(
+        class_id=class_id,
+        session_id=session.session_id,
+        code=code,
+        valid_from=session.check_in_opens_at,
+        valid_until=session.ends_at,
+        # Digits, capitals and ':' only besides the session id: small in a QR code.
+        qr_text=f"GHTRAIN:{session.session_id}:{code}",
+    )
+
+
+@router.post(
+    "/classes/{class_id}/sessions/{session_id}/attendance",
+    tags=["attendance"],
+    summary="Staff record that a member attended",
+)
+async def check_in_by_staff(
+    class_id: ClassId,
+    session_id: SessionId,
+    cmd: c.StaffCheckIn,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> EnrolmentView:
+    """From the paper list or the door: allowed from 30 minutes before the session starts, and
+    any time after it. Idempotent: a member already checked in stays checked in once. May
+    complete the course and issue the certificate (`certificate_number`).
+
+    Errors: 404 `unknown_class`, `unknown_session`, `not_enrolled`; 422 `not_confirmed` on
+    `member_id` (only confirmed members attend), `session_not_started` on `session_id`."""
+    return EnrolmentView.of(*await handlers.check_in_by_staff(class_id, session_id, cmd, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/sessions/{session_id}/check-in",
+    tags=["attendance"],
+    summary="The member checks in with the session's code",
+)
+async def check_in_with_code(
+    class_id: ClassId,
+    session_id: SessionId,
+    cmd: c.CodeCheckIn,
+    u: Uow,
+    at: Now,
+    request: Request,
+    _: Caller = Depends(require_scope(ENROL)),
+) -> EnrolmentView:
+    """The member portal sends the code the member typed or scanned (spaces, hyphens and case do
+    not matter). Idempotent: checking in twice records one attendance.
+
+    Errors: 404 `unknown_class`, `unknown_session`, `not_enrolled`; 422 on `code`: `wrong_code`,
+    `code_not_yet_valid` (more than 30 minutes before the start), `code_expired` (the session is
+    over: staff can still record it); 422 `not_confirmed` on `member_id`."""
+    secret = request.app.state.check_in_secret
+    placed = await handlers.check_in_with_code(class_id, session_id, cmd, secret, u, at)
+    return EnrolmentView.of(*placed)
+
+
+@router.put(
+    "/classes/{class_id}/enrolments/{member_id}/score",
+    tags=["attendance"],
+    summary="Record a member's assessment score",
+)
+async def record_score(
+    class_id: ClassId,
+    member_id: MemberId,
+    cmd: c.RecordScore,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> EnrolmentView:
+    """Record or correct the score (up to two decimals). Idempotent: the same score again changes
+    nothing. A passing score may complete the course; a completion is never undone by a lower
+    correction.
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 422 `no_assessment` on `score` (the course has no
+    pass mark), `not_confirmed` on `member_id`."""
+    return EnrolmentView.of(*await handlers.record_score(class_id, member_id, cmd, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/viewing-reports",
+    tags=["attendance"],
+    summary="Minutes of an online lecture a member watched",
+)
+async def report_viewing(
+    class_id: ClassId,
+    cmd: c.ViewingReport,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(VIEWING)),
+) -> ViewingAcknowledgement:
+    """The streaming side reports minutes watched (live or replay), at most a day's worth per
+    report. Idempotent by `report_id`: a report sent again is acknowledged with `counted` false
+    and not counted twice, so resend whenever unsure. Enough minutes complete the course.
+
+    Errors: 404 `unknown_class`, `not_enrolled` on `member_id`; 422 `not_confirmed` on
+    `member_id`."""
+    enrolment, counted = await handlers.report_viewing(class_id, cmd, u, at)
+    return ViewingAcknowledgement(
+        report_id=cmd.report_id,
+        counted=counted,
+        member_id=enrolment.member_id,
+        watched_minutes=enrolment.watched_minutes,
+        completed_on=enrolment.completed_on,
+        certificate_number=enrolment.certificate.number if enrolment.certificate else None,
+    )

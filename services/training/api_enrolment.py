@@ -1,0 +1,267 @@
+"""Routes for seats (the member portal and staff) and a member's training record.
+
+Every seat decision takes the class's lock, so concurrent enrolments take turns; the answers say
+where the member stands now (confirmed, waitlisted with a position, awaiting approval...).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from services.training import commands as c
+from services.training import handlers
+from services.training.api import (
+    ENROL,
+    MANAGE,
+    PAGE_LIMIT,
+    ClassId,
+    MemberId,
+    Now,
+    Uow,
+)
+from services.training.enrolment import Actor, EnrolmentStatus
+from services.training.member_records import MemberRecords
+from services.training.views import (
+    CertificatePage,
+    EnrolmentView,
+    MemberEnrolmentPage,
+    NoShowRelease,
+    ProgressView,
+    RosterPage,
+)
+from shared.auth import Caller, require_scope
+from shared.http import router as new_router
+from shared.inputs import Limit, Offset
+
+router = new_router()
+
+
+# ----- seats: the member portal -----
+
+
+@router.post(
+    "/classes/{class_id}/enrolments", status_code=201, tags=["enrolment"], summary="Enrol a member"
+)
+async def enrol(
+    class_id: ClassId, cmd: c.Enrol, u: Uow, at: Now, _: Caller = Depends(require_scope(ENROL))
+) -> EnrolmentView:
+    """The member portal enrols the member it has signed in. The answer's `status` is where they
+    stand: `confirmed`, `pending_approval` (staff approve first), or `waitlisted` (with
+    `waitlist_position`) when the class is full. A member who cancelled may enrol again, at the
+    back of the queue.
+
+    Not idempotent: a retry after a lost answer gets 409 `already_enrolled`; read the enrolment
+    (`GET /classes/{class_id}/enrolments/{member_id}`) to see where it stands.
+
+    Errors: 404 `unknown_class`; 409 `already_enrolled`, `enrolment_rejected` (staff rejected
+    this member's enrolment), `concurrent_change` (retry); 422 on `member_id`: `not_a_member`
+    (training has not heard of this member: just joined? retry shortly), `member_suspended`,
+    `member_left`, `cadres_only`, `not_in_category`, `outside_union_subtree` (not in the
+    course's audience); 422 on `enrolment_window`: `not_yet_open`, `closed`; 422 `class_full` on
+    `class_id` (full and no waitlist)."""
+    return EnrolmentView.of(*await handlers.enrol(class_id, cmd, u, at))
+
+
+@router.get(
+    "/classes/{class_id}/enrolments/{member_id}",
+    tags=["enrolment"],
+    summary="A member's enrolment and what they still lack",
+)
+async def my_enrolment(
+    class_id: ClassId, member_id: MemberId, u: Uow, _: Caller = Depends(require_scope(ENROL))
+) -> ProgressView:
+    """The member's enrolment in one class, with `missing_for_completion`: each criterion of the
+    course's completion rule not met yet (attendance, score, minutes watched), what is needed
+    and what the member has.
+
+    Errors: 404 `unknown_class`, `not_enrolled` on `member_id`."""
+    async with u:
+        tc = await u.classes.get(class_id)
+    return ProgressView.of_member(tc, tc.enrolment_of(member_id))
+
+
+@router.post(
+    "/classes/{class_id}/enrolments/{member_id}/cancellation",
+    tags=["enrolment"],
+    summary="The member cancels their enrolment",
+)
+async def cancel_own(
+    class_id: ClassId,
+    member_id: MemberId,
+    cmd: c.Cancel,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(ENROL)),
+) -> EnrolmentView:
+    """The member gives up their seat or their place in line (declining an offer is cancelling
+    too); the seat goes to the next in line at once. Records `EnrolmentCancelled`.
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`
+    (nothing to cancel: a repeated cancellation lands here); 422 `class_ended` (a confirmed
+    enrolment of a class that is over stays on record)."""
+    return EnrolmentView.of(*await handlers.cancel(class_id, member_id, cmd, Actor.MEMBER, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/enrolments/{member_id}/offer-acceptance",
+    tags=["enrolment"],
+    summary="The member accepts an offered seat",
+)
+async def accept_offer(
+    class_id: ClassId,
+    member_id: MemberId,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(ENROL)),
+) -> EnrolmentView:
+    """A waitlisted member offered a seat (`status` `offered`) takes it before
+    `offer_expires_at`: they are confirmed, or await approval if the class requires it.
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_offered` (no offer to accept: already
+    accepted, or it expired and was cancelled); 422 `offer_expired`."""
+    return EnrolmentView.of(*await handlers.accept_offer(class_id, member_id, u, at))
+
+
+# ----- seats: staff -----
+
+
+@router.get("/classes/{class_id}/enrolments", tags=["enrolment"], summary="A class's roster")
+async def roster(
+    class_id: ClassId,
+    u: Uow,
+    status: Annotated[EnrolmentStatus | None, Query(description="Only this status.")] = None,
+    offset: Offset = 0,
+    limit: Limit = PAGE_LIMIT,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> RosterPage:
+    """Staff's list of the class's enrolments in enrolment order, a page at a time, cancelled
+    and rejected ones included unless `status` picks one status (e.g. `pending_approval` for
+    the approval queue, `waitlisted` for the line). 404 `unknown_class`."""
+    async with u:
+        tc = await u.classes.get(class_id)
+    chosen = [e for e in tc.enrolments if status is None or e.status is status]
+    chosen.sort(key=lambda e: e.sequence)
+    page = [EnrolmentView.of(tc, e) for e in chosen[offset : offset + limit]]
+    return RosterPage.of(page, len(chosen), offset)
+
+
+@router.post(
+    "/classes/{class_id}/enrolments/{member_id}/approval",
+    tags=["enrolment"],
+    summary="Staff approve an enrolment",
+)
+async def approve(
+    class_id: ClassId,
+    member_id: MemberId,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> EnrolmentView:
+    """An enrolment awaiting approval is confirmed (its seat was held since it was made).
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval` (approved, rejected
+    or cancelled already: a repeated approval lands here)."""
+    return EnrolmentView.of(*await handlers.approve(class_id, member_id, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/enrolments/{member_id}/rejection",
+    tags=["enrolment"],
+    summary="Staff reject an enrolment",
+)
+async def reject(
+    class_id: ClassId,
+    member_id: MemberId,
+    cmd: c.Reject,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> EnrolmentView:
+    """An enrolment awaiting approval is turned down with a reason the member is told; its seat
+    goes to the next in line. The member cannot enrol in this class again.
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval`."""
+    return EnrolmentView.of(*await handlers.reject(class_id, member_id, cmd, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/enrolments/{member_id}/staff-cancellation",
+    tags=["enrolment"],
+    summary="Staff cancel an enrolment",
+)
+async def cancel_by_staff(
+    class_id: ClassId,
+    member_id: MemberId,
+    cmd: c.Cancel,
+    u: Uow,
+    at: Now,
+    _: Caller = Depends(require_scope(MANAGE)),
+) -> EnrolmentView:
+    """As the member's own cancellation, recorded as staff's, with their reason.
+
+    Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`;
+    422 `class_ended`."""
+    return EnrolmentView.of(*await handlers.cancel(class_id, member_id, cmd, Actor.STAFF, u, at))
+
+
+@router.post(
+    "/classes/{class_id}/no-show-release",
+    tags=["enrolment"],
+    summary="Release the seats of the first session's no-shows",
+)
+async def release_no_shows(
+    class_id: ClassId, u: Uow, at: Now, _: Caller = Depends(require_scope(MANAGE))
+) -> NoShowRelease:
+    """For a class with `releases_no_shows`: confirmed members absent from the first session lose
+    their seat to the waitlist. The sweep does it on its own some hours after the first session;
+    staff call this once they have recorded attendance. Runs once per class: later calls (and
+    calls before the first session ends or after the class ends) release nothing.
+    404 `unknown_class`."""
+    tc, released = await handlers.release_no_shows(class_id, u, at)
+    return NoShowRelease.of_release(tc, released)
+
+
+# ----- a member's record -----
+
+
+@router.get(
+    "/members/{member_id}/enrolments",
+    tags=["member record"],
+    summary="A member's enrolments in every class",
+)
+async def member_enrolments(
+    member_id: MemberId,
+    u: Uow,
+    status: Annotated[EnrolmentStatus | None, Query(description="Only this status.")] = None,
+    offset: Offset = 0,
+    limit: Limit = PAGE_LIMIT,
+    _: Caller = Depends(require_scope(ENROL)),
+) -> MemberEnrolmentPage:
+    """The member portal's "my training": every enrolment of the member, the latest class first,
+    with its class, course, status, attendance, minutes, score, completion and certificate. A
+    member training has not heard of (or who never enrolled) has an empty page, not a 404."""
+    async with u:
+        return await MemberRecords(u.conn).enrolments(
+            member_id, status=status, offset=offset, limit=limit
+        )
+
+
+@router.get(
+    "/members/{member_id}/certificates",
+    tags=["member record"],
+    summary="A member's certificates",
+)
+async def member_certificates(
+    member_id: MemberId,
+    u: Uow,
+    offset: Offset = 0,
+    limit: Limit = PAGE_LIMIT,
+    _: Caller = Depends(require_scope(ENROL)),
+) -> CertificatePage:
+    """Every certificate issued to the member, the latest first, holder's name masked. Each
+    number can be checked by anyone at `GET /certificates/{number}/verification`. An empty page
+    for a member without certificates."""
+    async with u:
+        return await MemberRecords(u.conn).certificates(member_id, offset=offset, limit=limit)
