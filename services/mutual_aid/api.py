@@ -1,104 +1,144 @@
-"""HTTP routes for plans, enrolment, contributions and claims: validate, call a handler, answer.
+"""HTTP routes for plans, enrolment and contributions: validate, call a handler, answer.
 
 Every route needs a signed request whose credential holds the scope declared beside it. A
 credential limited to organisations acts only for those units. Amounts are integer fen in
-``*_fen`` fields (see ``commands``). The fund, the backstop and reports are in ``api_fund``.
+``*_fen`` fields (see ``commands``). Claims are in ``api_claims``; the fund, the backstop and
+reports in ``api_fund``. Lists are pages: ``limit`` (1 to 1000) and ``offset``; a page shorter
+than ``limit`` is the last.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from services.mutual_aid import commands as c
 from services.mutual_aid import handlers
-from services.mutual_aid.claims import ClaimState
-from services.mutual_aid.claims_repository import Claims
+from services.mutual_aid.api_common import (
+    Ctx,
+    Days,
+    IdFilter,
+    PageLimit,
+    PageOffset,
+    Pool,
+    Uow,
+    Year,
+    visible_units,
+    wake_payouts,
+)
 from services.mutual_aid.commands import api_fields
-from services.mutual_aid.fund_repository import BackstopRequests, Payments
-from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
-from services.mutual_aid.intake import Submitter
+from services.mutual_aid.plans import PlanStatus
 from services.mutual_aid.repository import Enrolments, Members, Plans
-from services.mutual_aid.views import claim_view, coverage_view, enrolment_view, plan_view
+from services.mutual_aid.views import (
+    ActivePeriodView,
+    ContributionRecord,
+    CoverageView,
+    EnrolmentSummary,
+    EnrolmentView,
+    MemberCoverageView,
+    MemberCoverView,
+    PlanView,
+)
 from shared.auth import Caller, require_scope
 from shared.errors import NotFound
+from shared.http import router as service_router
+from shared.inputs import IsoDate
 
-router = APIRouter()
+router = service_router()
 
-
-def uow(request: Request) -> MutualAidUnitOfWork:
-    runtime = request.app.state.runtime
-    return MutualAidUnitOfWork(runtime.pool, runtime.settings.events_topic)
-
-
-def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-def context(request: Request) -> Context:
-    ctx: Context = request.app.state.context
-    return ctx
-
-
-def wake_payouts(request: Request) -> None:
-    request.app.state.payouts.wake()
-
-
-Uow = Annotated[MutualAidUnitOfWork, Depends(uow)]
-Pool = Annotated[asyncpg.Pool, Depends(pool)]
-Ctx = Annotated[Context, Depends(context)]
-Year = Annotated[int | None, Query(ge=2000, le=2100)]
+_NO_SUCH = "404 `unknown_{0}`: no such {0}."
+_ORGANISATIONS = (
+    "A credential limited to organisations sees only its own units' {0} (403 "
+    "`organisation_not_allowed` when it names another unit)."
+)
 
 
 # Plans -----------------------------------------------------------------------------------------
 
 
-@router.post("/plans", status_code=201, tags=["plans"], summary="Draft the next plan version")
+@router.post(
+    "/plans",
+    status_code=201,
+    tags=["plans"],
+    summary="Draft the next plan version of a scheme year",
+    description=(
+        "Federation staff draft a plan: the contribution a unit pays per member and the benefit"
+        " rules (deductible, ratio bands, ceilings, waiting period, submission deadline). A"
+        " draft may be incomplete; `POST /plans/{plan_id}/publish` checks every rule. Each call"
+        " drafts a new version (`plan-2026-v2`...): not idempotent. Amounts are fen, at most"
+        f" {c.MAX_FEN}; ratios 0 to 1 with at most 4 decimals. 409 `drafted_concurrently`:"
+        " another version was drafted at the same moment; send it again."
+    ),
+)
 async def draft_plan(
     cmd: c.DraftPlan, uow: Uow, _: Caller = Depends(require_scope("plans:write"))
-) -> dict[str, Any]:
+) -> PlanView:
     with api_fields():
-        return plan_view(await handlers.draft_plan(uow, cmd))
+        return PlanView.of(await handlers.draft_plan(uow, cmd))
 
 
 @router.post(
     "/plans/{plan_id}/publish",
     tags=["plans"],
     summary="Publish a draft: every rule is checked, every problem named",
+    description=(
+        "Publishing makes the plan the one in force from `effective_from` (a later version"
+        " supersedes an earlier one from its own start) and announces `PlanPublished`. A plan"
+        " that breaks a rule answers 422 with one error per problem, each naming the field as"
+        " sent (`rules.bands[1].lower_fen`) with its own code (`bands_not_contiguous`...)."
+        " 409 `invalid_transition`: already published. " + _NO_SUCH.format("plan")
+    ),
 )
 async def publish_plan(
     plan_id: str, uow: Uow, ctx: Ctx, _: Caller = Depends(require_scope("plans:write"))
-) -> dict[str, Any]:
+) -> PlanView:
     with api_fields():
-        return plan_view(await handlers.publish_plan(uow, plan_id, ctx.clock.today()))
+        return PlanView.of(await handlers.publish_plan(uow, plan_id, ctx.clock.today()))
 
 
-@router.get("/plans", tags=["plans"])
+@router.get(
+    "/plans",
+    tags=["plans"],
+    summary="List and search plans",
+    description="Plans by scheme year and status, oldest year and version first.",
+)
 async def list_plans(
-    pool: Pool, scheme_year: Year = None, _: Caller = Depends(require_scope("plans:read"))
-) -> list[dict[str, Any]]:
+    pool: Pool,
+    scheme_year: Year = None,
+    status: Annotated[PlanStatus | None, Query()] = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    _: Caller = Depends(require_scope("plans:read")),
+) -> list[PlanView]:
     async with pool.acquire() as conn:
-        return [plan_view(p) for p in await Plans(conn).search(scheme_year)]
+        found = await Plans(conn).search(scheme_year, status, limit=limit, offset=offset)
+    return [PlanView.of(p) for p in found]
 
 
-@router.get("/plans/{plan_id}", tags=["plans"])
+@router.get(
+    "/plans/{plan_id}",
+    tags=["plans"],
+    summary="One plan version with its rules",
+    description="The plan as drafted or published, with each band's label. "
+    + _NO_SUCH.format("plan"),
+)
 async def get_plan(
     plan_id: str, pool: Pool, _: Caller = Depends(require_scope("plans:read"))
-) -> dict[str, Any]:
+) -> PlanView:
     async with pool.acquire() as conn:
-        return plan_view(await Plans(conn).get(plan_id))
+        return PlanView.of(await Plans(conn).get(plan_id))
 
 
 # Enrolment -------------------------------------------------------------------------------------
 
 
-async def _enrolment(pool: asyncpg.Pool, enrolment_id: str, caller: Caller) -> dict[str, Any]:
+async def _enrolment(pool: asyncpg.Pool, enrolment_id: str, caller: Caller) -> EnrolmentView:
     async with pool.acquire() as conn:
         enrolment = await Enrolments(conn).get(enrolment_id)
     caller.ensure_organisation(enrolment.unit_id, field="enrolment_id")
-    return enrolment_view(enrolment)
+    return EnrolmentView.of(enrolment)
 
 
 @router.post(
@@ -106,19 +146,35 @@ async def _enrolment(pool: asyncpg.Pool, enrolment_id: str, caller: Caller) -> d
     status_code=201,
     tags=["enrolment"],
     summary="Enrol a unit for a plan year with its staff list",
+    description=(
+        "A unit (or staff for it) enrols for a scheme year with its staff's member ids. Staff"
+        " who are active union members on the start day are covered; the others are listed"
+        " under `not_covered` with the reason and can be added later with"
+        " `POST /enrolments/{id}/staff`. The unit then owes the plan's contribution for every"
+        " member covered. 409 `already_enrolled` (with `enrolment_id`): one enrolment per unit"
+        " and year, so re-sending is refused, never doubled. 422 `no_published_plan`,"
+        " `no_plan_in_force`, `after_plan_end`. " + _ORGANISATIONS.format("enrolments")
+    ),
 )
 async def enrol_unit(
     cmd: c.EnrolUnit,
     uow: Uow,
     ctx: Ctx,
     caller: Caller = Depends(require_scope("enrolment:write")),
-) -> dict[str, Any]:
+) -> EnrolmentView:
     caller.ensure_organisation(cmd.unit_id, field="unit_id")
-    return enrolment_view(await handlers.enrol_unit(uow, cmd, ctx.clock.today()))
+    return EnrolmentView.of(await handlers.enrol_unit(uow, cmd, ctx.clock.today()))
 
 
 @router.post(
-    "/enrolments/{enrolment_id}/staff", tags=["enrolment"], summary="Cover more of the staff"
+    "/enrolments/{enrolment_id}/staff",
+    tags=["enrolment"],
+    summary="Cover more of the unit's staff",
+    description=(
+        "Adds members to an enrolment from `on` (default today). Safe to repeat: a member"
+        " already covered keeps their cover; one who is not an active member is listed under"
+        " `not_covered`. 422 `after_plan_end`. " + _NO_SUCH.format("enrolment")
+    ),
 )
 async def cover_staff(
     enrolment_id: str,
@@ -127,62 +183,110 @@ async def cover_staff(
     ctx: Ctx,
     pool: Pool,
     caller: Caller = Depends(require_scope("enrolment:write")),
-) -> dict[str, Any]:
+) -> EnrolmentView:
     await _enrolment(pool, enrolment_id, caller)
     on = cmd.on or ctx.clock.today()
-    return enrolment_view(await handlers.cover_staff(uow, enrolment_id, cmd.member_ids, on))
+    return EnrolmentView.of(await handlers.cover_staff(uow, enrolment_id, cmd.member_ids, on))
 
 
-@router.get("/enrolments", tags=["enrolment"])
+@router.get(
+    "/enrolments",
+    tags=["enrolment"],
+    summary="List and search enrolments (by year, unit, plan)",
+    description=(
+        "Each enrolment with its counts and money (expected, received, arrears), without the"
+        " staff and receipts (`GET /enrolments/{id}` has them). By year, then unit. "
+        + _ORGANISATIONS.format("enrolments")
+    ),
+)
 async def list_enrolments(
-    pool: Pool, scheme_year: Year = None, caller: Caller = Depends(require_scope("enrolment:read"))
-) -> list[dict[str, Any]]:
+    pool: Pool,
+    scheme_year: Year = None,
+    unit_id: IdFilter = None,
+    plan_id: IdFilter = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    caller: Caller = Depends(require_scope("enrolment:read")),
+) -> list[EnrolmentSummary]:
     async with pool.acquire() as conn:
-        repo = Enrolments(conn)
-        ids = await repo.search(scheme_year, caller.organisations)
-        return [enrolment_view(await repo.get(i)) for i in ids]
+        rows = await Enrolments(conn).summaries(
+            scheme_year=scheme_year,
+            units=visible_units(caller, unit_id),
+            plan_id=plan_id,
+            limit=limit,
+            offset=offset,
+        )
+    return [EnrolmentSummary.of_row(r) for r in rows]
 
 
-@router.get("/enrolments/{enrolment_id}", tags=["enrolment"])
+@router.get(
+    "/enrolments/{enrolment_id}",
+    tags=["enrolment"],
+    summary="One enrolment: cover, staff not covered, contributions, arrears",
+    description="The whole enrolment. " + _NO_SUCH.format("enrolment"),
+)
 async def get_enrolment(
     enrolment_id: str, pool: Pool, caller: Caller = Depends(require_scope("enrolment:read"))
-) -> dict[str, Any]:
+) -> EnrolmentView:
     return await _enrolment(pool, enrolment_id, caller)
+
+
+@router.get(
+    "/enrolments/{enrolment_id}/coverages",
+    tags=["enrolment"],
+    summary="The staff an enrolment covers, a page at a time",
+    description=(
+        "Covered members by member id, each with the days covered and when their waiting period"
+        " started; `covered_on` keeps those covered on that day. " + _NO_SUCH.format("enrolment")
+    ),
+)
+async def list_coverages(
+    enrolment_id: str,
+    pool: Pool,
+    covered_on: Annotated[IsoDate | None, Query(description="covered on this day")] = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    caller: Caller = Depends(require_scope("enrolment:read")),
+) -> list[CoverageView]:
+    async with pool.acquire() as conn:
+        repo = Enrolments(conn)
+        unit_id = await repo.unit_of(enrolment_id)
+        caller.ensure_organisation(unit_id, field="enrolment_id")
+        found = await repo.covered(enrolment_id, covered_on=covered_on, limit=limit, offset=offset)
+    return [CoverageView.of(x) for x in found]
 
 
 @router.get(
     "/members/{member_id}/coverage",
     tags=["enrolment"],
     summary="A member's standing as mutual aid knows it, and their cover",
+    description=(
+        "When the member was an active union member (from membership's events) and every"
+        " cover through units the caller may see. 404 `unknown_member`: membership has not"
+        " told mutual aid of this member."
+    ),
 )
 async def member_coverage(
     member_id: str, pool: Pool, caller: Caller = Depends(require_scope("enrolment:read"))
-) -> dict[str, Any]:
+) -> MemberCoverageView:
     async with pool.acquire() as conn:
         known = await Members(conn).get(member_id)
         if known is None:
-            raise NotFound("member_id", "not a member known to mutual aid")
+            raise NotFound("member_id", "unknown_member", "not a member known to mutual aid")
         cover = await Enrolments(conn).coverages_of(member_id)
-    visible = [
-        x for x in cover if caller.organisations is None or x.unit_id in caller.organisations
-    ]
-    return {
-        "member_id": member_id,
-        "union_id": known.union_id,
-        "active_periods": [
-            {"starts_on": p.starts_on, "ends_on": p.ends_on} for p in known.standing.periods
+    return MemberCoverageView(
+        member_id=member_id,
+        union_id=known.union_id,
+        active_periods=[ActivePeriodView.of(p) for p in known.standing.periods],
+        coverages=[
+            MemberCoverView.of_member(x)
+            for x in cover
+            if caller.organisations is None or x.unit_id in caller.organisations
         ],
-        "coverages": [
-            {
-                "enrolment_id": x.enrolment_id,
-                "unit_id": x.unit_id,
-                "scheme_year": x.scheme_year,
-                "plan_id": x.plan_id,
-                **coverage_view(x.coverage),
-            }
-            for x in visible
-        ],
-    }
+    )
+
+
+# Contributions ---------------------------------------------------------------------------------
 
 
 @router.post(
@@ -190,6 +294,13 @@ async def member_coverage(
     status_code=201,
     tags=["contributions"],
     summary="Record a unit's contribution (amount, payer, receipt)",
+    description=(
+        "Journals money a unit paid into the fund (Dr fund cash, Cr contributions income) and"
+        " wakes the payout worker: claims waiting for funds may be paid now. Idempotent by"
+        " receipt number: 409 `already_recorded` (with `enrolment_id`) when the receipt is"
+        " recorded already, here or for another unit. 422 `in_the_future` for `received_on`. "
+        + _NO_SUCH.format("enrolment")
+    ),
 )
 async def record_contribution(
     enrolment_id: str,
@@ -199,188 +310,46 @@ async def record_contribution(
     ctx: Ctx,
     pool: Pool,
     caller: Caller = Depends(require_scope("contributions:write")),
-) -> dict[str, Any]:
+) -> EnrolmentView:
     if caller.organisations is not None:
         await _enrolment(pool, enrolment_id, caller)
     with api_fields():
         enrolment = await handlers.receive_contribution(uow, ctx, enrolment_id, cmd)
     wake_payouts(request)  # claims waiting for funds may be payable now
-    return enrolment_view(enrolment)
+    return EnrolmentView.of(enrolment)
 
 
-# Claims ----------------------------------------------------------------------------------------
-
-
-async def claim_answer(pool: asyncpg.Pool, claim_id: str, caller: Caller) -> dict[str, Any]:
-    """The claim as it stands now, with its payment and any backstop request covering it."""
-    async with (
-        pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),  # one snapshot
-    ):
-        claims = Claims(conn)
-        claim = await claims.get(claim_id)
-        caller.ensure_organisation(claim.intake.unit_id, field="claim_id")
-        return claim_view(
-            claim,
-            vias=claims.vias[claim_id],
-            payment=await Payments(conn).of_claim(claim_id),
-            backstop_requests=await BackstopRequests(conn).for_claim(claim_id),
-        )
-
-
-async def _may_act_on(pool: asyncpg.Pool, claim_id: str, caller: Caller) -> None:
-    if caller.organisations is not None:
-        await claim_answer(pool, claim_id, caller)
-
-
-@router.post(
-    "/claims",
-    status_code=201,
-    tags=["claims"],
-    summary="Submit a claim; the automatic checks run at once",
+@router.get(
+    "/contributions",
+    tags=["contributions"],
+    summary="Find contributions across enrolments (unit, year, receipt, days received)",
+    description=(
+        "Contributions in the order they were recorded, each with its enrolment and unit: for"
+        " finance reconciling receipts and for units checking what they paid. `since`/`until`"
+        " bound the day received (422 `before_since` when `until` is earlier). "
+        + _ORGANISATIONS.format("contributions")
+    ),
 )
-async def submit_claim(
-    cmd: c.SubmitClaim,
-    uow: Uow,
-    ctx: Ctx,
+async def list_contributions(
     pool: Pool,
-    caller: Caller = Depends(require_scope("claims:submit")),
-) -> dict[str, Any]:
-    caller.ensure_organisation(cmd.unit_id, field="unit_id")
-    submitter = Submitter(kind=cmd.submitted_by.kind, id=cmd.submitted_by.id)
-    with api_fields():
-        intake = cmd.to_intake(submitter, ctx.clock.today())
-        claim = await handlers.submit_claim(uow, ctx, intake, caller.app_id)
-    return await claim_answer(pool, claim.claim_id, caller)
-
-
-@router.post(
-    "/claims/{claim_id}/resubmit",
-    tags=["claims"],
-    summary="Hand a returned claim back with the documents asked for",
-)
-async def resubmit_claim(
-    claim_id: str,
-    cmd: c.Resubmit,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:submit")),
-) -> dict[str, Any]:
-    await _may_act_on(pool, claim_id, caller)
-    with api_fields():
-        corrected = None
-        if cmd.corrected is not None:
-            caller.ensure_organisation(cmd.corrected.unit_id, field="corrected.unit_id")
-            async with pool.acquire() as conn:
-                first = (await Claims(conn).get(claim_id)).intake
-            corrected = cmd.corrected.to_intake(
-                first.submitted_by, ctx.clock.today(), prefix=("corrected",)
-            )
-        await handlers.resubmit_claim(
-            uow, ctx, claim_id, cmd.by, cmd.documents, corrected, caller.app_id
-        )
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.get("/claims", tags=["claims"])
-async def list_claims(
-    pool: Pool,
-    state: ClaimState | None = None,
-    unit_id: str | None = None,
-    member_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    caller: Caller = Depends(require_scope("claims:read")),
-) -> list[dict[str, Any]]:
-    units: set[str] | None = {unit_id} if unit_id else None
-    if caller.organisations is not None:
-        units = set(caller.organisations) & units if units else set(caller.organisations)
+    days: Days,
+    unit_id: IdFilter = None,
+    enrolment_id: IdFilter = None,
+    scheme_year: Year = None,
+    receipt_number: IdFilter = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    caller: Caller = Depends(require_scope("enrolment:read")),
+) -> list[ContributionRecord]:
     async with pool.acquire() as conn:
-        ids = await Claims(conn).search(
-            state=state.value if state else None,
-            unit_ids=units,
-            member_id=member_id,
+        rows = await Enrolments(conn).contributions(
+            units=visible_units(caller, unit_id),
+            enrolment_id=enrolment_id,
+            scheme_year=scheme_year,
+            receipt_number=receipt_number,
+            since=days.since,
+            until=days.until,
             limit=limit,
             offset=offset,
         )
-    return [await claim_answer(pool, i, caller) for i in ids]
-
-
-@router.get("/claims/{claim_id}", tags=["claims"], summary="A claim's state, explanation, steps")
-async def get_claim(
-    claim_id: str, pool: Pool, caller: Caller = Depends(require_scope("claims:read"))
-) -> dict[str, Any]:
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post("/claims/{claim_id}/approve", tags=["review"], summary="Approve the computed benefit")
-async def approve_claim(
-    claim_id: str,
-    cmd: c.Officer,
-    request: Request,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> dict[str, Any]:
-    await _may_act_on(pool, claim_id, caller)
-    with api_fields():
-        await handlers.approve_claim(uow, ctx, claim_id, cmd.officer, caller.app_id)
-    wake_payouts(request)
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post(
-    "/claims/{claim_id}/adjust",
-    tags=["review"],
-    summary="Approve a lower amount than computed, with a reason",
-)
-async def adjust_claim(
-    claim_id: str,
-    cmd: c.Adjust,
-    request: Request,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> dict[str, Any]:
-    await _may_act_on(pool, claim_id, caller)
-    with api_fields():
-        await handlers.approve_claim(
-            uow, ctx, claim_id, cmd.officer, caller.app_id, (cmd.amount_fen, cmd.reason)
-        )
-    wake_payouts(request)
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post("/claims/{claim_id}/reject", tags=["review"], summary="Reject with a reason code")
-async def reject_claim(
-    claim_id: str,
-    cmd: c.Reject,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> dict[str, Any]:
-    await _may_act_on(pool, claim_id, caller)
-    await handlers.reject_claim(
-        uow, ctx, claim_id, cmd.officer, cmd.reason_code, cmd.reason_text, caller.app_id
-    )
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post("/claims/{claim_id}/return", tags=["review"], summary="Return for more documents")
-async def return_claim(
-    claim_id: str,
-    cmd: c.ReturnForDocuments,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> dict[str, Any]:
-    await _may_act_on(pool, claim_id, caller)
-    await handlers.return_claim(
-        uow, ctx, claim_id, cmd.officer, cmd.missing_documents, cmd.note, caller.app_id
-    )
-    return await claim_answer(pool, claim_id, caller)
+    return [ContributionRecord.model_validate(dict(r)) for r in rows]

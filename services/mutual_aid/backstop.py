@@ -65,9 +65,13 @@ class FollowUpPolicy:
 
     def __post_init__(self) -> None:
         if self.remind_after_days <= 0:
-            raise DomainError("remind_after_days", "must_be_positive")
+            raise DomainError("remind_after_days", "must_be_positive", "must be positive")
         if self.escalate_after_days <= self.remind_after_days:
-            raise DomainError("escalate_after_days", "must_be_after_the_first_reminder")
+            raise DomainError(
+                "escalate_after_days",
+                "must_be_after_the_first_reminder",
+                "must come after the first reminder",
+            )
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class BackstopRequest:
         on: date,
     ) -> BackstopRequest:
         if amount <= 0:
-            raise DomainError("amount", "must_be_positive")
+            raise DomainError("amount", "must_be_positive", "must be positive")
         request = cls(request_id, amount, tuple(claim_ids), fund_balance, on)
         request.events.append(
             BackstopRequested(
@@ -132,20 +136,34 @@ class BackstopRequest:
         """Record money finance sent for this request. A grant must name this request and may
         be partial; one above what is outstanding is refused (it matches no ask)."""
         if request_id != self.request_id:
-            raise GrantRefused("request_id", "wrong_request", request_id=request_id)
+            raise GrantRefused(
+                "request_id",
+                "wrong_request",
+                "the grant names another request",
+                request_id=request_id,
+            )
         if not self.is_open:
-            raise GrantRefused("request_id", "request_already_granted", request_id=request_id)
+            raise GrantRefused(
+                "request_id",
+                "request_closed",
+                f"the request is {self.status.value}: nothing is outstanding",
+                request_id=request_id,
+            )
         if amount <= 0:
-            raise GrantRefused("amount", "must_be_positive")
+            raise GrantRefused("amount", "must_be_positive", "must be positive")
         if amount > self.outstanding:
             raise GrantRefused(
                 "amount",
                 "above_outstanding",
-                message=f"{format_yuan(amount)} granted, {format_yuan(self.outstanding)} "
-                "outstanding",
+                f"{format_yuan(amount)} granted, {format_yuan(self.outstanding)} outstanding",
             )
         if any(g.reference == reference for g in self.grants):
-            raise DuplicateEntry("reference", "already_recorded", reference=reference)
+            raise DuplicateEntry(
+                "reference",
+                "already_recorded",
+                "this reference is already recorded for this request",
+                reference=reference,
+            )
         grant = Grant(amount, reference, on)
         self.grants.append(grant)
         if self.outstanding == 0:
@@ -235,7 +253,12 @@ def open_request_for(requests: Iterable[BackstopRequest], request_id: str) -> Ba
     for request in requests:
         if request.request_id == request_id and request.is_open:
             return request
-    raise GrantRefused("request_id", "no_open_request", request_id=request_id)
+    raise GrantRefused(
+        "request_id",
+        "no_open_request",
+        "no open backstop request has this id (unknown, granted or withdrawn)",
+        request_id=request_id,
+    )
 
 
 @dataclass(frozen=True)

@@ -184,12 +184,15 @@ class Claim:
         self._require("adjust")
         computed = self._computed()
         if not reason.strip():
-            raise DomainError("reason", "required")
+            raise DomainError("reason", "required", "say why the amount is lower")
         if amount < 0:
-            raise AdjustmentRefused("amount", "must_not_be_negative")
+            raise AdjustmentRefused("amount", "must_not_be_negative", "must not be negative")
         if amount > computed:
             raise AdjustmentRefused(
-                "amount", "above_computed", message=f"computed {format_yuan(computed)}"
+                "amount",
+                "above_computed",
+                f"must not be above the computed benefit {format_yuan(computed)}",
+                computed_fen=computed,
             )
         self._approve(officer, at, amount, computed, reason)
 
@@ -214,7 +217,11 @@ class Claim:
     ) -> None:
         self._require("return_for_documents")
         if not missing and not note.strip():
-            raise DomainError("missing", "say_what_is_missing")
+            raise DomainError(
+                "missing_documents",
+                "say_what_is_missing",
+                "list the missing documents or write a note",
+            )
         self._move("return_for_documents", S.RETURNED, officer, at, note or ", ".join(missing))
         self.events.append(
             ClaimReturned(
@@ -239,7 +246,11 @@ class Claim:
         self._require("resubmit")
         intake = corrected or self.intake
         if intake.member_id != self.member_id:
-            raise DomainError("member_id", "cannot_change_on_resubmission")
+            raise DomainError(
+                "member_id",
+                "cannot_change_on_resubmission",
+                "a claim stays the same member's; submit a new claim instead",
+            )
         self.intake = intake.model_copy(
             update={
                 "submitted_on": self.intake.submitted_on,
@@ -275,7 +286,7 @@ class Claim:
     def pay(self, payment_reference: str, at: datetime, by: str = SYSTEM) -> None:
         self._require("pay")
         if not payment_reference.strip():
-            raise DomainError("payment_reference", "required")
+            raise DomainError("payment_reference", "required", "a payment needs its reference")
         self.payment_reference = payment_reference
         self._move("pay", S.PAID, by, at, payment_reference)
         self.events.append(

@@ -4,6 +4,7 @@ rejections, and each step in ``claim_steps`` with who took it, when, and through
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -86,7 +87,7 @@ class Claims:
     async def get(self, claim_id: str, *, lock: bool = False) -> Claim:
         claims = await self.get_many([claim_id], lock=lock)
         if claim_id not in claims:
-            raise NotFound("claim_id", "no such claim", claim_id=claim_id)
+            raise NotFound("claim_id", "unknown_claim", "no such claim", claim_id=claim_id)
         return claims[claim_id]
 
     async def get_many(self, claim_ids: Sequence[str], *, lock: bool = False) -> dict[str, Claim]:
@@ -223,20 +224,34 @@ class Claims:
     async def search(
         self,
         *,
-        state: str | None,
+        state: ClaimState | None,
         unit_ids: Iterable[str] | None,
         member_id: str | None,
+        plan_id: str | None,
+        scheme_year: int | None,
+        since: date | None,
+        until: date | None,
         limit: int,
         offset: int,
     ) -> list[str]:
+        """Claim ids in submission order; ``since``/``until`` bound the day of submission (the
+        first one: resubmitting keeps it)."""
         rows = await self.conn.fetch(
             "SELECT claim_id FROM claims WHERE ($1::text IS NULL OR state = $1)"
             " AND ($2::text[] IS NULL OR unit_id = ANY($2))"
             " AND ($3::text IS NULL OR member_id = $3)"
-            " ORDER BY submitted_at, claim_id LIMIT $4 OFFSET $5",
-            state,
+            " AND ($4::text IS NULL OR plan_id = $4)"
+            " AND ($5::int IS NULL OR scheme_year = $5)"
+            " AND ($6::date IS NULL OR (intake ->> 'submitted_on')::date >= $6)"
+            " AND ($7::date IS NULL OR (intake ->> 'submitted_on')::date <= $7)"
+            " ORDER BY submitted_at, claim_id LIMIT $8 OFFSET $9",
+            None if state is None else state.value,
             None if unit_ids is None else list(unit_ids),
             member_id,
+            plan_id,
+            scheme_year,
+            since,
+            until,
             limit,
             offset,
         )

@@ -1,8 +1,13 @@
 """What the API accepts, and how it becomes domain input.
 
+Every body is a ``shared.inputs.Command``: unknown fields, NUL characters and integers beyond 64
+bits are refused with a 422 naming the field before any rule runs. Dates are ISO text
+(``IsoDate``, years 1900 to 2199).
+
 MONEY: every amount is an integer number of fen (1 yuan = 100 fen) in a field ending ``_fen``,
 never a float or a string: ``"total_expense_fen": 1234567`` is 12,345.67 yuan. A negative amount,
-a fraction of a fen or a quoted number is refused with a 422 naming the field.
+a fraction of a fen, a quoted number or more than ``MAX_FEN`` is refused with a 422 naming the
+field, so no sum the fund keeps can overflow. Ratios are decimals of at most 4 places.
 
 The domain names amounts without the suffix (``total_expense``); errors it raises are renamed to
 the API's field names here, so a client is always told the field it actually sent.
@@ -18,17 +23,28 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from services.mutual_aid.errors import PlanInvalid
 from services.mutual_aid.intake import ClaimIntake, RejectionCode, Submitter
 from services.mutual_aid.plans import BenefitRules, RatioBand
 from shared.errors import DomainError
+from shared.inputs import Command, IsoDate
 
-Amount = Annotated[int, Field(strict=True, ge=0, description="fen (1 yuan = 100 fen)")]
-PositiveAmount = Annotated[int, Field(strict=True, gt=0, description="fen (1 yuan = 100 fen)")]
+# 1,000,000,000.00 yuan: far above any claim, contribution or grant the scheme sees, and low
+# enough that the fund's sums of such amounts stay well inside Postgres' bigint.
+MAX_FEN = 100_000_000_000
+Amount = Annotated[
+    int,
+    Field(strict=True, ge=0, le=MAX_FEN, description="fen (1 yuan = 100 fen)", examples=[120000]),
+]
+PositiveAmount = Annotated[
+    int,
+    Field(strict=True, gt=0, le=MAX_FEN, description="fen (1 yuan = 100 fen)", examples=[120000]),
+]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S+$")]
+SchemeYear = Annotated[int, Field(ge=2000, le=2100, examples=[2026])]
 
 # Domain amount names and their API names.
 _AMOUNTS = {
@@ -59,13 +75,14 @@ def api_field(field: str) -> str:
 
 @contextmanager
 def api_fields() -> Iterator[None]:
-    """Rename the field a domain error names to the API's name (``amount`` → ``amount_fen``)."""
+    """Rename the field a domain error names to the API's name (``amount`` → ``amount_fen``);
+    a plan that cannot be published answers with every problem, each with its own code."""
     try:
         yield
     except PlanInvalid as exc:
         raise RequestValidationError(
             [
-                {"loc": ("body", api_field(p.field)), "msg": p.message, "type": "plan_invalid"}
+                {"loc": ("body", api_field(p.field)), "msg": p.message, "type": p.code}
                 for p in exc.problems
             ]
         ) from exc
@@ -73,7 +90,7 @@ def api_fields() -> Iterator[None]:
         renamed = api_field(exc.field)
         if renamed != exc.field:
             exc.field = renamed
-            exc.args = (f"{renamed}: {exc.reason}",)
+            exc.args = (f"{renamed}: {exc.message}",)
         raise
 
 
@@ -88,21 +105,28 @@ def _validation_error(exc: ValidationError, prefix: Sequence[str | int] = ()) ->
 # Plans -----------------------------------------------------------------------------------------
 
 
-class BandIn(BaseModel):
+class BandIn(Command):
     lower_fen: Amount
     upper_fen: Amount | None = Field(None, description="null for the open-ended top band")
-    ratio: Decimal = Field(ge=0, le=1, description='e.g. "0.5" for 50%')
+    ratio: Decimal = Field(
+        ge=0,
+        le=1,
+        max_digits=5,
+        decimal_places=4,
+        description='share paid in this band, 0 to 1 with at most 4 decimals: "0.5" is 50%',
+        examples=["0.5"],
+    )
 
 
-class RulesIn(BaseModel):
+class RulesIn(Command):
     deductible_fen: Amount
-    bands: list[BandIn] = Field(max_length=20)
+    bands: list[BandIn] = Field(max_length=20, description="in increasing order, from 0")
     per_claim_ceiling_fen: Amount
     yearly_ceiling_fen: Amount
     outside_catalogue_counts: bool = False
     waiting_period_days: int = Field(0, ge=0, le=3650)
     accident_exempt_from_waiting: bool = True
-    submission_deadline_days: int = Field(ge=0, le=3650)
+    submission_deadline_days: int = Field(ge=0, le=3650, examples=[180])
 
     def to_domain(self) -> BenefitRules:
         return BenefitRules(
@@ -119,12 +143,38 @@ class RulesIn(BaseModel):
         )
 
 
-class DraftPlan(BaseModel):
+STANDARD_RULES: dict[str, Any] = {
+    "deductible_fen": 100_000,
+    "bands": [
+        {"lower_fen": 0, "upper_fen": 1_000_000, "ratio": "0.5"},
+        {"lower_fen": 1_000_000, "upper_fen": 5_000_000, "ratio": "0.6"},
+        {"lower_fen": 5_000_000, "upper_fen": None, "ratio": "0.7"},
+    ],
+    "per_claim_ceiling_fen": 5_000_000,
+    "yearly_ceiling_fen": 8_000_000,
+    "waiting_period_days": 90,
+    "submission_deadline_days": 180,
+}
+
+
+class DraftPlan(Command):
     """A new version of a scheme year's plan, as a draft; the rules are checked on publishing."""
 
-    scheme_year: int = Field(ge=2000, le=2100)
-    effective_from: date | None = Field(None, description="default: 1 January of the year")
-    effective_to: date | None = Field(None, description="last day in effect; default 31 Dec")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "scheme_year": 2026,
+                    "contribution_per_member_fen": 12_000,
+                    "rules": STANDARD_RULES,
+                }
+            ]
+        }
+    )
+
+    scheme_year: SchemeYear
+    effective_from: IsoDate | None = Field(None, description="default: 1 January of the year")
+    effective_to: IsoDate | None = Field(None, description="last day in effect; default 31 Dec")
     contribution_per_member_fen: Amount
     rules: RulesIn
 
@@ -132,57 +182,110 @@ class DraftPlan(BaseModel):
 # Enrolment and contributions -------------------------------------------------------------------
 
 
-class EnrolUnit(BaseModel):
-    unit_id: Id
-    scheme_year: int = Field(ge=2000, le=2100)
+class EnrolUnit(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_id": "u-factory-7",
+                    "scheme_year": 2026,
+                    "staff": ["M00012345", "M00012346"],
+                    "enrolled_on": "2026-01-01",
+                }
+            ]
+        }
+    )
+
+    unit_id: Id = Field(description="the enrolling unit (an organisation id from membership)")
+    scheme_year: SchemeYear
     staff: list[Id] = Field(min_length=1, max_length=20000, description="member ids")
-    enrolled_on: date | None = Field(None, description="default: today")
+    enrolled_on: IsoDate | None = Field(None, description="default: today")
 
 
-class CoverStaff(BaseModel):
+class CoverStaff(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"member_ids": ["M00012347"], "on": "2026-03-01"}]}
+    )
+
     member_ids: list[Id] = Field(min_length=1, max_length=20000)
-    on: date | None = Field(None, description="cover starts this day; default: today")
+    on: IsoDate | None = Field(None, description="cover starts this day; default: today")
 
 
-class RecordContribution(BaseModel):
-    receipt_number: Id
+class RecordContribution(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "receipt_number": "R-2026-000123",
+                    "amount_fen": 24_000,
+                    "payer": "单位财务科",
+                    "received_on": "2026-02-10",
+                    "period": "2026",
+                }
+            ]
+        }
+    )
+
+    receipt_number: Id = Field(description="the receipt's number; unique across all units")
     amount_fen: PositiveAmount
     payer: Text
-    received_on: date | None = Field(None, description="default: today")
+    received_on: IsoDate | None = Field(None, description="default: today; not in the future")
     period: str = Field("", max_length=50, description='e.g. "2025" or "2025-H1"')
 
 
 # Claims ----------------------------------------------------------------------------------------
 
 
-class SubmitterIn(BaseModel):
+class SubmitterIn(Command):
     kind: Literal["unit", "member"]
     id: Id
 
 
-class ClaimIn(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
+CLAIM_EXAMPLE: dict[str, Any] = {
+    "member_id": "M00012345",
+    "unit_id": "u-factory-7",
+    "admission_date": "2026-06-03",
+    "discharge_date": "2026-06-10",
+    "hospital": "亳州市人民医院",
+    "invoice_numbers": ["34010026000123"],
+    "total_expense_fen": 1_100_000,
+    "paid_by_basic_insurance_fen": 500_000,
+    "self_paid_in_catalogue_fen": 600_000,
+    "self_paid_outside_catalogue_fen": 0,
+    "diagnosis_code": "K35.2",
+    "documents": ["invoice", "discharge-summary"],
+}
+
+
+class ClaimIn(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [CLAIM_EXAMPLE]})
 
     member_id: Id
     unit_id: Id
-    admission_date: date
-    discharge_date: date
+    admission_date: IsoDate
+    discharge_date: IsoDate = Field(description="not before admission, not in the future")
     hospital: Text
-    invoice_numbers: list[Id] = Field(min_length=1, max_length=50)
+    invoice_numbers: list[Id] = Field(
+        min_length=1, max_length=50, description="each at most once, on this and other claims"
+    )
     total_expense_fen: Amount
     paid_by_basic_insurance_fen: Amount
     self_paid_in_catalogue_fen: Amount
     self_paid_outside_catalogue_fen: Amount
     diagnosis: str = Field("", max_length=500)
-    diagnosis_code: str | None = Field(None, description="ICD-10, e.g. K35.2")
+    diagnosis_code: str | None = Field(
+        None, max_length=20, description="ICD-10, e.g. K35.2", examples=["K35.2"]
+    )
     documents: list[Id] = Field(default_factory=list, max_length=50)
-    accident: bool = False
+    accident: bool = Field(False, description="an accident is exempt from the waiting period")
 
     def to_intake(
         self, submitted_by: Submitter, submitted_on: date, prefix: Sequence[str] = ()
     ) -> ClaimIntake:
         if self.discharge_date > submitted_on:
-            raise DomainError(".".join([*prefix, "discharge_date"]), "must not be in the future")
+            raise DomainError(
+                ".".join([*prefix, "discharge_date"]), "in_the_future", "must not be in the future"
+            )
         try:
             return ClaimIntake(
                 member_id=self.member_id,
@@ -207,38 +310,94 @@ class ClaimIn(BaseModel):
 
 
 class SubmitClaim(ClaimIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [CLAIM_EXAMPLE | {"submitted_by": {"kind": "unit", "id": "u-factory-7"}}]
+        }
+    )
+
     submitted_by: SubmitterIn = Field(description="the unit or member handing the claim in")
 
 
-class Resubmit(BaseModel):
+class Resubmit(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"by": "u-factory-7", "documents": ["itemised-bill"]}]}
+    )
+
     by: Id = Field(description="who hands the documents in")
     documents: list[Id] = Field(default_factory=list, max_length=50)
     corrected: ClaimIn | None = Field(None, description="corrected details, if any")
 
 
-class Officer(BaseModel):
+class Officer(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"officer": "officer-wang"}]})
+
     officer: Id = Field(description="the reviewing officer (kept in the claim's history)")
 
 
 class Adjust(Officer):
-    amount_fen: Amount
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "officer": "officer-wang",
+                    "amount_fen": 200_000,
+                    "reason": "one invoice is for a private room",
+                }
+            ]
+        }
+    )
+
+    amount_fen: Amount = Field(description="the amount approved; not above the computed benefit")
     reason: Text
 
 
 class Reject(Officer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "officer": "officer-wang",
+                    "reason_code": "DOCUMENTS_INVALID",
+                    "reason_text": "the invoice is not stamped",
+                }
+            ]
+        }
+    )
+
     reason_code: RejectionCode
     reason_text: Text
 
 
 class ReturnForDocuments(Officer):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "officer": "officer-wang",
+                    "missing_documents": ["itemised bill"],
+                    "note": "page 2 of the bill is missing",
+                }
+            ]
+        }
+    )
+
     missing_documents: list[Text] = Field(default_factory=list, max_length=50)
-    note: str = Field("", max_length=500)
+    note: str = Field("", max_length=500, description="needed when no document is listed")
 
 
 # The backstop ----------------------------------------------------------------------------------
 
 
-class RecordGrant(BaseModel):
-    amount_fen: PositiveAmount
+class RecordGrant(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount_fen": 5_000_000, "reference": "CZ-2026-0042", "granted_on": "2026-07-15"}
+            ]
+        }
+    )
+
+    amount_fen: PositiveAmount = Field(description="not above what the request has outstanding")
     reference: Id = Field(description="finance's reference for the transfer; unique")
-    granted_on: date
+    granted_on: IsoDate = Field(description="not in the future")

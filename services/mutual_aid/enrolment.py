@@ -80,9 +80,9 @@ class Enrolment:
     ) -> Enrolment:
         """Enrol a unit with its staff list; only staff who are active members are covered."""
         if plan.status is not PlanStatus.PUBLISHED:
-            raise DomainError("plan_id", "plan_not_published")
+            raise DomainError("plan_id", "plan_not_published", "the plan is not published")
         if enrolled_on > plan.effective_to:
-            raise DomainError("enrolled_on", "after_plan_end")
+            raise DomainError("enrolled_on", "after_plan_end", "the plan year has ended by then")
         enrolment = cls(
             enrolment_id=enrolment_id,
             unit_id=unit_id,
@@ -190,11 +190,13 @@ class Enrolment:
         self, receipt_number: str, amount: Fen, payer: str, received_on: date, period: str = ""
     ) -> Contribution:
         if amount <= 0:
-            raise DomainError("amount", "must_be_positive")
+            raise DomainError("amount", "must_be_positive", "must be positive")
         if not receipt_number.strip():
-            raise DomainError("receipt_number", "required")
+            raise DomainError("receipt_number", "required", "a contribution needs its receipt")
         if any(c.receipt_number == receipt_number for c in self.contributions):
-            raise DuplicateEntry("receipt_number", "already_recorded")
+            raise DuplicateEntry(
+                "receipt_number", "already_recorded", "this receipt is already recorded"
+            )
         contribution = Contribution(receipt_number, amount, payer, received_on, period)
         self.contributions.append(contribution)
         self.events.append(

@@ -1,6 +1,7 @@
 """Errors the mutual-aid domain raises when a rule says no.
 
-They build on ``shared.errors`` so the HTTP layer answers with the right 4xx and the field at fault:
+They build on ``shared.errors`` (field, snake_case code, message) so the HTTP layer answers with
+the right 4xx and the field at fault. Every code is listed in ``docs/errors/mutual_aid.md``:
 
     DomainError (422)          a request breaks a rule
     ├── PlanInvalid            a plan cannot be published; ``problems`` lists every field at fault
@@ -21,16 +22,18 @@ from shared.errors import Conflict, DomainError
 
 @dataclass(frozen=True)
 class PlanProblem:
-    """One thing wrong with a plan: the dotted field (``rules.bands[1].lower``) and why."""
+    """One thing wrong with a plan: the dotted field (``rules.bands[1].lower``), a snake_case
+    code a form can key its hint on, and a message for the officer."""
 
     field: str
+    code: str
     message: str
 
 
 class PlanInvalid(DomainError):
     def __init__(self, problems: list[PlanProblem]) -> None:
         first = problems[0]
-        super().__init__(first.field, "plan_invalid", problems=problems)
+        super().__init__(first.field, first.code, first.message)
         self.problems = problems
 
     def __str__(self) -> str:
@@ -45,13 +48,20 @@ class AdjustmentRefused(DomainError):
 
 
 class InvalidTransition(Conflict):
+    """``what`` ("claim CL-2025-000001") cannot take ``action`` in ``state``; the three ride in
+    the answer so a client can show the state it should have refreshed."""
+
     def __init__(self, what: str, action: str, state: str) -> None:
-        super().__init__("state", "invalid_transition", what=what, action=action, state=state)
+        super().__init__(
+            "state",
+            "invalid_transition",
+            f"{what}: cannot {action} in state {state}",
+            what=what,
+            action=action,
+            state=str(state),
+        )
         self.action = action
         self.state = state
-
-    def __str__(self) -> str:
-        return f"{self.extra['what']}: cannot {self.action} in state {self.state}"
 
 
 class GrantRefused(Conflict):

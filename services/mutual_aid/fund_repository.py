@@ -10,12 +10,12 @@ never goes below zero: the domain refuses an overdraft first, the database refus
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 
 from services.mutual_aid.backstop import CLOSED, BackstopRequest, BackstopStatus, Grant
-from services.mutual_aid.ledger import Account, Ledger
+from services.mutual_aid.ledger import Account, EntryKind, Ledger
 from services.mutual_aid.money import Fen
 
 # Entry ids say what the entry is for, so the same movement can never be posted twice: the
@@ -84,13 +84,31 @@ class Fund:
         )
         self._saved.update(e.entry_id for e in new)
 
-    async def journal(self, limit: int, offset: int) -> list[asyncpg.Record]:
+    async def journal(
+        self,
+        *,
+        kind: EntryKind | None,
+        reference: str | None,
+        since: date | None,
+        until: date | None,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        """Entries in posting order with their lines; ``since``/``until`` bound ``posted_on``."""
         return await self.conn.fetch(
             "SELECT e.seq, e.entry_id, e.posted_on, e.kind, e.reference, e.memo, e.posted_at,"
             " jsonb_agg(jsonb_build_object('account', l.account, 'debit_fen', l.debit_fen,"
             " 'credit_fen', l.credit_fen) ORDER BY l.line_no) AS lines"
             " FROM journal_entries e JOIN journal_lines l USING (entry_id)"
-            " GROUP BY e.seq, e.entry_id ORDER BY e.seq LIMIT $1 OFFSET $2",
+            " WHERE ($1::text IS NULL OR e.kind = $1)"
+            " AND ($2::text IS NULL OR e.reference = $2)"
+            " AND ($3::date IS NULL OR e.posted_on >= $3)"
+            " AND ($4::date IS NULL OR e.posted_on <= $4)"
+            " GROUP BY e.seq, e.entry_id ORDER BY e.seq LIMIT $5 OFFSET $6",
+            None if kind is None else kind.value,
+            reference,
+            since,
+            until,
             limit,
             offset,
         )
@@ -144,9 +162,21 @@ class BackstopRequests:
         n = await self.conn.fetchval("SELECT nextval('backstop_numbers')")
         return f"BR-{year}-{n:04d}"
 
-    async def _load(self, where: str, *args: object, lock: bool = False) -> list[BackstopRequest]:
+    async def _load(
+        self,
+        where: str,
+        *args: object,
+        lock: bool = False,
+        page: tuple[int, int] | None = None,
+    ) -> list[BackstopRequest]:
+        """Requests matching ``where`` in request order; ``page`` is (limit, offset)."""
+        paging = ""
+        if page is not None:
+            paging = f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
+            args = (*args, *page)
         rows = await self.conn.fetch(
-            f"SELECT * FROM backstop_requests WHERE {where} ORDER BY request_id"
+            f"SELECT * FROM backstop_requests WHERE {where} ORDER BY requested_on, request_id"
+            + paging
             + (" FOR UPDATE" if lock else ""),
             *args,
         )
@@ -170,12 +200,23 @@ class BackstopRequests:
     async def open(self, *, lock: bool = False) -> list[BackstopRequest]:
         return await self._load("status <> ALL($1::text[])", sorted(CLOSED), lock=lock)
 
-    async def search(self, status: str | None, year: int | None) -> list[BackstopRequest]:
+    async def search(
+        self,
+        *,
+        status: BackstopStatus | None,
+        year: int | None,
+        claim_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[BackstopRequest]:
         return await self._load(
             "($1::text IS NULL OR status = $1)"
-            " AND ($2::int IS NULL OR extract(year FROM requested_on) = $2)",
-            status,
+            " AND ($2::int IS NULL OR extract(year FROM requested_on) = $2)"
+            " AND ($3::text IS NULL OR claim_ids @> ARRAY[$3])",
+            None if status is None else status.value,
             year,
+            claim_id,
+            page=(limit, offset),
         )
 
     async def for_claim(self, claim_id: str) -> list[str]:

@@ -80,12 +80,12 @@ class Context:
 
 
 @contextmanager
-def unique(field: str, reason: str) -> Iterator[None]:
+def unique(field: str, code: str, message: str) -> Iterator[None]:
     """A unique constraint lost to a concurrent request is a conflict, not a server error."""
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
-        raise Conflict(field, reason) from exc
+        raise Conflict(field, code, message) from exc
 
 
 # Plans -----------------------------------------------------------------------------------------
@@ -104,7 +104,11 @@ async def draft_plan(uow: MutualAidUnitOfWork, cmd: DraftPlan) -> Plan:
             contribution_per_member=cmd.contribution_per_member_fen,
             rules=cmd.rules.to_domain(),
         )
-        with unique("scheme_year", "another version of this year's plan was drafted meanwhile"):
+        with unique(
+            "scheme_year",
+            "drafted_concurrently",
+            "another version of this year's plan was drafted meanwhile; send it again",
+        ):
             await uow.plans.add(plan)
         await uow.commit()
     return plan
@@ -127,14 +131,23 @@ async def enrol_unit(uow: MutualAidUnitOfWork, cmd: EnrolUnit, today: date) -> E
     async with uow:
         plans = await uow.plans.published_of_year(cmd.scheme_year)
         if not plans:
-            raise DomainError("scheme_year", "no published plan for this year")
+            raise DomainError(
+                "scheme_year", "no_published_plan", "no plan of this year is published"
+            )
         # Enrolling before the year starts joins the plan that will be in force on its first day.
         plan = plan_in_force(plans, max(on, min(p.effective_from for p in plans)))
         if plan is None:
-            raise DomainError("enrolled_on", "no plan of that year is in force on this day")
+            raise DomainError(
+                "enrolled_on", "no_plan_in_force", "no plan of that year is in force on this day"
+            )
         existing = await uow.enrolments.find(cmd.unit_id, cmd.scheme_year)
         if existing is not None:
-            raise Conflict("unit_id", "already enrolled for this year", enrolment_id=existing)
+            raise Conflict(
+                "unit_id",
+                "already_enrolled",
+                "the unit is already enrolled for this year; add staff to that enrolment",
+                enrolment_id=existing,
+            )
         standings = await uow.members.standings(cmd.staff)
         since = await uow.enrolments.continuous_since(cmd.staff, plan.effective_from)
         enrolment = Enrolment.enrol(
@@ -146,7 +159,7 @@ async def enrol_unit(uow: MutualAidUnitOfWork, cmd: EnrolUnit, today: date) -> E
             standings,
             since,
         )
-        with unique("unit_id", "already enrolled for this year"):
+        with unique("unit_id", "already_enrolled", "the unit is already enrolled for this year"):
             await uow.enrolments.add(enrolment)
         await uow.commit_aggregates(enrolment)
     return enrolment
@@ -158,7 +171,7 @@ async def cover_staff(
     async with uow:
         enrolment = await uow.enrolments.get(enrolment_id, lock=True)
         if on > enrolment.plan_ends_on:
-            raise DomainError("on", "after the plan year ended")
+            raise DomainError("on", "after_plan_end", "the plan year has ended by then")
         standings = await uow.members.standings(member_ids)
         since = await uow.enrolments.continuous_since(member_ids, enrolment.plan_starts_on)
         for member_id in dict.fromkeys(member_ids):
@@ -173,13 +186,18 @@ async def receive_contribution(
 ) -> Enrolment:
     received_on = cmd.received_on or ctx.clock.today()
     if received_on > ctx.clock.today():
-        raise DomainError("received_on", "must not be in the future")
+        raise DomainError("received_on", "in_the_future", "must not be in the future")
     async with uow:
         ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
         enrolment = await uow.enrolments.get(enrolment_id, lock=True)
         elsewhere = await uow.enrolments.receipt_taken(cmd.receipt_number)
         if elsewhere is not None:
-            raise DuplicateEntry("receipt_number", "already recorded", enrolment_id=elsewhere)
+            raise DuplicateEntry(
+                "receipt_number",
+                "already_recorded",
+                "this receipt is already recorded",
+                enrolment_id=elsewhere,
+            )
         enrolment.receive_contribution(
             cmd.receipt_number, cmd.amount_fen, cmd.payer, received_on, cmd.period
         )
@@ -191,7 +209,7 @@ async def receive_contribution(
                 cmd.receipt_number,
             )
         )
-        with unique("receipt_number", "already recorded"):
+        with unique("receipt_number", "already_recorded", "this receipt is already recorded"):
             await uow.enrolments.save(enrolment)
             await uow.fund.save(ledger)
         uow.publish(*ledger.events)
@@ -242,7 +260,9 @@ async def submit_claim(
     async with uow:
         # The member's row lock serialises their claims: two cannot both pass the invoice check.
         if await uow.members.get(intake.member_id, lock=True) is None:
-            raise DomainError("member_id", "not a member known to mutual aid")
+            raise DomainError(
+                "member_id", "unknown_member", "not a union member known to mutual aid"
+            )
         claim = Claim.submit(
             await uow.claims.next_id(intake.submitted_on.year), intake, ctx.clock.now()
         )
@@ -298,6 +318,7 @@ async def approve_claim(
             # The member left (or was removed) after the claim was checked.
             raise Conflict(
                 "admission_date",
+                "no_longer_covered",
                 "not covered any more on the admission day; reject the claim as NOT_COVERED",
             )
         plan = await uow.plans.get(claim.plan_id)
@@ -369,7 +390,7 @@ async def grant_backstop(
     match an open request is refused. Paying the waiting claims is the payout worker's job.
     """
     if cmd.granted_on > ctx.clock.today():
-        raise DomainError("granted_on", "must not be in the future")
+        raise DomainError("granted_on", "in_the_future", "must not be in the future")
     async with uow:
         ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
         earlier = await uow.backstop.grant_by_reference(cmd.reference)
@@ -381,7 +402,8 @@ async def grant_backstop(
             ):
                 raise DuplicateEntry(
                     "reference",
-                    "already recorded for another grant",
+                    "already_recorded",
+                    "this reference is already recorded for another grant",
                     request_id=earlier["request_id"],
                 )
             request = await uow.backstop.get(request_id)

@@ -1,8 +1,9 @@
 """Claim intake: what a unit or member hands in, and the automatic checks run on it.
 
 Bad input (discharge before admission, a negative amount, a malformed diagnosis code) is refused at
-once as a validation error naming the field. A well-formed claim the rules do not allow is not an
-error: the checks return coded ``Rejection``s, which the claim records and the member is told.
+once as a validation error naming the field, with a code of its own (``before_admission``...).
+A well-formed claim the rules do not allow is not an error: the checks return coded
+``Rejection``s, which the claim records and the member is told.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from services.mutual_aid.benefits import BenefitCalculation, YearToDate, calculate_benefit
 from services.mutual_aid.enrolment import Coverage
@@ -78,7 +80,7 @@ class ClaimIntake(BaseModel):
     def _discharge_after_admission(cls, value: date, info: ValidationInfo) -> date:
         admitted = info.data.get("admission_date")
         if admitted is not None and value < admitted:
-            raise ValueError("must not be before the admission date")
+            raise PydanticCustomError("before_admission", "must not be before the admission date")
         return value
 
     @field_validator("submitted_on")
@@ -86,7 +88,7 @@ class ClaimIntake(BaseModel):
     def _submitted_after_discharge(cls, value: date, info: ValidationInfo) -> date:
         discharged = info.data.get("discharge_date")
         if discharged is not None and value < discharged:
-            raise ValueError("must not be before the discharge date")
+            raise PydanticCustomError("before_discharge", "must not be before the discharge date")
         return value
 
     @field_validator("invoice_numbers")
@@ -94,9 +96,9 @@ class ClaimIntake(BaseModel):
     def _invoices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         numbers = tuple(normalise_invoice(n) for n in value)
         if any(not n for n in numbers):
-            raise ValueError("an invoice number is empty")
+            raise PydanticCustomError("empty_invoice_number", "an invoice number is empty")
         if len(set(numbers)) != len(numbers):
-            raise ValueError("the same invoice is listed twice")
+            raise PydanticCustomError("duplicate_invoice", "the same invoice is listed twice")
         return numbers
 
     @field_validator("diagnosis_code")
@@ -106,7 +108,9 @@ class ClaimIntake(BaseModel):
             return None
         code = value[0].upper() + value[1:].lower()
         if not ICD10.match(code):
-            raise ValueError("not an ICD-10 code like A00, K35.2 or I21.900x001")
+            raise PydanticCustomError(
+                "not_icd10", "not an ICD-10 code like A00, K35.2 or I21.900x001"
+            )
         return code
 
     @property

@@ -243,19 +243,29 @@ class Ledger:
 
     def post(self, entry: JournalEntry) -> None:
         if entry.entry_id in self._ids:
-            raise DuplicateEntry("entry_id", "already_posted", entry_id=entry.entry_id)
+            raise DuplicateEntry(
+                "entry_id",
+                "already_posted",
+                "this entry is already posted",
+                entry_id=entry.entry_id,
+            )
         if entry.kind is EntryKind.CORRECTION and entry.reference in self._reversed:
-            raise DuplicateEntry("reference", "already_corrected", entry_id=entry.reference)
+            raise DuplicateEntry(
+                "reference",
+                "already_corrected",
+                "this entry is already corrected",
+                entry_id=entry.reference,
+            )
         before = self.fund_balance
         after = before + entry.movement(Account.FUND_CASH)
         if after < 0:
             raise FundOverdrawn(
                 "amount",
                 "fund_overdrawn",
-                balance=before,
-                takes=before - after,
-                message=f"the fund holds {format_yuan(before)}, "
+                f"the fund holds {format_yuan(before)}, "
                 f"the entry takes {format_yuan(before - after)}",
+                balance_fen=before,
+                takes_fen=before - after,
             )
         self.entries.append(entry)
         self._ids.add(entry.entry_id)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.mutual_aid import api, api_fund
+from services.mutual_aid import api, api_claims, api_fund
 from services.mutual_aid.backstop import FollowUpPolicy
 from services.mutual_aid.clock import Clock, SystemClock
 from services.mutual_aid.followup import FollowUpWorker
@@ -81,6 +81,7 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     app.state.payouts = payouts
     app.state.follow_ups = follow_ups
     app.include_router(api.router)
+    app.include_router(api_claims.router)
     app.include_router(api_fund.router)
     app.include_router(webhooks_router(OFFERED))
     return app

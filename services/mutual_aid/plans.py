@@ -65,46 +65,68 @@ class BenefitRules(BaseModel):
     def problems(self, prefix: str = "rules") -> list[PlanProblem]:
         found: list[PlanProblem] = []
 
-        def problem(name: str, message: str) -> None:
-            found.append(PlanProblem(f"{prefix}.{name}", message))
+        def problem(name: str, code: str, message: str) -> None:
+            found.append(PlanProblem(f"{prefix}.{name}", code, message))
 
         if self.deductible < 0:
-            problem("deductible", "must not be negative")
+            problem("deductible", "must_not_be_negative", "must not be negative")
         found += _band_problems(self.bands, f"{prefix}.bands")
         if self.per_claim_ceiling <= 0:
-            problem("per_claim_ceiling", "must be positive")
+            problem("per_claim_ceiling", "must_be_positive", "must be positive")
         if self.yearly_ceiling <= 0:
-            problem("yearly_ceiling", "must be positive")
+            problem("yearly_ceiling", "must_be_positive", "must be positive")
         elif self.per_claim_ceiling > self.yearly_ceiling:
-            problem("per_claim_ceiling", "must not exceed the yearly ceiling")
+            problem(
+                "per_claim_ceiling", "above_yearly_ceiling", "must not exceed the yearly ceiling"
+            )
         if self.waiting_period_days < 0:
-            problem("waiting_period_days", "must not be negative")
+            problem("waiting_period_days", "must_not_be_negative", "must not be negative")
         if self.submission_deadline_days <= 0:
-            problem("submission_deadline_days", "must be positive")
+            problem("submission_deadline_days", "must_be_positive", "must be positive")
         return found
 
 
 def _band_problems(bands: tuple[RatioBand, ...], prefix: str) -> list[PlanProblem]:
     if not bands:
-        return [PlanProblem(prefix, "at least one band is needed")]
+        return [PlanProblem(prefix, "no_bands", "at least one band is needed")]
     found: list[PlanProblem] = []
     if bands[0].lower != 0:
-        found.append(PlanProblem(f"{prefix}[0].lower", "the first band must start at 0"))
+        found.append(
+            PlanProblem(
+                f"{prefix}[0].lower", "first_band_not_at_zero", "the first band must start at 0"
+            )
+        )
     for i, band in enumerate(bands):
         here = f"{prefix}[{i}]"
         if not Decimal(0) <= band.ratio <= Decimal(1):
-            found.append(PlanProblem(f"{here}.ratio", "must be between 0 and 1"))
+            found.append(
+                PlanProblem(f"{here}.ratio", "ratio_out_of_range", "must be between 0 and 1")
+            )
         is_top = i == len(bands) - 1
         if band.upper is None and not is_top:
-            found.append(PlanProblem(f"{here}.upper", "only the top band may be open-ended"))
+            found.append(
+                PlanProblem(
+                    f"{here}.upper", "open_band_not_top", "only the top band may be open-ended"
+                )
+            )
         if band.upper is not None and is_top:
             # Otherwise amounts above the top band would silently get no ratio at all.
-            found.append(PlanProblem(f"{here}.upper", "the top band must be open-ended"))
+            found.append(
+                PlanProblem(f"{here}.upper", "top_band_not_open", "the top band must be open-ended")
+            )
         if band.upper is not None and band.upper <= band.lower:
-            found.append(PlanProblem(f"{here}.upper", "must be above lower (bands increase)"))
+            found.append(
+                PlanProblem(
+                    f"{here}.upper", "band_not_increasing", "must be above lower (bands increase)"
+                )
+            )
         if i > 0 and bands[i - 1].upper is not None and band.lower != bands[i - 1].upper:
             found.append(
-                PlanProblem(f"{here}.lower", "must equal the previous band's upper (contiguous)")
+                PlanProblem(
+                    f"{here}.lower",
+                    "bands_not_contiguous",
+                    "must equal the previous band's upper (contiguous)",
+                )
             )
     return found
 
@@ -132,15 +154,23 @@ class Plan:
     def problems(self) -> list[PlanProblem]:
         found: list[PlanProblem] = []
         if not self.plan_id.strip():
-            found.append(PlanProblem("plan_id", "must not be empty"))
+            found.append(PlanProblem("plan_id", "required", "must not be empty"))
         if self.version < 1:
-            found.append(PlanProblem("version", "must be 1 or more"))
+            found.append(PlanProblem("version", "must_be_positive", "must be 1 or more"))
         if self.effective_from.year != self.scheme_year:
-            found.append(PlanProblem("effective_from", "must fall in the scheme year"))
+            found.append(
+                PlanProblem("effective_from", "outside_scheme_year", "must fall in the scheme year")
+            )
         if self.effective_to < self.effective_from:
-            found.append(PlanProblem("effective_to", "must not be before effective_from"))
+            found.append(
+                PlanProblem(
+                    "effective_to", "before_effective_from", "must not be before effective_from"
+                )
+            )
         if self.contribution_per_member <= 0:
-            found.append(PlanProblem("contribution_per_member", "must be positive"))
+            found.append(
+                PlanProblem("contribution_per_member", "must_be_positive", "must be positive")
+            )
         return found + self.rules.problems()
 
     def publish(self, on: date) -> None:

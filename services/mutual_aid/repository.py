@@ -79,14 +79,25 @@ class Plans:
             "SELECT * FROM plans WHERE plan_id = $1" + (" FOR UPDATE" if lock else ""), plan_id
         )
         if row is None:
-            raise NotFound(field, "no such plan", plan_id=plan_id)
+            raise NotFound(field, "unknown_plan", "no such plan", plan_id=plan_id)
         return _plan(row)
 
-    async def search(self, scheme_year: int | None = None) -> list[Plan]:
+    async def search(
+        self,
+        scheme_year: int | None = None,
+        status: PlanStatus | None = None,
+        *,
+        limit: int,
+        offset: int,
+    ) -> list[Plan]:
         rows = await self.conn.fetch(
-            "SELECT * FROM plans WHERE $1::int IS NULL OR scheme_year = $1"
-            " ORDER BY scheme_year, version",
+            "SELECT * FROM plans WHERE ($1::int IS NULL OR scheme_year = $1)"
+            " AND ($2::text IS NULL OR status = $2)"
+            " ORDER BY scheme_year, version LIMIT $3 OFFSET $4",
             scheme_year,
+            None if status is None else status.value,
+            limit,
+            offset,
         )
         return [_plan(r) for r in rows]
 
@@ -227,13 +238,25 @@ class Enrolments:
         )
         return found
 
+    async def unit_of(self, enrolment_id: str) -> str:
+        unit_id: str | None = await self.conn.fetchval(
+            "SELECT unit_id FROM enrolments WHERE enrolment_id = $1", enrolment_id
+        )
+        if unit_id is None:
+            raise NotFound(
+                "enrolment_id", "unknown_enrolment", "no such enrolment", enrolment_id=enrolment_id
+            )
+        return unit_id
+
     async def get(self, enrolment_id: str, *, lock: bool = False) -> Enrolment:
         row = await self.conn.fetchrow(
             "SELECT * FROM enrolments WHERE enrolment_id = $1" + (" FOR UPDATE" if lock else ""),
             enrolment_id,
         )
         if row is None:
-            raise NotFound("enrolment_id", "no such enrolment", enrolment_id=enrolment_id)
+            raise NotFound(
+                "enrolment_id", "unknown_enrolment", "no such enrolment", enrolment_id=enrolment_id
+            )
         coverages = await self.conn.fetch(
             "SELECT * FROM coverages WHERE enrolment_id = $1 ORDER BY member_id", enrolment_id
         )
@@ -378,11 +401,82 @@ class Enrolments:
         )
         return {r["member_id"]: r["since"] for r in rows}
 
-    async def search(self, scheme_year: int | None, units: Iterable[str] | None) -> list[str]:
-        rows = await self.conn.fetch(
-            "SELECT enrolment_id FROM enrolments WHERE ($1::int IS NULL OR scheme_year = $1)"
-            " AND ($2::text[] IS NULL OR unit_id = ANY($2)) ORDER BY scheme_year, unit_id",
+    async def summaries(
+        self,
+        *,
+        scheme_year: int | None,
+        units: Iterable[str] | None,
+        plan_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        """Enrolments with their counts and money (as ``Enrolment`` computes them), by year and
+        unit; ``units`` None means every unit."""
+        return await self.conn.fetch(
+            "SELECT e.enrolment_id, e.unit_id, e.plan_id, e.scheme_year, e.enrolled_on,"
+            " e.contribution_per_member_fen,"
+            " (SELECT count(*) FROM coverages c WHERE c.enrolment_id = e.enrolment_id)"
+            "   AS covered_count,"
+            " (SELECT count(*) FROM not_covered n WHERE n.enrolment_id = e.enrolment_id)"
+            "   AS not_covered_count,"
+            " (SELECT coalesce(sum(amount_fen), 0)::bigint FROM contributions x"
+            "   WHERE x.enrolment_id = e.enrolment_id) AS received_fen"
+            " FROM enrolments e WHERE ($1::int IS NULL OR e.scheme_year = $1)"
+            " AND ($2::text[] IS NULL OR e.unit_id = ANY($2))"
+            " AND ($3::text IS NULL OR e.plan_id = $3)"
+            " ORDER BY e.scheme_year, e.unit_id LIMIT $4 OFFSET $5",
             scheme_year,
             None if units is None else list(units),
+            plan_id,
+            limit,
+            offset,
         )
-        return [r["enrolment_id"] for r in rows]
+
+    async def covered(
+        self, enrolment_id: str, *, covered_on: date | None, limit: int, offset: int
+    ) -> list[Coverage]:
+        """The enrolment's cover, by member id; ``covered_on``: only those covered that day."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM coverages WHERE enrolment_id = $1"
+            " AND ($2::date IS NULL OR $2 BETWEEN starts_on AND ends_on)"
+            " ORDER BY member_id LIMIT $3 OFFSET $4",
+            enrolment_id,
+            covered_on,
+            limit,
+            offset,
+        )
+        return [_coverage(r) for r in rows]
+
+    async def contributions(
+        self,
+        *,
+        units: Iterable[str] | None,
+        enrolment_id: str | None,
+        scheme_year: int | None,
+        receipt_number: str | None,
+        since: date | None,
+        until: date | None,
+        limit: int,
+        offset: int,
+    ) -> list[asyncpg.Record]:
+        """Contributions across enrolments, in the order they were recorded."""
+        return await self.conn.fetch(
+            "SELECT x.receipt_number, x.amount_fen, x.payer, x.received_on, x.period,"
+            " x.recorded_at, x.enrolment_id, e.unit_id, e.scheme_year"
+            " FROM contributions x JOIN enrolments e USING (enrolment_id)"
+            " WHERE ($1::text[] IS NULL OR e.unit_id = ANY($1))"
+            " AND ($2::text IS NULL OR x.enrolment_id = $2)"
+            " AND ($3::int IS NULL OR e.scheme_year = $3)"
+            " AND ($4::text IS NULL OR x.receipt_number = $4)"
+            " AND ($5::date IS NULL OR x.received_on >= $5)"
+            " AND ($6::date IS NULL OR x.received_on <= $6)"
+            " ORDER BY x.recorded_at, x.receipt_number LIMIT $7 OFFSET $8",
+            None if units is None else list(units),
+            enrolment_id,
+            scheme_year,
+            receipt_number,
+            since,
+            until,
+            limit,
+            offset,
+        )

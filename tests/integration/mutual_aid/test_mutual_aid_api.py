@@ -33,6 +33,8 @@ SCOPES = {
     ("POST", "/enrolments/{enrolment_id}/staff"): "enrolment:write",
     ("GET", "/enrolments"): "enrolment:read",
     ("GET", "/enrolments/{enrolment_id}"): "enrolment:read",
+    ("GET", "/enrolments/{enrolment_id}/coverages"): "enrolment:read",
+    ("GET", "/contributions"): "enrolment:read",
     ("GET", "/members/{member_id}/coverage"): "enrolment:read",
     ("POST", "/enrolments/{enrolment_id}/contributions"): "contributions:write",
     ("POST", "/claims"): "claims:submit",
@@ -233,7 +235,11 @@ async def test_every_endpoint_needs_a_signed_request_with_its_declared_scope(
             refused = await unrelated.request(method, url, json={})
             assert refused.status_code == 403, (path, refused.text)
             assert refused.json()["errors"] == [
-                {"field": "scope", "reason": f"this credential lacks the scope {scope!r}"}
+                {
+                    "field": "scope",
+                    "code": "missing_scope",
+                    "message": f"this credential lacks the scope {scope!r}",
+                }
             ]
             holder = await s.client(scope, department="finance")
             admitted = await holder.request(method, url, json={})

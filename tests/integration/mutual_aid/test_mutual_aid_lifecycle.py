@@ -59,6 +59,7 @@ async def test_a_claim_from_intake_to_payment(
         )
         assert returned.json()["state"] == "returned"
         corrected = claim_body("m-1", "unit-1", invoice="INV-001", hospital="亳州市中医院")
+        del corrected["submitted_by"]  # who submitted stays as it was: not a correctable field
         resubmitted = await unit.post(
             f"/claims/{claim_id}/resubmit",
             json={"by": "clerk-li", "documents": ["itemised"], "corrected": corrected},

@@ -41,7 +41,7 @@ def test_a_payout_larger_than_the_fund_is_refused_whole() -> None:
     ledger = Ledger(entries=[JournalEntry.contribution("e1", yuan("100"), DAY, "R-1")])
     with pytest.raises(FundOverdrawn) as refused:
         ledger.post(JournalEntry.payout("e2", yuan("100.01"), DAY, "c-1"))
-    assert refused.value.extra["balance"] == yuan("100")
+    assert refused.value.extra["balance_fen"] == yuan("100")
     assert ledger.fund_balance == yuan("100")
     assert len(ledger.entries) == 1
 

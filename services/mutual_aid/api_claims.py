@@ -1,0 +1,282 @@
+"""HTTP routes for claims: intake by units and members, review by federation officers.
+
+A claim's answer is always the claim as it stands after the call (``ClaimView``): its state, the
+benefit's explanation, every step with who took it and through which system, its payment and any
+backstop request covering it. A credential limited to organisations acts only on its units'
+claims (403 ``organisation_not_allowed``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Query, Request
+
+from services.mutual_aid import commands as c
+from services.mutual_aid import handlers
+from services.mutual_aid.api_common import (
+    Ctx,
+    Days,
+    IdFilter,
+    PageLimit,
+    PageOffset,
+    Pool,
+    Uow,
+    Year,
+    visible_units,
+    wake_payouts,
+)
+from services.mutual_aid.claims import ClaimState
+from services.mutual_aid.claims_repository import Claims
+from services.mutual_aid.commands import api_fields
+from services.mutual_aid.fund_repository import BackstopRequests, Payments
+from services.mutual_aid.intake import Submitter
+from services.mutual_aid.views import ClaimView
+from shared.auth import Caller, require_scope
+from shared.http import router as service_router
+
+router = service_router()
+
+_NO_CLAIM = " 404 `unknown_claim`: no such claim."
+_REVIEW = (
+    " Only a claim `under_review` can be decided: 409 `invalid_transition` otherwise (the"
+    " answer carries the claim's `state`). Deciding twice is refused, never applied twice."
+)
+
+
+async def claim_answer(pool: asyncpg.Pool, claim_id: str, caller: Caller) -> ClaimView:
+    """The claim as it stands now, with its payment and any backstop request covering it."""
+    async with (
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),  # one snapshot
+    ):
+        claims = Claims(conn)
+        claim = await claims.get(claim_id)
+        caller.ensure_organisation(claim.intake.unit_id, field="claim_id")
+        return ClaimView.of(
+            claim,
+            vias=claims.vias[claim_id],
+            payment=await Payments(conn).of_claim(claim_id),
+            backstop_requests=await BackstopRequests(conn).for_claim(claim_id),
+        )
+
+
+async def _may_act_on(pool: asyncpg.Pool, claim_id: str, caller: Caller) -> None:
+    if caller.organisations is not None:
+        await claim_answer(pool, claim_id, caller)
+
+
+@router.post(
+    "/claims",
+    status_code=201,
+    tags=["claims"],
+    summary="Submit a claim; the automatic checks run at once",
+    description=(
+        "A unit or member hands in a hospital stay: dates, invoices and the expense split"
+        " (basic insurance, self-paid in and outside the catalogue; the parts must add up to"
+        " the total). The answer is the claim after the automatic checks: `under_review` with"
+        " the computed benefit and its explanation, or `auto_rejected` with coded"
+        " `rejections` (NOT_COVERED, WAITING_PERIOD, DUPLICATE_INVOICE, INCONSISTENT_AMOUNTS,"
+        " LATE_SUBMISSION, OVER_CEILING). Each call submits a new claim: an invoice already"
+        " claimed is rejected as DUPLICATE_INVOICE, never paid twice. 422 `unknown_member`,"
+        " `in_the_future`, `before_admission`, `duplicate_invoice`, `not_icd10`..."
+    ),
+)
+async def submit_claim(
+    cmd: c.SubmitClaim,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:submit")),
+) -> ClaimView:
+    caller.ensure_organisation(cmd.unit_id, field="unit_id")
+    submitter = Submitter(kind=cmd.submitted_by.kind, id=cmd.submitted_by.id)
+    with api_fields():
+        intake = cmd.to_intake(submitter, ctx.clock.today())
+        claim = await handlers.submit_claim(uow, ctx, intake, caller.app_id)
+    return await claim_answer(pool, claim.claim_id, caller)
+
+
+@router.post(
+    "/claims/{claim_id}/resubmit",
+    tags=["claims"],
+    summary="Hand a returned claim back with the documents asked for",
+    description=(
+        "Only a `returned` claim can be resubmitted (409 `invalid_transition` otherwise); the"
+        " checks run again, and the first submission date still counts for the deadline."
+        " `corrected` replaces the claim's details (not its member: 422"
+        " `cannot_change_on_resubmission`)." + _NO_CLAIM
+    ),
+)
+async def resubmit_claim(
+    claim_id: str,
+    cmd: c.Resubmit,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:submit")),
+) -> ClaimView:
+    await _may_act_on(pool, claim_id, caller)
+    with api_fields():
+        corrected = None
+        if cmd.corrected is not None:
+            caller.ensure_organisation(cmd.corrected.unit_id, field="corrected.unit_id")
+            async with pool.acquire() as conn:
+                first = (await Claims(conn).get(claim_id)).intake
+            corrected = cmd.corrected.to_intake(
+                first.submitted_by, ctx.clock.today(), prefix=("corrected",)
+            )
+        await handlers.resubmit_claim(
+            uow, ctx, claim_id, cmd.by, cmd.documents, corrected, caller.app_id
+        )
+    return await claim_answer(pool, claim_id, caller)
+
+
+@router.get(
+    "/claims",
+    tags=["claims"],
+    summary="List and search claims (member, unit, state, plan, year, days submitted)",
+    description=(
+        "Claims in submission order, each as `GET /claims/{id}` shows it. `since`/`until` bound"
+        " the day of the first submission (422 `before_since` when `until` is earlier). A"
+        " credential limited to organisations sees only its units' claims."
+    ),
+)
+async def list_claims(
+    pool: Pool,
+    days: Days,
+    state: Annotated[ClaimState | None, Query()] = None,
+    unit_id: IdFilter = None,
+    member_id: IdFilter = None,
+    plan_id: IdFilter = None,
+    scheme_year: Year = None,
+    limit: PageLimit = 100,
+    offset: PageOffset = 0,
+    caller: Caller = Depends(require_scope("claims:read")),
+) -> list[ClaimView]:
+    async with pool.acquire() as conn:
+        ids = await Claims(conn).search(
+            state=state,
+            unit_ids=visible_units(caller, unit_id),
+            member_id=member_id,
+            plan_id=plan_id,
+            scheme_year=scheme_year,
+            since=days.since,
+            until=days.until,
+            limit=limit,
+            offset=offset,
+        )
+    return [await claim_answer(pool, i, caller) for i in ids]
+
+
+@router.get(
+    "/claims/{claim_id}",
+    tags=["claims"],
+    summary="A claim's state, explanation and every step",
+    description="What the member and unit are shown: state, benefit explanation, history."
+    + _NO_CLAIM,
+)
+async def get_claim(
+    claim_id: str, pool: Pool, caller: Caller = Depends(require_scope("claims:read"))
+) -> ClaimView:
+    return await claim_answer(pool, claim_id, caller)
+
+
+@router.post(
+    "/claims/{claim_id}/approve",
+    tags=["review"],
+    summary="Approve the computed benefit",
+    description=(
+        "The benefit is valued again with the member's year as it is now and the fund owes it"
+        " from this moment; the payout worker pays it (or asks finance for the shortfall)."
+        " 409 `no_longer_covered`: the member's cover ended before the admission day; reject"
+        " the claim as NOT_COVERED." + _REVIEW + _NO_CLAIM
+    ),
+)
+async def approve_claim(
+    claim_id: str,
+    cmd: c.Officer,
+    request: Request,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:review")),
+) -> ClaimView:
+    await _may_act_on(pool, claim_id, caller)
+    with api_fields():
+        await handlers.approve_claim(uow, ctx, claim_id, cmd.officer, caller.app_id)
+    wake_payouts(request)
+    return await claim_answer(pool, claim_id, caller)
+
+
+@router.post(
+    "/claims/{claim_id}/adjust",
+    tags=["review"],
+    summary="Approve a lower amount than computed, with a reason",
+    description=(
+        "As approve, for `amount_fen` instead of the computed benefit. 422 `above_computed`"
+        " (with `computed_fen`): never more than the rules give." + _REVIEW + _NO_CLAIM
+    ),
+)
+async def adjust_claim(
+    claim_id: str,
+    cmd: c.Adjust,
+    request: Request,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:review")),
+) -> ClaimView:
+    await _may_act_on(pool, claim_id, caller)
+    with api_fields():
+        await handlers.approve_claim(
+            uow, ctx, claim_id, cmd.officer, caller.app_id, (cmd.amount_fen, cmd.reason)
+        )
+    wake_payouts(request)
+    return await claim_answer(pool, claim_id, caller)
+
+
+@router.post(
+    "/claims/{claim_id}/reject",
+    tags=["review"],
+    summary="Reject with a reason code",
+    description="The member is told the code and text (`ClaimRejected`)." + _REVIEW + _NO_CLAIM,
+)
+async def reject_claim(
+    claim_id: str,
+    cmd: c.Reject,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:review")),
+) -> ClaimView:
+    await _may_act_on(pool, claim_id, caller)
+    await handlers.reject_claim(
+        uow, ctx, claim_id, cmd.officer, cmd.reason_code, cmd.reason_text, caller.app_id
+    )
+    return await claim_answer(pool, claim_id, caller)
+
+
+@router.post(
+    "/claims/{claim_id}/return",
+    tags=["review"],
+    summary="Return for more documents",
+    description=(
+        "The claim goes back to the submitter (`ClaimReturned`) until it is resubmitted. 422"
+        " `say_what_is_missing` when neither a document nor a note is given." + _REVIEW + _NO_CLAIM
+    ),
+)
+async def return_claim(
+    claim_id: str,
+    cmd: c.ReturnForDocuments,
+    uow: Uow,
+    ctx: Ctx,
+    pool: Pool,
+    caller: Caller = Depends(require_scope("claims:review")),
+) -> ClaimView:
+    await _may_act_on(pool, claim_id, caller)
+    await handlers.return_claim(
+        uow, ctx, claim_id, cmd.officer, cmd.missing_documents, cmd.note, caller.app_id
+    )
+    return await claim_answer(pool, claim_id, caller)

@@ -1,0 +1,73 @@
+"""What every mutual-aid route takes besides its own input: the unit of work, the pool, the
+clock, the payout worker's wake-up, and the query parameters lists share (year, period, page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Query, Request
+
+from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
+from shared.auth import Caller
+from shared.errors import DomainError
+from shared.inputs import IsoDate, Limit, Offset
+
+
+def uow(request: Request) -> MutualAidUnitOfWork:
+    runtime = request.app.state.runtime
+    return MutualAidUnitOfWork(runtime.pool, runtime.settings.events_topic)
+
+
+def pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+def wake_payouts(request: Request) -> None:
+    request.app.state.payouts.wake()
+
+
+Uow = Annotated[MutualAidUnitOfWork, Depends(uow)]
+Pool = Annotated[asyncpg.Pool, Depends(pool)]
+Ctx = Annotated[Context, Depends(context)]
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="a scheme year")]
+# Ids as other systems hold them; the bound keeps a query from carrying a document.
+IdFilter = Annotated[str | None, Query(min_length=1, max_length=100)]
+PageOffset = Annotated[Offset, Query(description="how many matches to skip")]
+PageLimit = Annotated[Limit, Query(description="at most this many (1 to 1000)")]
+
+
+def visible_units(caller: Caller, unit_id: str | None) -> set[str] | None:
+    """The units a list may show: the one asked for (None: all), within those the caller may
+    see; an empty set when the caller may see none of them."""
+    units = {unit_id} if unit_id else None
+    if caller.organisations is not None:
+        units = set(caller.organisations) & units if units else set(caller.organisations)
+    return units
+
+
+@dataclass(frozen=True)
+class Period:
+    """Days from ``since`` to ``until``, both included; either end may be open."""
+
+    since: date | None
+    until: date | None
+
+
+def period(
+    since: Annotated[IsoDate | None, Query(description="from this day (included)")] = None,
+    until: Annotated[IsoDate | None, Query(description="to this day (included)")] = None,
+) -> Period:
+    if since is not None and until is not None and until < since:
+        raise DomainError("until", "before_since", "must not be before since")
+    return Period(since, until)
+
+
+Days = Annotated[Period, Depends(period)]
