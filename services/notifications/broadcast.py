@@ -9,9 +9,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from services.notifications.domain import Binding, Preferences, Send, SkipReason, should_send
 from services.notifications.rules import Rule
+
+
+class BroadcastStatus(StrEnum):
+    PLANNING = "planning"  # the fan-out is turning the segment into deliveries
+    SENDING = "sending"  # every delivery is planned; some are still to go
+    COMPLETED = "completed"  # every delivery is settled
+    CANCELLED = "cancelled"  # staff cancelled it; what had not gone never will
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ from uuid import UUID
 
 import asyncpg
 
-from services.notifications.broadcast import Audience, BroadcastProgress, Segment
+from services.notifications.broadcast import (
+    Audience,
+    BroadcastProgress,
+    BroadcastStatus,
+    Segment,
+)
 from services.notifications.domain import (
     Binding,
     Preferences,
@@ -34,6 +39,7 @@ from services.notifications.domain import (
 from services.notifications.patterns import PatternError, parse_pattern
 from services.notifications.repository import UNKNOWN_CONTEXT, Deliveries, NewDelivery
 from services.notifications.rules import CONTEXT_FIELDS, Rule, Template
+from services.notifications.views import BroadcastView, Skipped
 from shared import outbox
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events.notifications import BroadcastCompleted
@@ -41,7 +47,7 @@ from shared.events.notifications import BroadcastCompleted
 log = logging.getLogger(__name__)
 EVENT_TYPE = "gonghui.notifications.broadcast"
 CATEGORY = "announcements"
-OPEN = ("pending", "sending")
+OPEN_BROADCAST = (BroadcastStatus.PLANNING, BroadcastStatus.SENDING)
 SENT = ("sent", "delivered")
 FAILED = ("failed", "undeliverable", "invalid", "unconfirmed")
 
@@ -52,23 +58,35 @@ def broadcast_rule(
     """The rule a broadcast sends by; a DomainError names the key whose text is wrong."""
     problems = [k for k in template.keys if k not in data]
     if problems:
-        raise DomainError("data", f"template {template.name} also needs {', '.join(problems)}")
+        raise DomainError(
+            "data",
+            "missing_template_keys",
+            f"template {template.name} also needs {', '.join(problems)}",
+            missing=problems,
+        )
     undeclared = [k for k in data if k not in template.keys]
     if undeclared:
-        raise DomainError("data", f"template {template.name} has no key {', '.join(undeclared)}")
+        raise DomainError(
+            "data",
+            "unknown_template_keys",
+            f"template {template.name} has no key {', '.join(undeclared)}",
+            unknown=undeclared,
+        )
     patterns = {}
-    for key, source in {**data, **({"url": url} if url else {})}.items():
+    sources = {f"data.{k}": v for k, v in data.items()} | ({"url": url} if url else {})
+    for where, source in sources.items():
         try:
             pattern = parse_pattern(source)
         except PatternError as e:
-            raise DomainError(f"data.{key}", str(e)) from None
+            raise DomainError(where, "invalid_pattern", str(e)) from None
         unknown = [p.name for p in pattern.placeholders if p.name not in CONTEXT_FIELDS]
         if unknown:
             raise DomainError(
-                f"data.{key}",
+                where,
+                "unknown_placeholder",
                 f"only {', '.join(sorted(CONTEXT_FIELDS))} can be filled in, not {unknown[0]}",
             )
-        patterns[key] = pattern
+        patterns[where.removeprefix("data.")] = pattern
     return Rule(
         name="broadcast",
         event_type=EVENT_TYPE,
@@ -126,9 +144,14 @@ async def cancel(conn: asyncpg.Connection, broadcast_id: UUID, now: datetime) ->
             "SELECT status FROM broadcasts WHERE id = $1 FOR UPDATE", broadcast_id
         )
         if status is None:
-            raise NotFound("broadcast_id", f"no broadcast {broadcast_id}")
-        if status not in ("planning", "sending"):
-            raise Conflict("broadcast_id", f"the broadcast is already {status}")
+            raise NotFound("broadcast_id", "unknown_broadcast", f"no broadcast {broadcast_id}")
+        if status not in OPEN_BROADCAST:
+            raise Conflict(
+                "broadcast_id",
+                "broadcast_closed",
+                f"the broadcast is already {status}: nothing is left to cancel",
+                broadcast_status=status,
+            )
         await conn.execute(
             "UPDATE broadcasts SET status = 'cancelled', finished_at = $2 WHERE id = $1",
             broadcast_id,
@@ -143,23 +166,64 @@ async def cancel(conn: asyncpg.Connection, broadcast_id: UUID, now: datetime) ->
         )
 
 
-async def progress(
-    conn: asyncpg.Connection,
-    broadcast_id: UUID,
-    now: datetime,
-    rate: float,
-    resumes_at: datetime | None,
-) -> dict[str, Any]:
+async def progress(conn: asyncpg.Connection, broadcast_id: UUID, pace: Pace) -> BroadcastView:
     b = await conn.fetchrow("SELECT * FROM broadcasts WHERE id = $1", broadcast_id)
     if b is None:
-        raise NotFound("broadcast_id", f"no broadcast {broadcast_id}")
-    counts = dict(
-        await conn.fetch(
-            "SELECT status, count(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY status",
-            broadcast_id,
-        )
+        raise NotFound("broadcast_id", "unknown_broadcast", f"no broadcast {broadcast_id}")
+    return (await _views(conn, [b], pace))[0]
+
+
+async def find(
+    conn: asyncpg.Connection, search: BroadcastSearch, offset: int, limit: int, pace: Pace
+) -> list[BroadcastView]:
+    """Broadcasts newest first, with their progress."""
+    rows = await conn.fetch(
+        "SELECT * FROM broadcasts WHERE ($1::text IS NULL OR status = $1)"
+        " AND ($2::text IS NULL OR template_name = $2)"
+        " AND ($3::timestamptz IS NULL OR created_at >= $3)"
+        " AND ($4::timestamptz IS NULL OR created_at < $4)"
+        " ORDER BY created_at DESC, id OFFSET $5 LIMIT $6",
+        search.status,
+        search.template,
+        search.created_since,
+        search.created_until,
+        offset,
+        limit,
     )
-    skipped = b["skipped_no_binding"] + b["skipped_no_channel"] + b["skipped_opted_out"]
+    return await _views(conn, rows, pace)
+
+
+@dataclass(frozen=True)
+class BroadcastSearch:
+    status: str | None = None
+    template: str | None = None
+    created_since: datetime | None = None
+    created_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pace:
+    """What an expected finish is reckoned from: now, the shared rate, and any pause."""
+
+    now: datetime
+    rate_per_second: float
+    resumes_at: datetime | None
+
+
+async def _views(
+    conn: asyncpg.Connection, broadcasts: list[asyncpg.Record], pace: Pace
+) -> list[BroadcastView]:
+    counts: dict[UUID, dict[str, int]] = {b["id"]: {} for b in broadcasts}
+    for row in await conn.fetch(
+        "SELECT broadcast_id, status, count(*) FROM deliveries WHERE broadcast_id = ANY($1)"
+        " GROUP BY broadcast_id, status",
+        list(counts),
+    ):
+        counts[row["broadcast_id"]][row["status"]] = row["count"]
+    return [_view(b, counts[b["id"]], pace) for b in broadcasts]
+
+
+def _view(b: asyncpg.Record, counts: Mapping[str, int], pace: Pace) -> BroadcastView:
     queued = sum(counts.values())
     # Members the fan-out has yet to reach count as queued: they are the bulk of what remains.
     unplanned = max(b["audience"] - b["examined"], 0) if b["status"] == "planning" else 0
@@ -168,32 +232,32 @@ async def progress(
     cancelled = counts.get("cancelled", 0)
     state = BroadcastProgress(queued + unplanned, sent, failed + cancelled)
     finish = None
-    if b["status"] in ("planning", "sending"):
-        start = max(now, resumes_at) if resumes_at else now
-        finish = state.expected_finish(start, rate * 60)
-    return {
-        "id": str(b["id"]),
-        "status": b["status"],
-        "segment": _segment(b).describe(),
-        "template": b["template_name"],
-        "mandatory": b["mandatory"],
-        "audience": b["audience"],
-        "queued": queued + unplanned,
-        "sent": sent,
-        "failed": failed,
-        "cancelled": cancelled,
-        "remaining": state.remaining,
-        "skipped": {
-            SkipReason.NO_BINDING.value: b["skipped_no_binding"],
-            SkipReason.NO_CHANNEL.value: b["skipped_no_channel"],
-            SkipReason.OPTED_OUT.value: b["skipped_opted_out"],
-            "total": skipped,
-        },
-        "created_at": b["created_at"],
-        "finished_at": b["finished_at"],
-        "expected_finish": finish,
-        "paused_until": resumes_at,
-    }
+    if b["status"] in OPEN_BROADCAST:
+        start = max(pace.now, pace.resumes_at) if pace.resumes_at else pace.now
+        finish = state.expected_finish(start, pace.rate_per_second * 60)
+    return BroadcastView(
+        id=b["id"],
+        status=b["status"],
+        segment=_segment(b).describe(),
+        template=b["template_name"],
+        mandatory=b["mandatory"],
+        audience=b["audience"],
+        queued=queued + unplanned,
+        sent=sent,
+        failed=failed,
+        cancelled=cancelled,
+        remaining=state.remaining,
+        skipped=Skipped(
+            no_binding=b["skipped_no_binding"],
+            no_channel=b["skipped_no_channel"],
+            opted_out=b["skipped_opted_out"],
+            total=b["skipped_no_binding"] + b["skipped_no_channel"] + b["skipped_opted_out"],
+        ),
+        created_at=b["created_at"],
+        finished_at=b["finished_at"],
+        expected_finish=finish,
+        paused_until=pace.resumes_at,
+    )
 
 
 def _segment(b: asyncpg.Record) -> Segment:

@@ -35,6 +35,8 @@ class Binding:
     # Set when WeChat said the member cannot be reached (unfollowed, refused, bad openid), so we
     # stop trying until the member binds again.
     unreachable_errcode: int | None = None
+    # When the member bound this openid (their OAuth login); None for one not read from the store.
+    bound_at: datetime | None = None
 
     @property
     def reachable(self) -> bool:
@@ -74,6 +76,23 @@ class SkipReason(StrEnum):
     # Bound, but WeChat said the member cannot be reached.
     NO_CHANNEL = "no_channel"
     OPTED_OUT = "opted_out"
+
+
+class DeliveryStatus(StrEnum):
+    """Where one message to one member stands."""
+
+    # Rendered, waiting a while for the member to bind WeChat (they often join and bind at once).
+    AWAITING_BINDING = "awaiting_binding"
+    PENDING = "pending"  # due to be sent, at the shared pace
+    SENDING = "sending"  # a sender worker holds it
+    SENT = "sent"  # WeChat accepted it and gave a msgid
+    DELIVERED = "delivered"  # WeChat's delivery report says it arrived
+    FAILED = "failed"  # retries exhausted, or WeChat's report says it did not arrive
+    UNDELIVERABLE = "undeliverable"  # no binding, or no channel (unfollowed, blocked)
+    SKIPPED = "skipped"  # the member opted out of its category
+    INVALID = "invalid"  # WeChat refused the message itself: rules.yaml needs fixing
+    UNCONFIRMED = "unconfirmed"  # a worker stopped after sending: a person should look
+    CANCELLED = "cancelled"  # its broadcast was cancelled before it went
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class NotificationsUnitOfWork(UnitOfWork):
         self.bindings = Bindings(self.conn)
         self.preferences = PreferenceStore(self.conn)
         self.deliveries = Deliveries(self.conn)
+        self.members = MemberDirectory(self.conn)
 
 
 # ---------------------------------------------------------------- read models (membership events)
@@ -263,8 +264,21 @@ def follows(
 # ---------------------------------------------------------------- members' channels and choices
 
 
+async def _ensure_known(uow: NotificationsUnitOfWork, member_id: str) -> None:
+    """Refuse a member membership has not announced: a binding or a choice stored for an id
+    nobody holds would wait for ever, and a mistyped id would never be noticed."""
+    if not await uow.members.knows(member_id):
+        raise NotFound(
+            "member_id",
+            "unknown_member",
+            f"notifications does not know member {member_id}: it learns a new member from"
+            " membership's events within seconds of the join; retry then",
+        )
+
+
 async def bind(uow: NotificationsUnitOfWork, member_id: str, openid: str, now: datetime) -> Binding:
     async with uow:
+        await _ensure_known(uow, member_id)
         binding, previous = await uow.bindings.bind(member_id, openid, now)
         await uow.deliveries.release_awaiting(member_id, now)
         await uow.commit()
@@ -276,7 +290,7 @@ async def bind(uow: NotificationsUnitOfWork, member_id: str, openid: str, now: d
 async def unbind(uow: NotificationsUnitOfWork, member_id: str) -> None:
     async with uow:
         if not await uow.bindings.unbind(member_id):
-            raise NotFound("member_id", f"member {member_id} has no WeChat binding")
+            raise NotFound("member_id", "no_binding", f"member {member_id} has no WeChat binding")
         await uow.commit()
 
 
@@ -284,7 +298,7 @@ async def binding_of(uow: NotificationsUnitOfWork, member_id: str) -> Binding:
     async with uow:
         binding = await uow.bindings.get(member_id)
     if binding is None:
-        raise NotFound("member_id", f"member {member_id} has no WeChat binding")
+        raise NotFound("member_id", "no_binding", f"member {member_id} has no WeChat binding")
     return binding
 
 
@@ -300,6 +314,7 @@ async def set_preferences(
     for category in sorted(opted_out):
         preferences = preferences.opt_out(category)
     async with uow:
+        await _ensure_known(uow, member_id)
         await uow.preferences.put(preferences)
         await uow.commit()
     return preferences

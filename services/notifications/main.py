@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.notifications import handlers, queue
-from services.notifications.api import Wiring, router
+from services.notifications import api, api_wechat, handlers, queue
 from services.notifications.broadcasts import Fanout
+from services.notifications.callback import MAX_BODY
 from services.notifications.gate import SendGate
 from services.notifications.live_rules import LiveRules
 from services.notifications.reports import ReportWriter
@@ -151,10 +151,13 @@ def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) ->
         settings, follows=handlers.follows(rules, clock, grace), workers=workers
     )
     app = create_app(
-        settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
+        settings.service,
+        lifespan=runtime.lifespan,
+        readiness=[runtime.database, runtime.kafka],
+        body_limits={r"/wechat/callback$": MAX_BODY},
     )
     app.state.runtime = runtime
-    app.state.wiring = Wiring(
+    app.state.wiring = api.Wiring(
         runtime=runtime,
         rules=rules,
         clock=clock,
@@ -162,5 +165,6 @@ def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) ->
         callback_token=settings.wechat_callback_token,
         send_rate=settings.send_rate_per_second,
     )
-    app.include_router(router)
+    app.include_router(api.router)
+    app.include_router(api_wechat.router)
     return app

@@ -62,6 +62,12 @@ class MemberDirectory:
     async def get(self, member_id: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow("SELECT * FROM members WHERE member_id = $1", member_id)
 
+    async def knows(self, member_id: str) -> bool:
+        """Whether membership's events have told this service of the member (any status)."""
+        return bool(
+            await self.conn.fetchval("SELECT true FROM members WHERE member_id = $1", member_id)
+        )
+
     async def contexts(self, member_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """What a message may say about each recipient beyond the event: name and union."""
         rows = await self.conn.fetch(
@@ -120,7 +126,7 @@ class Bindings:
     ) -> dict[str, tuple[Binding | None, Preferences | None]]:
         """Both for many members in one round trip: asked for every event of a roster import."""
         rows = await self.conn.fetch(
-            "SELECT m.id, b.member_id, b.openid, b.unreachable_errcode, p.opted_out"
+            "SELECT m.id, b.member_id, b.openid, b.unreachable_errcode, b.bound_at, p.opted_out"
             " FROM unnest($1::text[]) AS m(id)"
             " LEFT JOIN bindings b ON b.member_id = m.id"
             " LEFT JOIN preferences p ON p.member_id = m.id",
@@ -135,6 +141,34 @@ class Bindings:
             )
             found[row["id"]] = binding, preferences
         return found
+
+    async def find(
+        self,
+        *,
+        member_id: str | None,
+        openid: str | None,
+        reachable: bool | None,
+        bound_since: datetime | None,
+        bound_until: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> list[Binding]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM bindings WHERE ($1::text IS NULL OR member_id = $1)"
+            " AND ($2::text IS NULL OR openid = $2)"
+            " AND ($3::boolean IS NULL OR (unreachable_errcode IS NULL) = $3)"
+            " AND ($4::timestamptz IS NULL OR bound_at >= $4)"
+            " AND ($5::timestamptz IS NULL OR bound_at < $5)"
+            " ORDER BY member_id OFFSET $6 LIMIT $7",
+            member_id,
+            openid,
+            reachable,
+            bound_since,
+            bound_until,
+            offset,
+            limit,
+        )
+        return [b for b in map(_binding, rows) if b is not None]
 
     async def by_openid(self, openid: str, *, lock: bool = False) -> Binding | None:
         row = await self.conn.fetchrow(
@@ -202,7 +236,7 @@ class Bindings:
 def _binding(row: asyncpg.Record | None) -> Binding | None:
     if row is None:
         return None
-    return Binding(row["member_id"], row["openid"], row["unreachable_errcode"])
+    return Binding(row["member_id"], row["openid"], row["unreachable_errcode"], row["bound_at"])
 
 
 class PreferenceStore:
@@ -300,21 +334,41 @@ class Deliveries:
         return await self.conn.fetchrow("SELECT * FROM deliveries WHERE id = $1", delivery_id)
 
     async def find(
-        self,
-        *,
-        member_id: str | None,
-        status: str | None,
-        broadcast_id: UUID | None,
-        after_id: int | None,
-        limit: int,
+        self, search: DeliverySearch, *, after_id: int | None, limit: int
     ) -> list[asyncpg.Record]:
         return await self.conn.fetch(
             "SELECT * FROM deliveries WHERE ($1::text IS NULL OR recipient = $1)"
             " AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR broadcast_id = $3)"
-            " AND ($4::bigint IS NULL OR id > $4) ORDER BY id LIMIT $5",
-            member_id,
-            status,
-            broadcast_id,
+            " AND ($4::text IS NULL OR event_type = $4)"
+            " AND ($5::text IS NULL OR template_id = $5) AND ($6::text IS NULL OR rule = $6)"
+            " AND ($7::text IS NULL OR category = $7)"
+            " AND ($8::timestamptz IS NULL OR created_at >= $8)"
+            " AND ($9::timestamptz IS NULL OR created_at < $9)"
+            " AND ($10::bigint IS NULL OR id > $10) ORDER BY id LIMIT $11",
+            search.member_id,
+            search.status,
+            search.broadcast_id,
+            search.event_type,
+            search.template_id,
+            search.rule,
+            search.category,
+            search.created_since,
+            search.created_until,
             after_id,
             limit,
         )
+
+
+@dataclass(frozen=True)
+class DeliverySearch:
+    """What staff look for deliveries by; each filter that is set must hold."""
+
+    member_id: str | None = None
+    status: str | None = None
+    broadcast_id: UUID | None = None
+    event_type: str | None = None
+    template_id: str | None = None
+    rule: str | None = None
+    category: str | None = None
+    created_since: datetime | None = None
+    created_until: datetime | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import yaml
@@ -23,7 +24,17 @@ import shared.events.training  # noqa: F401
 from services.notifications.patterns import Pattern, PatternError, parse_pattern
 from shared.events.base import CATALOGUE
 
-CATEGORIES = frozenset({"membership", "mutual_aid", "training", "announcements"})
+
+class Category(StrEnum):
+    """What a message is about: a member may opt out of a category (not of mandatory messages)."""
+
+    MEMBERSHIP = "membership"
+    MUTUAL_AID = "mutual_aid"
+    TRAINING = "training"
+    ANNOUNCEMENTS = "announcements"
+
+
+CATEGORIES = frozenset(Category)
 
 # Fields the service adds from its own read model: events carry ids, members want names.
 CONTEXT_FIELDS = frozenset({"member_name", "union_name"})

@@ -193,7 +193,19 @@ class Service:
             await producer.stop()
         return envelopes
 
+    async def known(self, *member_ids: str) -> None:
+        """The members as if membership's MemberJoined had reached the service earlier, without
+        the welcome it would send; a member already known keeps what its events said."""
+        await self.pool.execute(
+            "INSERT INTO members (member_id, name, union_id, union_path, status)"
+            " SELECT id, '王芳', 'u-city', '{}', 'active' FROM unnest($1::text[]) AS id"
+            " ON CONFLICT (member_id) DO NOTHING",
+            list(member_ids),
+        )
+
     async def bind(self, member_id: str, openid: str) -> dict[str, Any]:
+        """Bind a member known to the service (made known if need be: binding needs that)."""
+        await self.known(member_id)
         answer = await self.api.put(f"/members/{member_id}/binding", json={"openid": openid})
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()

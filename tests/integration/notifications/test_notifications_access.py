@@ -47,12 +47,30 @@ async def test_only_pushes_signed_with_the_accounts_token_are_accepted(
             )
             assert answer.status_code == 403, answer.text
             assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["errors"][0]["code"] == "bad_wechat_signature"
+        # A signature anyone could send, with characters hmac cannot compare as text.
+        odd = await svc.raw.get("/wechat/callback", params=signed() | {"signature": "签名"})
+        assert odd.status_code == 403, odd.text
         assert (await svc.api.get(f"/members/{member}/binding")).json()["reachable"] is True
 
         bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml>&a;</xml>'
-        for body in (b"not xml", bomb, b"<xml><MsgType>text</MsgType></xml>"):
+        huge_msgid = unsubscribe(openid).replace(b"</xml>", b"<MsgID>%d</MsgID></xml>" % 2**64)
+        cases = {
+            b"not xml": "not_xml",
+            bomb: "dtd_refused",
+            b"<xml><MsgType>text</MsgType></xml>": "not_an_event_push",
+            unsubscribe("o" * 129): "invalid_openid",
+            huge_msgid: "invalid_number",
+        }
+        for body, code in cases.items():
             answer = await svc.raw.post("/wechat/callback", params=signed(), content=body)
             assert answer.status_code == 422, answer.text
+            [error] = answer.json()["errors"]
+            assert (error["field"], error["code"]) == ("body", code)
+        too_large = await svc.raw.post(
+            "/wechat/callback", params=signed(), content=b"<xml>" + b" " * 65536 + b"</xml>"
+        )
+        assert too_large.status_code == 413, too_large.text
 
         answer = await svc.raw.post(
             "/wechat/callback", params=signed(), content=unsubscribe(openid)

@@ -133,15 +133,23 @@ async def test_a_broadcast_request_is_checked_before_anything_is_queued(
 ) -> None:
     async with notifications(db, servers, namespace, wechat, **NO_WELCOME) as svc:
         cases = [
-            ({"template": "nope", "data": ANNOUNCEMENT}, "template"),
-            ({"data": {"first": "x"}}, "data"),
-            ({"data": ANNOUNCEMENT | {"remark": "{card_number}"}}, "data.remark"),
-            ({"data": ANNOUNCEMENT | {"remark": "{member_name"}}, "data.remark"),
+            ({"template": "nope", "data": ANNOUNCEMENT}, "template", "unknown_template"),
+            ({"data": {"first": "x"}}, "data", "missing_template_keys"),
+            ({"data": ANNOUNCEMENT | {"extra": "x"}}, "data", "unknown_template_keys"),
+            (
+                {"data": ANNOUNCEMENT | {"remark": "{card_number}"}},
+                "data.remark",
+                "unknown_placeholder",
+            ),
+            ({"data": ANNOUNCEMENT | {"remark": "{member_name"}}, "data.remark", "invalid_pattern"),
+            ({"data": ANNOUNCEMENT, "url": "https://x.cn/{openid}"}, "url", "unknown_placeholder"),
+            ({"data": ANNOUNCEMENT | {"remark": "a\u0000"}}, "data.remark", "nul_character"),
         ]
-        for body, field in cases:
+        for body, field, code in cases:
             answer = await svc.api.post("/broadcasts", json=body)
             assert answer.status_code == 422, answer.text
-            assert answer.json()["errors"][0]["field"] == field
+            [error] = answer.json()["errors"]
+            assert (error["field"], error["code"]) == (field, code), error
         assert await svc.pool.fetchval("SELECT count(*) FROM broadcasts") == 0
 
 
@@ -218,6 +226,8 @@ async def test_cancelling_withdraws_what_was_not_sent(
     assert 5 <= sent < 40 and final["sent"] == sent
     assert final["cancelled"] == 40 - sent
     assert again.status_code == 409
+    assert again.json()["errors"][0]["code"] == "broadcast_closed"
+    assert again.json()["broadcast_status"] == "cancelled"
 
 
 async def test_a_member_who_unfollows_mid_broadcast_is_not_written_to(

@@ -152,6 +152,7 @@ async def test_opting_out_skips_a_category_but_not_a_mandatory_rule(
         refused = await svc.api.put(f"/members/{member}/preferences", json={"opted_out": ["x"]})
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["field"] == "opted_out[0]"
+        assert refused.json()["errors"][0]["code"] == "enum"
         received, decided = await svc.publish(submitted(member, claim), approved(member, claim))
         skipped = await svc.settled(received, "skipped")
         assert skipped["reason"] == "opted_out"
