@@ -16,11 +16,12 @@ from fastapi.responses import PlainTextResponse
 
 from services.notifications import handlers
 from services.notifications.api import Wired, Wiring
-from services.notifications.callback import MAX_BODY, BadPush, parse_push, signed
+from services.notifications.callback import MAX_BODY, MAX_OPENID, BadPush, parse_push, signed
 from services.notifications.reports import Report
 from shared.errors import DomainError, Forbidden
 from shared.http import PROBLEM
 from shared.http import router as new_router
+from shared.inputs import INT64_MAX
 
 router = new_router()
 
@@ -61,6 +62,35 @@ NOT_SIGNED = _problem(
     "`bad_wechat_signature`: signature, timestamp or nonce is missing, or the signature was not"
     " made with the account's Token."
 )
+# WeChat's event push as it documents it: elements of an <xml> root, text in CDATA.
+PUSH_SCHEMA = {
+    "type": "object",
+    "xml": {"name": "xml"},
+    "required": ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Event"],
+    "properties": {
+        "ToUserName": {"type": "string", "description": "The account's original id (gh_...)."},
+        "FromUserName": {"type": "string", "maxLength": MAX_OPENID, "description": "The openid."},
+        "CreateTime": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
+        "MsgType": {"type": "string", "enum": ["event"]},
+        "Event": {
+            "type": "string",
+            "description": "subscribe, unsubscribe and TEMPLATESENDJOBFINISH are acted on; other"
+            " events are acknowledged and ignored.",
+            "examples": ["TEMPLATESENDJOBFINISH"],
+        },
+        "MsgID": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": INT64_MAX,
+            "description": "TEMPLATESENDJOBFINISH: the msgid of the template message reported.",
+        },
+        "Status": {
+            "type": "string",
+            "description": "TEMPLATESENDJOBFINISH: success, failed:user block or"
+            " failed:system failed.",
+        },
+    },
+}
 XML_PUSH = """<xml>
   <ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>
   <FromUserName><![CDATA[oK3Ws5Ns2dGxN0u3Xw5P9bHq2c1E]]></FromUserName>
@@ -122,7 +152,7 @@ async def verify_callback(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"text/xml": {"schema": {"type": "string"}, "example": XML_PUSH}},
+            "content": {"text/xml": {"schema": PUSH_SCHEMA, "example": XML_PUSH}},
         }
     },
 )
