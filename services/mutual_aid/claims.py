@@ -247,7 +247,7 @@ class Claim:
         intake = corrected or self.intake
         if intake.member_id != self.member_id:
             raise DomainError(
-                "member_id",
+                "corrected.member_id",
                 "cannot_change_on_resubmission",
                 "a claim stays the same member's; submit a new claim instead",
             )

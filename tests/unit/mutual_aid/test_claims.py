@@ -172,12 +172,16 @@ def test_returned_for_documents_then_resubmitted_and_assessed_again() -> None:
 
 def test_a_return_says_what_is_missing_and_the_member_cannot_change() -> None:
     claim = claim_under_review()
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as unsaid:
         claim.return_for_documents("officer-1", at(DAY), [], "")
+    assert (unsaid.value.field, unsaid.value.code) == ("missing_documents", "say_what_is_missing")
     claim.return_for_documents("officer-1", at(DAY), ["invoice"])
     with pytest.raises(DomainError) as refused:
         claim.resubmit("unit-1", at(DAY), corrected=intake(member_id="m-2"))
-    assert refused.value.field == "member_id"
+    assert (refused.value.field, refused.value.code) == (
+        "corrected.member_id",
+        "cannot_change_on_resubmission",
+    )
 
 
 def test_approved_claim_waits_for_funds_then_is_paid() -> None:
