@@ -6,16 +6,22 @@
 // broker's; it polls until the broker answers, and gives up early if the broker process dies.
 //
 //   java -cp '.cache/kafka/libs/*:.cache/kafka/classes' EnsureTopics \
-//        <bootstrap-servers> <topics-file> <timeout-seconds> [<broker-pid>]
+//        <bootstrap-servers> <topics-file> <timeout-seconds> [<broker-pid>[,<broker-pid>...]]
+//
+// For the 3-broker cluster (`deploy/local/infra cluster up`), system properties say how many
+// brokers must have registered before topics are created, and how they are replicated:
+//   -Dgonghui.brokers=3 -Dgonghui.replication.factor=3 -Dgonghui.min.insync.replicas=2
+// (defaults 1, 1 and the broker's own min.insync.replicas).
 //
 // Output on stdout: "READY <epoch-ms>" when the broker first answered, then "created <topic>"
 // for each new topic and "WARNING ..." for a topic whose partition count differs from the file.
-// Exit status: 0 done, 3 no answer within the timeout, 4 the broker process exited,
+// Exit status: 0 done, 3 no answer within the timeout, 4 a broker process exited,
 // 1 any other error. Errors are printed on stderr as lines starting with "error:".
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,11 +42,16 @@ public class EnsureTopics {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 3 || args.length > 4) {
-            fail(2, "usage: EnsureTopics <bootstrap-servers> <topics-file> <timeout-seconds> [<broker-pid>]");
+            fail(2, "usage: EnsureTopics <bootstrap-servers> <topics-file> <timeout-seconds> [<broker-pid>,...]");
         }
         Map<String, Integer> wanted = readTopics(Path.of(args[1]));
         long deadline = System.currentTimeMillis() + Long.parseLong(args[2]) * 1000;
-        long brokerPid = args.length == 4 ? Long.parseLong(args[3]) : -1;
+        long[] brokerPids = args.length == 4
+                ? Arrays.stream(args[3].split(",")).mapToLong(Long::parseLong).toArray()
+                : new long[0];
+        int brokers = Integer.getInteger("gonghui.brokers", 1);
+        short replicationFactor = Short.parseShort(System.getProperty("gonghui.replication.factor", "1"));
+        String minInsync = System.getProperty("gonghui.min.insync.replicas");
 
         Properties config = new Properties();
         config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
@@ -54,7 +65,7 @@ public class EnsureTopics {
         config.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 30_000);
 
         try (Admin admin = Admin.create(config)) {
-            waitUntilAnswered(admin, deadline, brokerPid);
+            waitUntilAnswered(admin, deadline, brokerPids, brokers);
             System.out.println("READY " + System.currentTimeMillis());
             System.out.flush();
 
@@ -62,7 +73,11 @@ public class EnsureTopics {
             List<NewTopic> missing = new ArrayList<>();
             for (Map.Entry<String, Integer> topic : wanted.entrySet()) {
                 if (!existing.contains(topic.getKey())) {
-                    missing.add(new NewTopic(topic.getKey(), topic.getValue(), (short) 1));
+                    NewTopic created = new NewTopic(topic.getKey(), topic.getValue(), replicationFactor);
+                    if (minInsync != null) {
+                        created.configs(Map.of("min.insync.replicas", minInsync));
+                    }
+                    missing.add(created);
                 }
             }
             createAll(admin, missing);
@@ -72,19 +87,31 @@ public class EnsureTopics {
         }
     }
 
-    /** A broker answers requests only once it has started completely: this is readiness. */
-    static void waitUntilAnswered(Admin admin, long deadline, long brokerPid) throws Exception {
+    /** A broker answers requests only once it has started completely: this is readiness. A
+     * cluster is ready once all its brokers have registered (else a topic replicated on all of
+     * them cannot be created yet). */
+    static void waitUntilAnswered(Admin admin, long deadline, long[] brokerPids, int brokers)
+            throws Exception {
+        String last = "no answer yet";
         while (true) {
             try {
-                admin.describeCluster(new DescribeClusterOptions().timeoutMs(1000)).nodes().get();
-                return;
+                int registered =
+                        admin.describeCluster(new DescribeClusterOptions().timeoutMs(1000)).nodes().get().size();
+                if (registered >= brokers) {
+                    return;
+                }
+                last = registered + " of " + brokers + " brokers registered";
+                Thread.sleep(100);
             } catch (ExecutionException e) {
-                if (brokerPid > 0 && !ProcessHandle.of(brokerPid).map(ProcessHandle::isAlive).orElse(false)) {
-                    fail(BROKER_DIED, "the broker process " + brokerPid + " exited");
+                last = String.valueOf(e.getCause());
+            }
+            for (long pid : brokerPids) {
+                if (!ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                    fail(BROKER_DIED, "the broker process " + pid + " exited");
                 }
-                if (System.currentTimeMillis() > deadline) {
-                    fail(NOT_READY, "the broker did not answer: " + e.getCause());
-                }
+            }
+            if (System.currentTimeMillis() > deadline) {
+                fail(NOT_READY, "the broker did not answer: " + last);
             }
         }
     }
