@@ -5,36 +5,57 @@ The tax bureau (a credential of department ``tax``) submits remittance batches w
 ``subsidies:write``. The federation reads the reports with ``reports:read``. The department is
 checked as well as the scope: collection and subsidy figures are those departments' own records,
 so a federation tool holding the scope by mistake still cannot write them.
+
+Union funds will become a service of their own; their error codes are listed apart, under "Union
+funds" in ``docs/errors/membership.md``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from services.membership import commands as c
 from services.membership import funds_handlers
 from services.membership.api import Pool
 from services.membership.funds_handlers import FundsUnitOfWork
 from services.membership.funds_repository import Remittances, Subsidies
+from services.membership.funds_views import (
+    Arrear,
+    ArrearsReport,
+    BatchReportView,
+    RemittanceList,
+    SubsidyTotal,
+    SubsidyTotals,
+    SubsidyView,
+    UnorganisedEmployer,
+    UnorganisedReport,
+    remittance_view,
+)
 from services.membership.identity import normalise_credit_code
-from services.membership.remittances import Period, uncovered_months
+from services.membership.remittances import MAX_YEAR, MIN_YEAR, Period, uncovered_months
 from services.membership.repository import Organisations
 from shared.auth import Caller, require_scope
 from shared.errors import DomainError, Forbidden
+from shared.http import router as shared_router
 
-router = APIRouter()
+router = shared_router()
 TAX = "tax"
 FINANCE = "finance"
-PeriodQuery = Annotated[str, Query(max_length=7, description='a month "2026-10" or "2026Q3"')]
-UnderQuery = Annotated[
-    str | None, Query(max_length=40, description="an organisation: its subtree only")
+PeriodQuery = Annotated[
+    str,
+    Query(max_length=7, description='A month "2026-10" or a quarter "2026Q4"', examples=["2026Q4"]),
 ]
+UnderQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="An organisation: only its subtree (itself included)"),
+]
+_RESENT = "200: the same batch or reference sent again, answered as the first time"
 
 
-def funds_uow(request: Request) -> FundsUnitOfWork:
+async def funds_uow(request: Request) -> FundsUnitOfWork:
     runtime = request.app.state.runtime
     return FundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
 
@@ -47,7 +68,9 @@ def _within(caller: Caller, under: str | None) -> None:
     if caller.organisations is None:
         return
     if under is None:
-        raise Forbidden("under", "this credential is limited to organisations: name one in under")
+        raise Forbidden(
+            "under", "under_required", "this credential is limited to organisations: name one"
+        )
     caller.ensure_organisation(under, field="under")
 
 
@@ -63,6 +86,8 @@ async def _subtree_root(conn: asyncpg.Connection, under: str | None) -> None:
     "/remittances/batches",
     status_code=201,
     tags=["union funds"],
+    response_model=BatchReportView,
+    responses={200: {"model": BatchReportView, "description": _RESENT}},
     summary="The tax bureau's remittance records (201; 200 with the first answer when resent)",
 )
 async def submit_remittances(
@@ -70,47 +95,55 @@ async def submit_remittances(
     uow: Uow,
     response: Response,
     caller: Caller = Depends(require_scope("remittances:submit")),
-) -> dict[str, Any]:
-    """Each record is matched to a union by the employer's credit code, or is unmatched; records
-    with errors are listed with their index and field while the good ones are recorded. Amounts
-    that differ from 2% of the payroll base are flagged (``rate``), not refused."""
+) -> BatchReportView:
+    """The tax bureau sends the union funds (工会经费) it collected, in batches of up to 10,000
+    records. Each record is matched to a union by the employer's credit code, or recorded as
+    unmatched (the employer has no union yet: see `GET /remittances/unorganised`). Records with
+    errors are listed in `errors` with their index, field and code (`required`,
+    `unknown_field`, `not_whole_fen`, `period_not_begun`, `check_character_mismatch`, ...)
+    while the good ones are recorded. Amounts that differ from 2% of the payroll base are
+    flagged (`rate`), not refused.
+
+    Idempotent by `batch_id`: the same batch again is answered 200 with the first report; the
+    same `batch_id` with other records is 409 `batch_id_reused`. A record already recorded by
+    another batch is a `duplicate`; with other amounts it is rejected (`recorded_otherwise`).
+    Only credentials of the tax bureau may submit (403 `tax_bureau_only`)."""
     if caller.department != TAX:
-        raise Forbidden("department", "only the tax bureau submits remittances")
+        raise Forbidden("department", "tax_bureau_only", "only the tax bureau submits remittances")
     result, repeat = await funds_handlers.submit_remittances(batch, uow, submitted_by=caller.app_id)
     if repeat:
         response.status_code = 200
-    return result
+    return BatchReportView.model_validate(result)
 
 
-def remittance_view(r: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "credit_code": r["credit_code"],
-        "employer_name": r["employer_name"],
-        "period": r["period"],
-        "payroll_base_fen": r["payroll_base_fen"],
-        "amount_fen": r["amount_fen"],
-        "expected_fen": r["expected_fen"],
-        "deviation_fen": r["amount_fen"] - r["expected_fen"],
-        "paid_on": r["paid_on"].isoformat(),
-        "record_id": r["record_id"],
-        "matched_union_id": r["union_id"],  # as matched when the record arrived
-        "batch_id": r["batch_id"],
-    }
-
-
-@router.get("/remittances", tags=["union funds"], summary="A union's or an employer's remittances")
+@router.get(
+    "/remittances",
+    tags=["union funds"],
+    response_model=RemittanceList,
+    summary="A union's or an employer's remittances",
+)
 async def list_remittances(
     pool: Pool,
-    union_id: Annotated[str | None, Query(max_length=40)] = None,
-    credit_code: Annotated[str | None, Query(max_length=18)] = None,
-    period: Annotated[str | None, Query(max_length=7)] = None,
+    union_id: Annotated[
+        str | None, Query(max_length=64, description="A union: its employer's remittances")
+    ] = None,
+    credit_code: Annotated[
+        str | None, Query(max_length=18, description="An employer, with or without a union")
+    ] = None,
+    period: Annotated[
+        str | None,
+        Query(max_length=7, description='Only those overlapping "2026-10" or "2026Q4"'),
+    ] = None,
     caller: Caller = Depends(require_scope("reports:read")),
-) -> dict[str, Any]:
-    """By union (its employer's credit code, whenever the records arrived) or by credit code
-    (for employers without a union); ``period`` keeps those overlapping it."""
+) -> RemittanceList:
+    """Give exactly one of `union_id` (its employer's credit code, whenever the records
+    arrived) or `credit_code` (for employers without a union): 422 `union_or_credit_code`
+    otherwise. `period` keeps the records overlapping it (422 `invalid_period`,
+    `no_such_month`, `no_such_quarter`, `year_out_of_range`). A credential limited to some
+    unions asks by `union_id` for its own (403 `organisation_not_allowed`,
+    `limited_credential`); 404 `organisation_not_found`."""
     if (union_id is None) == (credit_code is None):
-        raise DomainError("union_id", "give either union_id or credit_code")
+        raise DomainError("union_id", "union_or_credit_code", "give either union_id or credit_code")
     asked = Period.parse(period) if period is not None else None
     async with pool.acquire() as conn:
         if union_id is not None:
@@ -120,20 +153,25 @@ async def list_remittances(
         else:
             assert credit_code is not None
             if caller.organisations is not None:
-                raise Forbidden("credit_code", "this credential is limited to its unions")
+                raise Forbidden(
+                    "credit_code",
+                    "limited_credential",
+                    "this credential is limited to its unions",
+                )
             code = normalise_credit_code(credit_code)
         rows = await Remittances(conn).of_employer(code, asked) if code else []
-    return {
-        "union_id": union_id,
-        "credit_code": code,
-        "period": str(asked) if asked else None,
-        "items": [remittance_view(r) for r in rows],
-    }
+    return RemittanceList(
+        union_id=union_id,
+        credit_code=code,
+        period=str(asked) if asked else None,
+        items=[remittance_view(r) for r in rows],
+    )
 
 
 @router.get(
     "/remittances/arrears",
     tags=["union funds"],
+    response_model=ArrearsReport,
     summary="Unions whose employer has not remitted for the period",
 )
 async def arrears(
@@ -141,9 +179,12 @@ async def arrears(
     period: PeriodQuery,
     under: UnderQuery = None,
     caller: Caller = Depends(require_scope("reports:read")),
-) -> dict[str, Any]:
+) -> ArrearsReport:
     """Standing unions with an employer, in the subtree, founded by the period's end, with a
-    month of the period no remittance covers (a quarterly one covers its three months)."""
+    month of the period no remittance covers (a quarterly one covers its three months). A
+    credential limited to some organisations must name one of them in `under` (403
+    `under_required`, `organisation_not_allowed`); 404 `organisation_not_found` for `under`;
+    422 for a period that is not a month or a quarter."""
     _within(caller, under)
     asked = Period.parse(period)
     async with pool.acquire() as conn:
@@ -156,44 +197,53 @@ async def arrears(
         missing = uncovered_months(asked, periods, since=u["founded_on"])
         if missing:
             items.append(
-                {
-                    "union_id": u["id"],
-                    "name": u["name"],
-                    "credit_code": u["credit_code"],
-                    "employer_name": u["employer_name"],
-                    "missing_months": [str(m) for m in missing],
-                }
+                Arrear(
+                    union_id=u["id"],
+                    name=u["name"],
+                    credit_code=u["credit_code"],
+                    employer_name=u["employer_name"],
+                    missing_months=[str(m) for m in missing],
+                )
             )
-    return {"period": str(asked), "under": under, "unions_checked": len(unions), "items": items}
+    return ArrearsReport(period=str(asked), under=under, unions_checked=len(unions), items=items)
 
 
 @router.get(
     "/remittances/unorganised",
     tags=["union funds"],
+    response_model=UnorganisedReport,
     summary="Employers that remitted for the period but have no union: a prompt to organise them",
 )
 async def unorganised(
     pool: Pool, period: PeriodQuery, caller: Caller = Depends(require_scope("reports:read"))
-) -> dict[str, Any]:
+) -> UnorganisedReport:
+    """Employers whose union funds arrived for (part of) the period while no standing union
+    has them as employer, largest amount first: where the federation should found a union.
+    City-wide, so a credential limited to some organisations may not ask (403
+    `limited_credential`)."""
     if caller.organisations is not None:
-        raise Forbidden("organisations", "employers without a union are no organisation's to see")
+        raise Forbidden(
+            "organisations",
+            "limited_credential",
+            "employers without a union are no organisation's to see",
+        )
     asked = Period.parse(period)
     async with pool.acquire() as conn:
         rows = await Remittances(conn).unorganised(asked)
-    return {
-        "period": str(asked),
-        "items": [
-            {
-                "credit_code": r["credit_code"],
-                "employer_name": r["employer_name"],
-                "periods": sorted(r["periods"]),
-                "records": r["records"],
-                "payroll_base_fen": r["payroll_base_fen"],
-                "amount_fen": r["amount_fen"],
-            }
+    return UnorganisedReport(
+        period=str(asked),
+        items=[
+            UnorganisedEmployer(
+                credit_code=r["credit_code"],
+                employer_name=r["employer_name"],
+                periods=sorted(r["periods"]),
+                records=r["records"],
+                payroll_base_fen=r["payroll_base_fen"],
+                amount_fen=r["amount_fen"],
+            )
             for r in rows
         ],
-    }
+    )
 
 
 # Subsidies -------------------------------------------------------------------------------------
@@ -203,6 +253,8 @@ async def unorganised(
     "/subsidies",
     status_code=201,
     tags=["union funds"],
+    response_model=SubsidyView,
+    responses={200: {"model": SubsidyView, "description": _RESENT}},
     summary="City finance's administrative subsidy to a union (201; 200 when resent)",
 )
 async def record_subsidy(
@@ -210,40 +262,53 @@ async def record_subsidy(
     uow: Uow,
     response: Response,
     caller: Caller = Depends(require_scope("subsidies:write")),
-) -> dict[str, Any]:
+) -> SubsidyView:
+    """City finance records a subsidy it granted to a union for a month, a quarter or a year.
+    Idempotent by finance's `reference`: sent again with the same figures it is answered 200
+    with the first record; with other figures 409 `reference_reused` (`existing` shows the
+    recorded one: a correction needs a person). 404 `organisation_not_found` (union_id); 409
+    `union_dissolved` before the period; 422 `before_founding`, `invalid_period`,
+    `year_out_of_range`. Only credentials of city finance may record (403 `finance_only`)."""
     if caller.department != FINANCE:
-        raise Forbidden("department", "only city finance records subsidies")
+        raise Forbidden("department", "finance_only", "only city finance records subsidies")
     subsidy, repeat = await funds_handlers.record_subsidy(cmd, uow, recorded_by=caller.app_id)
     if repeat:
         response.status_code = 200
     return subsidy
 
 
-@router.get("/subsidies/totals", tags=["union funds"], summary="Subsidies per union and year")
+@router.get(
+    "/subsidies/totals",
+    tags=["union funds"],
+    response_model=SubsidyTotals,
+    summary="Subsidies per union and year",
+)
 async def subsidy_totals(
     pool: Pool,
-    year: Annotated[int | None, Query(ge=1950, le=9999)] = None,
+    year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, examples=[2026])] = None,
     under: UnderQuery = None,
     caller: Caller = Depends(require_scope("reports:read")),
-) -> dict[str, Any]:
+) -> SubsidyTotals:
     """Amount and number of subsidies per union and year; members covered is the year's largest
-    period's (the same members are covered month after month, so periods do not add up)."""
+    period's (the same members are covered month after month, so periods do not add up). A
+    credential limited to some organisations must name one of them in `under` (403
+    `under_required`, `organisation_not_allowed`); 404 `organisation_not_found`."""
     _within(caller, under)
     async with pool.acquire() as conn:
         await _subtree_root(conn, under)
         rows = await Subsidies(conn).totals(year, under)
-    return {
-        "year": year,
-        "under": under,
-        "items": [
-            {
-                "union_id": r["union_id"],
-                "name": r["name"],
-                "year": r["year"],
-                "amount_fen": r["amount_fen"],
-                "members_covered": r["members_covered"],
-                "count": r["records"],
-            }
+    return SubsidyTotals(
+        year=year,
+        under=under,
+        items=[
+            SubsidyTotal(
+                union_id=r["union_id"],
+                name=r["name"],
+                year=r["year"],
+                amount_fen=r["amount_fen"],
+                members_covered=r["members_covered"],
+                count=r["records"],
+            )
             for r in rows
         ],
-    }
+    )

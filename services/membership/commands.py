@@ -1,103 +1,190 @@
 """What staff, members and department systems ask the membership service to do.
 
 Each command is also the body of its HTTP request, so the API validates it once, with the field
-names the error answers use.
+names the error answers use. Every command is a :class:`shared.inputs.Command`: unknown fields,
+NUL characters and integers beyond 64 bits are refused with a 422 naming the field, and dates are
+ISO ``YYYY-MM-DD`` text (:data:`shared.inputs.IsoDate`).
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-Text = Field(min_length=1, max_length=200)
+from services.membership.member import Channel
+from services.membership.organisation import HeadcountBand, OrgKind
+from shared.inputs import Command, IsoDate
 
-
-class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+# Organisation ids the service gives out, or a caller chooses, are at most 40 characters.
+OrgRef = Annotated[str, Field(min_length=1, max_length=40, examples=["bozhou-pharma"])]
+# Batch ids and references are the sender's own, in any script; only control characters (which a
+# log line or a spreadsheet cannot show) are refused.
+Reference = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class EmployerDetails(Command):
-    name: str = Field(min_length=1, max_length=100)
-    credit_code: str = Field(min_length=18, max_length=18)
-    headcount_band: str = Field(max_length=10)
-    address: str = Text
+    name: str = Field(min_length=1, max_length=100, examples=["亳州药业有限公司"])
+    credit_code: str = Field(
+        min_length=18,
+        max_length=18,
+        description="Unified social credit code (GB 32100), checked with its check character",
+        examples=["91341600MA2N0XY839"],
+    )
+    headcount_band: HeadcountBand
+    address: str = Field(min_length=1, max_length=200, examples=["亳州市谯城区魏武大道 1 号"])
 
 
 class EstablishOrganisation(Command):
-    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    name: str = Field(min_length=1, max_length=100)
-    kind: str = Field(max_length=40)
-    parent_id: str | None = Field(default=None, max_length=40)
-    employer: EmployerDetails | None = None
-    founded_on: date | None = None
+    id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description="Your id for it (letters, digits, _ and -); one is made up when left out",
+        examples=["bozhou-pharma"],
+    )
+    name: str = Field(min_length=1, max_length=100, examples=["亳州药业有限公司工会"])
+    kind: OrgKind
+    parent_id: OrgRef | None = Field(
+        default=None, description="The federation it reports to; only the city federation has none"
+    )
+    employer: EmployerDetails | None = Field(
+        default=None,
+        description="Grassroots unions only; required except for township/village unions",
+    )
+    founded_on: IsoDate | None = Field(default=None, description="Required for grassroots unions")
 
 
 class RenameOrganisation(Command):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, examples=["亳州药业集团工会"])
 
 
 class MoveOrganisation(Command):
-    parent_id: str = Field(min_length=1, max_length=40)
+    parent_id: OrgRef = Field(description="The federation it reports to from now on")
 
 
 class DissolveOrganisation(Command):
-    dissolved_on: date
+    dissolved_on: IsoDate
 
 
 class JoinUnion(Command):
-    name: str = Field(min_length=1, max_length=50)
-    id_number: str = Field(min_length=15, max_length=20)
-    mobile: str | None = Field(default=None, max_length=20)
-    categories: list[str] = Field(default_factory=list, max_length=10)
-    channel: str = Field(max_length=20)
-    union_id: str = Field(min_length=1, max_length=40)
-    employer_name: str | None = Field(default=None, max_length=100)
-    joined_on: date | None = None
+    name: str = Field(min_length=1, max_length=50, examples=["王芳"])
+    id_number: str = Field(
+        min_length=15,
+        max_length=20,
+        description="Resident ID number (GB 11643), 18 characters with its check character",
+        examples=["341602199003150027"],
+    )
+    mobile: str | None = Field(
+        default=None,
+        max_length=20,
+        description="Mainland mobile number; required for online and platform-worker joins",
+        examples=["13800000001"],
+    )
+    categories: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "migrant_worker (农民工), new_employment_form (新就业形态); woman (女, 女职工) is "
+            "read from the ID number and may be given only when it agrees"
+        ),
+        examples=[["migrant_worker"]],
+    )
+    channel: Channel
+    union_id: OrgRef = Field(description="The grassroots union joined")
+    employer_name: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Required unless the member is in a new employment form",
+        examples=["亳州药业有限公司"],
+    )
+    joined_on: IsoDate | None = Field(default=None, description="Today (Beijing time) if left out")
 
 
 class CorrectDetails(Command):
-    name: str | None = Field(default=None, max_length=50)
-    mobile: str | None = Field(default=None, max_length=20)
-    categories: list[str] | None = Field(default=None, max_length=10)
+    name: str | None = Field(default=None, max_length=50, examples=["王芳"])
+    mobile: str | None = Field(default=None, max_length=20, examples=["13900000002"])
+    categories: list[str] | None = Field(default=None, max_length=10, examples=[[]])
     employer_name: str | None = Field(default=None, max_length=100)
 
 
 class Transfer(Command):
-    to_union_id: str = Field(min_length=1, max_length=40)
-    transferred_on: date | None = None
+    to_union_id: OrgRef
+    transferred_on: IsoDate | None = Field(default=None, description="Today if left out")
 
 
 class Suspend(Command):
-    suspended_on: date | None = None
-    reason: str = Text
+    suspended_on: IsoDate | None = Field(default=None, description="Today if left out")
+    reason: str = Field(min_length=1, max_length=200, examples=["会费欠缴"])
 
 
 class Reinstate(Command):
-    reinstated_on: date | None = None
+    reinstated_on: IsoDate | None = Field(default=None, description="Today if left out")
 
 
 class Leave(Command):
-    left_on: date | None = None
-    reason: str = Text
+    left_on: IsoDate | None = Field(default=None, description="Today if left out")
+    reason: str = Field(min_length=1, max_length=200, examples=["离职"])
 
 
 class ReissueCard(Command):
-    issued_on: date | None = None
+    issued_on: IsoDate | None = Field(default=None, description="Today if left out")
+
+
+class IdNumberLookup(Command):
+    """Sent in a body, not the path, so an ID number never lands in an access log."""
+
+    id_number: str = Field(min_length=1, max_length=20, examples=["341602199003150027"])
+
+
+class RosterBatchRow(Command):
+    """One person on the roster. Values are checked row by row when the job runs, so a bad value
+    is a row error (``GET /rosters/{job_id}/errors``), not a refusal of the batch."""
+
+    id_number: str | None = Field(default=None, max_length=40, examples=["341602199003150027"])
+    name: str | None = Field(default=None, max_length=200, examples=["王芳"])
+    mobile: str | None = Field(
+        default=None, max_length=40, description="Left out: the member's number is kept"
+    )
+    categories: str | list[str] | None = Field(
+        default=None,
+        description="Text split on , ; 、 | or a list; left out: the member's are kept",
+        examples=["农民工"],
+    )
+    joined_on: str | None = Field(
+        default=None,
+        max_length=40,
+        description="YYYY-MM-DD (or YYYY/MM/DD); for new members, today if left out",
+        examples=["2024-03-01"],
+    )
 
 
 class RosterBatch(Command):
-    """The JSON form of a roster submission (the CSV form carries the same in its query)."""
+    """The JSON form of a roster submission (the CSV form sends the same as form fields)."""
 
-    batch_id: str = Field(min_length=1, max_length=80)
-    complete: bool = False
-    rows: list[dict[str, str | list[str] | None]] = Field(max_length=100_000)
+    batch_id: Reference = Field(
+        description="Your id for this roster: the same id again is answered with the first job",
+        examples=["2026-07-hr-export"],
+    )
+    complete: bool = Field(
+        default=False,
+        description="True: this is everyone; current members not on it leave the union",
+    )
+    rows: list[RosterBatchRow] = Field(min_length=1, max_length=100_000)
 
 
 # Union funds -----------------------------------------------------------------------------------
 
 Fen = Annotated[int, Field(strict=True, gt=0, le=10**15)]  # strict: "100" or 100.0 is refused
+
+REMITTANCE_RECORD_EXAMPLE = {
+    "employer_credit_code": "91341600MA2N0XY839",
+    "employer_name": "亳州药业有限公司",
+    "period": "2026-10",
+    "payroll_base_fen": 50_000_000,
+    "amount_fen": 1_000_000,
+    "paid_on": "2026-11-15",
+    "record_id": "TAX-2026-000123",
+}
 
 
 class RemittanceBatch(Command):
@@ -105,13 +192,27 @@ class RemittanceBatch(Command):
     (services.membership.remittances.read_record), so a bad one is reported with its index and
     the others are still recorded: here only their number is bounded."""
 
-    batch_id: str = Field(min_length=1, max_length=80)
-    records: list[Any] = Field(min_length=1, max_length=10_000)
+    batch_id: Reference = Field(examples=["tax-2026-11-01"])
+    records: list[Any] = Field(
+        min_length=1,
+        max_length=10_000,
+        description=(
+            "Objects with employer_credit_code, employer_name, period (2026-10 or 2026Q4), "
+            "payroll_base_fen, amount_fen (whole fen), paid_on (YYYY-MM-DD) and optionally "
+            "record_id (tax's own id, at most 64 characters)"
+        ),
+        examples=[[REMITTANCE_RECORD_EXAMPLE]],
+    )
 
 
 class RecordSubsidy(Command):
-    reference: str = Field(min_length=1, max_length=80)  # finance's own, for resends
-    union_id: str = Field(min_length=1, max_length=40)
-    amount_fen: Fen
-    period: str = Field(min_length=4, max_length=7)  # "2026", "2026Q3" or "2026-10"
-    members_covered: int = Field(strict=True, ge=0, le=10_000_000)
+    reference: Reference = Field(
+        description="Finance's own reference: sending it again is answered with the first record",
+        examples=["CZ-2026-0456"],
+    )
+    union_id: OrgRef
+    amount_fen: Fen = Field(examples=[5_000_000])
+    period: str = Field(
+        min_length=4, max_length=7, description='"2026", "2026Q3" or "2026-10"', examples=["2026"]
+    )
+    members_covered: int = Field(strict=True, ge=0, le=10_000_000, examples=[320])

@@ -7,9 +7,12 @@ unit of work writes them to the outbox in the same transaction.
 Errors are the project's own (``shared.errors``), re-exported here, so the HTTP layer answers
 with the right status and the field at fault::
 
-    DomainError(field, reason)   the request breaks a rule; ``field`` names the input at fault (422)
-    ├── Conflict                 well formed, but the current state forbids it (409)
-    └── NotFound                 for the service layer; the domain never raises it (404)
+    DomainError(field, code, message)   the request breaks a rule; ``field`` names the input at
+                                        fault, ``code`` (snake_case) says which rule (422)
+    ├── Conflict                        well formed, but the current state forbids it (409)
+    └── NotFound                        for the service layer; the domain never raises it (404)
+
+Every code is listed in ``docs/errors/membership.md``.
 """
 
 from services.membership.member import *  # noqa: F403

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.membership import commands as c
 from services.membership.funds_repository import Remittances, Subsidies
+from services.membership.funds_views import SubsidyView, subsidy_view
 from services.membership.handlers import MembershipUnitOfWork, today
 from services.membership.remittances import (
     BatchReport,
@@ -56,6 +57,7 @@ async def submit_remittances(
             if earlier["digest"] != digest:
                 raise Conflict(
                     "batch_id",
+                    "batch_id_reused",
                     "already used for a batch with other records; send them under a new batch_id",
                 )
             result: dict[str, Any] = earlier["result"]
@@ -81,12 +83,13 @@ async def submit_remittances(
             else:
                 # Tax re-sent a record id with other figures: a correction needs a person to
                 # decide, so the first figures stand and the record is refused, not overwritten.
-                reason = f"already recorded (remittance {stored['id']}) with other amounts or date"
-                report.reject([RecordError(index, "record_id", reason)])
+                message = f"already recorded (remittance {stored['id']}) with other amounts or date"
+                report.reject([RecordError(index, "record_id", "recorded_otherwise", message)])
         for index, r, first in read.repeats:
             if report.outcomes[first]["outcome"] == "rejected":
                 # The first of the pair was refused, so this one is refused for the same reason.
-                report.reject([RecordError(index, "record_id", f"repeats refused record {first}")])
+                message = f"repeats refused record {first}"
+                report.reject([RecordError(index, "record_id", "repeats_refused_record", message)])
             else:
                 report.duplicate(index, r, ids[first])
         result = report.as_dict()
@@ -97,7 +100,7 @@ async def submit_remittances(
 
 async def record_subsidy(
     cmd: c.RecordSubsidy, uow: FundsUnitOfWork, *, recorded_by: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[SubsidyView, bool]:
     """Record finance's subsidy once; (the subsidy, whether the reference was recorded before).
 
     Finance may send a subsidy again (it never saw our answer): the same reference with the same
@@ -126,18 +129,9 @@ async def record_subsidy(
         kept = tuple(stored[k] for k in ("union_id", "amount_fen", "period", "members_covered"))
         if sent != kept:
             raise Conflict(
-                "reference", "already recorded for another subsidy", existing=subsidy_view(stored)
+                "reference",
+                "reference_reused",
+                "already recorded for another subsidy",
+                existing=subsidy_view(stored),
             )
         return subsidy_view(stored), True
-
-
-def subsidy_view(r: Any) -> dict[str, Any]:
-    return {
-        "reference": r["reference"],
-        "union_id": r["union_id"],
-        "amount_fen": r["amount_fen"],
-        "period": r["period"],
-        "year": r["year"],
-        "members_covered": r["members_covered"],
-        "recorded_at": r["recorded_at"].isoformat(),
-    }

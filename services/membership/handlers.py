@@ -47,7 +47,10 @@ async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUn
             holder = await uow.organisations.credit_code_taken(employer.credit_code)
             if holder is not None:
                 raise Conflict(
-                    "employer.credit_code", f"already the employer of {holder}", existing=holder
+                    "employer.credit_code",
+                    "credit_code_taken",
+                    f"already the employer of {holder}",
+                    existing=holder,
                 )
         org = Organisation.establish(
             id=cmd.id or f"org-{uuid.uuid4().hex[:12]}",
@@ -62,7 +65,9 @@ async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUn
             async with uow.conn.transaction():  # a savepoint: the transaction survives a refusal
                 await uow.organisations.add(org)
         except asyncpg.UniqueViolationError:
-            raise Conflict("id", f"organisation {org.id} exists", existing=org.id) from None
+            raise Conflict(
+                "id", "organisation_exists", f"organisation {org.id} exists", existing=org.id
+            ) from None
         await uow.commit_aggregates(org)
         return org.id
 
@@ -116,9 +121,11 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
     async with uow:
         found = await uow.members.joining(normalise_id_number(cmd.id_number), cmd.union_id)
         if found.holder is not None:
-            raise Conflict("id_number", "already a member", existing_member_id=found.holder)
+            raise Conflict(
+                "id_number", "already_a_member", "already a member", existing_member_id=found.holder
+            )
         if found.union is None or found.card_serial is None:
-            raise NotFound("union_id", f"no organisation {cmd.union_id}")
+            raise NotFound("union_id", "organisation_not_found", f"no organisation {cmd.union_id}")
         member = Member.join(
             id=f"m-{uuid.uuid4().hex}",
             name=cmd.name,
@@ -135,7 +142,9 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
         if not await uow.members.add(member):
             # Two joins with one ID number raced; the other one won.
             winner = await uow.members.id_of(id_number=member.resident_id.number)
-            raise Conflict("id_number", "already a member", existing_member_id=winner)
+            raise Conflict(
+                "id_number", "already_a_member", "already a member", existing_member_id=winner
+            )
         await uow.commit_aggregates(member)
         return member
 

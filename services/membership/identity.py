@@ -1,9 +1,10 @@
 """Identifiers a member or a union carries, and their check rules.
 
 Resident ID number (GB 11643), unified social credit code (GB 32100), mainland mobile number and the
-federation's own member card number. Every check returns ``None`` when the value is good or a short
-reason when it is not: the roster sync runs these on hundreds of thousands of rows and collects
-reasons per row, so raising is left to the callers that want it (see ``domain.py``).
+federation's own member card number. Every check returns ``None`` when the value is good or a
+:class:`Problem` (a snake_case code and a message) when it is not: the roster sync runs these on
+hundreds of thousands of rows and collects problems per row, so raising is left to the callers
+that want it (see ``domain.py``). The codes are published in ``docs/errors/membership.md``.
 
 Checks take values already normalised by the matching ``normalise_*`` function.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 _PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
 PROVINCE_CODES = frozenset(
@@ -20,6 +22,13 @@ PROVINCE_CODES = frozenset(
 )
 
 _MOD11_CHECK = "10X98765432"
+
+
+class Problem(NamedTuple):
+    """Why a value was refused: a stable code a program acts on, and a message for people."""
+
+    code: str
+    message: str
 
 
 def mod11_2_check_char(digits: str) -> str:
@@ -60,24 +69,26 @@ def sex_of(id_number: str) -> Sex:
     return Sex.MALE if id_number[16] in "13579" else Sex.FEMALE
 
 
-def id_number_problem(number: str, today: date) -> str | None:
+def id_number_problem(number: str, today: date) -> Problem | None:
     """Why ``number`` is not a valid resident ID number (GB 11643-1999), or None."""
     if len(number) != 18:
-        return "must be 18 characters"
+        return Problem("wrong_length", "must be 18 characters")
     body = number[:17]
     if not (body.isascii() and body.isdigit()):
-        return "the first 17 characters must be digits"
+        return Problem("not_digits", "the first 17 characters must be digits")
     if number[:2] not in PROVINCE_CODES:
-        return f"area code {number[:6]} is not in a known province"
+        return Problem("unknown_area", f"area code {number[:6]} is not in a known province")
     try:
         # Python 3.11 reads the basic ISO form YYYYMMDD and refuses days that do not exist.
         born = date.fromisoformat(number[6:14])
     except ValueError:
-        return f"birth date {number[6:14]} is not a real date"
+        return Problem("invalid_birth_date", f"birth date {number[6:14]} is not a real date")
     if born > today:
-        return f"birth date {born.isoformat()} is in the future"
+        return Problem("birth_date_in_future", f"birth date {born.isoformat()} is in the future")
     if mod11_2_check_char(body) != number[17]:
-        return "check character does not match the first 17 digits"
+        return Problem(
+            "check_character_mismatch", "check character does not match the first 17 digits"
+        )
     return None
 
 
@@ -96,15 +107,17 @@ def credit_code_check_char(first17: str) -> str:
     return CREDIT_CODE_CHARS[(31 - total % 31) % 31]
 
 
-def credit_code_problem(code: str) -> str | None:
+def credit_code_problem(code: str) -> Problem | None:
     """Why ``code`` is not a valid unified social credit code (GB 32100-2015), or None."""
     if len(code) != 18:
-        return "must be 18 characters"
+        return Problem("wrong_length", "must be 18 characters")
     bad = [c for c in code if c not in _CREDIT_VALUE]
     if bad:
-        return f"character {bad[0]!r} is not allowed in a credit code"
+        return Problem("invalid_character", f"character {bad[0]!r} is not allowed in a credit code")
     if credit_code_check_char(code[:17]) != code[17]:
-        return "check character does not match the first 17 characters"
+        return Problem(
+            "check_character_mismatch", "check character does not match the first 17 characters"
+        )
     return None
 
 
@@ -119,12 +132,12 @@ def normalise_mobile(raw: str) -> str:
     return number
 
 
-def mobile_problem(mobile: str) -> str | None:
+def mobile_problem(mobile: str) -> Problem | None:
     """Why ``mobile`` is not a mainland mobile number (11 digits, 1 then 3-9), or None."""
     if len(mobile) != 11 or not (mobile.isascii() and mobile.isdigit()):
-        return "must be 11 digits"
+        return Problem("not_11_digits", "must be 11 digits")
     if mobile[0] != "1" or mobile[1] < "3":
-        return "must start with 13 to 19"
+        return Problem("invalid_prefix", "must start with 13 to 19")
     return None
 
 
@@ -148,13 +161,18 @@ def normalise_card_number(raw: str) -> str:
     return raw.strip().upper()
 
 
-def card_number_problem(card: str) -> str | None:
+def card_number_problem(card: str) -> Problem | None:
     """Why ``card`` is not a well-formed member card number, or None."""
     if len(card) != CARD_LENGTH or not card.startswith(CARD_PREFIX):
-        return f"must be {CARD_PREFIX} followed by {CARD_SERIAL_DIGITS + 1} characters"
+        return Problem(
+            "invalid_format",
+            f"must be {CARD_PREFIX} followed by {CARD_SERIAL_DIGITS + 1} characters",
+        )
     digits = card[len(CARD_PREFIX) : -1]
     if not (digits.isascii() and digits.isdigit()):
-        return f"the {CARD_SERIAL_DIGITS} characters after {CARD_PREFIX} must be digits"
+        return Problem(
+            "not_digits", f"the {CARD_SERIAL_DIGITS} characters after {CARD_PREFIX} must be digits"
+        )
     if mod11_2_check_char(digits) != card[-1]:
-        return "check character does not match"
+        return Problem("check_character_mismatch", "check character does not match")
     return None

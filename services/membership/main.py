@@ -3,7 +3,8 @@
 Roster jobs run in the process that does the service's background work (``role`` "all" or
 "worker", see :mod:`shared.serve`): the API records a job and announces it on a NOTIFY channel,
 and that process picks it up (also at start, and every ``roster_poll_seconds`` in case a
-notification was lost). Run one such process per service: roster jobs take no lock.
+notification was lost). Several such processes may run: a Postgres lock per job lets exactly one
+of them run it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import asyncpg
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
-from services.membership.api import ROSTER_JOBS_CHANNEL, router
+from services.membership.api import router
 from services.membership.api_funds import router as funds_router
+from services.membership.api_rosters import ROSTER_JOBS_CHANNEL
+from services.membership.api_rosters import router as rosters_router
+from services.membership.roster_files import CSV_UPLOAD_LIMIT, JSON_BATCH_LIMIT
 from services.membership.roster_import import RosterJob, RosterJobs
 from shared.db import connect
 from shared.events.catalogue import published_by
@@ -90,10 +94,20 @@ def build(settings: ServiceSettings) -> FastAPI:
         workers=workers if settings.runs_workers else {},
     )
     app = create_app(
-        settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
+        settings.service,
+        lifespan=runtime.lifespan,
+        readiness=[runtime.database, runtime.kafka],
+        # Rosters are the one large thing sent here: a city-wide CSV of 657,000 members is about
+        # 40 MB, a JSON batch of 100,000 rows about 14 MB (the sums are in roster_files). The
+        # upload streams to disk; everything else keeps the 1 MiB default.
+        body_limits={
+            r"/organisations/[^/]+/rosters$": CSV_UPLOAD_LIMIT,
+            r"/organisations/[^/]+/rosters/batch$": JSON_BATCH_LIMIT,
+        },
     )
     app.state.runtime = runtime
     app.include_router(router)
+    app.include_router(rosters_router)
     app.include_router(webhooks_router(OFFERED))
     app.include_router(funds_router)
     return app

@@ -54,7 +54,7 @@ def _channel(value: str) -> Channel:
     try:
         return Channel(value)
     except ValueError:
-        raise DomainError("channel", f"unknown channel {value!r}") from None
+        raise DomainError("channel", "unknown_channel", f"unknown channel {value!r}") from None
 
 
 # A member who signs up on a phone must give the number it was done on.
@@ -142,12 +142,14 @@ class Member:
         if how is Channel.PLATFORM_WORKER:
             declared |= {Category.NEW_EMPLOYMENT_FORM}
         if mobile is None and how in MOBILE_REQUIRED:
-            raise DomainError("mobile", f"needed to join through {how}")
+            raise DomainError("mobile", "mobile_required", f"needed to join through {how}")
         _accepting_members(union)
         _not_future(joined_on, "joined_on", today)
         age = age_on(resident.birth_date, joined_on)
         if age < MINIMUM_AGE:
-            raise DomainError("joined_on", f"the member was {age}, under {MINIMUM_AGE}")
+            raise DomainError(
+                "joined_on", "under_minimum_age", f"the member was {age}, under {MINIMUM_AGE}"
+            )
         member = cls(
             id=id,
             name=_text(name, "name", NAME_MAX),
@@ -235,7 +237,7 @@ class Member:
         """Move to another union; a suspended member stays suspended there."""
         self._not_left()
         if to_union.id == self.union_id:
-            raise Conflict("union_id", f"already a member of {to_union.id}")
+            raise Conflict("union_id", "already_in_union", f"already a member of {to_union.id}")
         _accepting_members(to_union)
         from_union = self.union_id
         self._change("transferred_on", on, today, self.status, to_union.id)
@@ -252,7 +254,7 @@ class Member:
     def suspend(self, *, on: date, reason: str, today: date) -> None:
         self._not_left()
         if self.status is Status.SUSPENDED:
-            raise Conflict("status", "already suspended")
+            raise Conflict("status", "already_suspended", "already suspended")
         why = _text(reason, "reason", TEXT_MAX)
         self._change("suspended_on", on, today, Status.SUSPENDED, self.union_id)
         self.events.append(MemberSuspended(member_id=self.id, suspended_on=on, reason=why))
@@ -260,7 +262,7 @@ class Member:
     def reinstate(self, *, on: date, today: date) -> None:
         self._not_left()
         if self.status is not Status.SUSPENDED:
-            raise Conflict("status", "active, not suspended")
+            raise Conflict("status", "not_suspended", "active, not suspended")
         self._change("reinstated_on", on, today, Status.ACTIVE, self.union_id)
         self.events.append(MemberReinstated(member_id=self.id, reinstated_on=on))
 
@@ -273,7 +275,7 @@ class Member:
     def rejoin(self, *, union: Organisation, on: date, channel: str, today: date) -> None:
         """Someone who left joins again: same member, same card, a new spell in the timeline."""
         if self.status is not Status.LEFT:
-            raise Conflict("status", f"still a member ({self.status})")
+            raise Conflict("status", "still_a_member", f"still a member ({self.status})")
         how = _channel(channel)
         _accepting_members(union)
         self._change("joined_on", on, today, Status.ACTIVE, union.id)
@@ -286,7 +288,11 @@ class Member:
         _not_future(on, "issued_on", today)
         current = self.cards[-1]
         if on < current.issued_on:
-            raise DomainError("issued_on", f"before the current card's issue ({current.issued_on})")
+            raise DomainError(
+                "issued_on",
+                "before_current_card",
+                f"before the current card's issue ({current.issued_on})",
+            )
         new = Card(card_number(serial), on)
         self.cards[-1] = replace(current, revoked_on=on)
         self.cards.append(new)
@@ -316,17 +322,23 @@ class Member:
 
     def _not_left(self) -> None:
         if self.status is Status.LEFT:
-            raise Conflict("status", f"left on {self.timeline[-1].start.isoformat()}")
+            raise Conflict(
+                "status", "member_left", f"left on {self.timeline[-1].start.isoformat()}"
+            )
 
     def _change(self, field: str, on: date, today: date, status: Status, union_id: str) -> None:
         # The timeline only grows forward: a change dated before the last one would rewrite
         # what "member on date D" answered yesterday.
         _not_future(on, field, today)
         if on < self.joined_on:
-            raise DomainError(field, f"before joining on {self.joined_on.isoformat()}")
+            raise DomainError(
+                field, "before_joining", f"before joining on {self.joined_on.isoformat()}"
+            )
         last = self.timeline[-1].start
         if on < last:
-            raise DomainError(field, f"before the last change on {last.isoformat()}")
+            raise DomainError(
+                field, "before_last_change", f"before the last change on {last.isoformat()}"
+            )
         self.timeline.append(Spell(on, status, union_id))
 
     def _joined(self, union: Organisation, on: date) -> None:
@@ -351,5 +363,9 @@ def _employer_name(name: str | None, categories: frozenset[Category]) -> str | N
     if name is None or not name.strip():
         if Category.NEW_EMPLOYMENT_FORM in categories:
             return None
-        raise DomainError("employer_name", "needed unless the member is in a new employment form")
+        raise DomainError(
+            "employer_name",
+            "employer_name_required",
+            "needed unless the member is in a new employment form",
+        )
     return _text(name, "employer_name", ORGANISATION_NAME_MAX)

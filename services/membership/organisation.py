@@ -69,12 +69,14 @@ class Employer:
         code = normalise_credit_code(credit_code)
         problem = credit_code_problem(code)
         if problem:
-            raise DomainError("employer.credit_code", problem)
+            raise DomainError("employer.credit_code", *problem)
         try:
             band = HeadcountBand(headcount_band)
         except ValueError:
-            reason = f"unknown band {headcount_band!r}"
-            raise DomainError("employer.headcount_band", reason) from None
+            message = f"unknown band {headcount_band!r}"
+            raise DomainError(
+                "employer.headcount_band", "unknown_headcount_band", message
+            ) from None
         return cls(
             _text(name, "employer.name", ORGANISATION_NAME_MAX),
             code,
@@ -136,19 +138,29 @@ class Organisation:
         try:
             org_kind = OrgKind(kind)
         except ValueError:
-            raise DomainError("kind", f"unknown kind {kind!r}") from None
+            raise DomainError("kind", "unknown_kind", f"unknown kind {kind!r}") from None
         if parent is None and org_kind is not OrgKind.CITY_FEDERATION:
-            raise DomainError("parent_id", f"a {org_kind} union needs a parent federation")
+            raise DomainError(
+                "parent_id", "parent_required", f"a {org_kind} union needs a parent federation"
+            )
         if parent is not None:
             _check_placement(org_kind, parent)
         if org_kind in FEDERATIONS:
             if employer is not None:
-                raise DomainError("employer", "only grassroots unions record an employer")
+                raise DomainError(
+                    "employer", "employer_not_allowed", "only grassroots unions record an employer"
+                )
         else:
             if founded_on is None:
-                raise DomainError("founded_on", "a grassroots union needs its founding date")
+                raise DomainError(
+                    "founded_on",
+                    "founded_on_required",
+                    "a grassroots union needs its founding date",
+                )
             if employer is None and org_kind not in EMPLOYER_OPTIONAL:
-                raise DomainError("employer", f"a {org_kind} union records its employer")
+                raise DomainError(
+                    "employer", "employer_required", f"a {org_kind} union records its employer"
+                )
         if founded_on is not None:
             _not_future(founded_on, "founded_on", today)
         org = cls(
@@ -184,9 +196,11 @@ class Organisation:
         """Place this organisation under another parent. Its descendants must then follow."""
         self._still_standing()
         if parent.id == self.id:
-            raise DomainError("parent_id", "cannot move under itself")
+            raise DomainError("parent_id", "move_under_itself", "cannot move under itself")
         if self.id in parent.path:
-            raise DomainError("parent_id", "cannot move under its own descendant")
+            raise DomainError(
+                "parent_id", "move_under_descendant", "cannot move under its own descendant"
+            )
         _check_placement(self.kind, parent)
         if parent.id != self.parent_id:
             self.parent_id = parent.id
@@ -196,7 +210,9 @@ class Organisation:
     def follow_parent(self, parent: Organisation) -> None:
         """Take the new path after an ancestor moved; call it for the subtree, parents first."""
         if parent.id != self.parent_id:
-            raise DomainError("parent_id", f"{parent.id} is not the parent of {self.id}")
+            raise DomainError(
+                "parent_id", "not_the_parent", f"{parent.id} is not the parent of {self.id}"
+            )
         if parent.lineage != self.path:
             self.path = parent.lineage
             self._changed(["path"])
@@ -207,20 +223,34 @@ class Organisation:
         """``active_members`` counts every member who has not left, suspended ones included."""
         self._still_standing()
         if self.kind is OrgKind.CITY_FEDERATION:
-            raise DomainError("kind", "the city federation cannot be dissolved")
+            raise DomainError(
+                "kind", "city_federation_permanent", "the city federation cannot be dissolved"
+            )
         _not_future(on, "dissolved_on", today)
         if self.founded_on and on < self.founded_on:
-            raise DomainError("dissolved_on", f"before the founding on {self.founded_on}")
+            raise DomainError(
+                "dissolved_on", "before_founding", f"before the founding on {self.founded_on}"
+            )
         if active_members:
-            raise Conflict("active_members", f"{active_members} members have not left")
+            raise Conflict(
+                "active_members", "members_remain", f"{active_members} members have not left"
+            )
         if child_organisations:
-            raise Conflict("child_organisations", f"{child_organisations} organisations remain")
+            raise Conflict(
+                "child_organisations",
+                "organisations_remain",
+                f"{child_organisations} organisations remain",
+            )
         self.dissolved_on = on
         self.events.append(OrganisationDissolved(organisation_id=self.id, dissolved_on=on))
 
     def _still_standing(self) -> None:
         if self.dissolved_on is not None:
-            raise Conflict("organisation_id", f"dissolved on {self.dissolved_on.isoformat()}")
+            raise Conflict(
+                "organisation_id",
+                "organisation_dissolved",
+                f"dissolved on {self.dissolved_on.isoformat()}",
+            )
 
     def _changed(self, fields: list[str]) -> None:
         self.events.append(
@@ -236,14 +266,20 @@ class Organisation:
 
 def _check_placement(kind: OrgKind, parent: Organisation) -> None:
     if parent.kind not in PARENT_KINDS[kind]:
-        raise DomainError("parent_id", f"a {kind} union cannot sit under a {parent.kind}")
+        raise DomainError(
+            "parent_id", "placement_not_allowed", f"a {kind} union cannot sit under a {parent.kind}"
+        )
     if parent.is_dissolved:
-        raise Conflict("parent_id", f"{parent.id} is dissolved")
+        raise Conflict("parent_id", "parent_dissolved", f"{parent.id} is dissolved")
 
 
 def _accepting_members(union: Organisation) -> None:
     # Members belong to grassroots unions; a federation's own staff form a grassroots union too.
     if union.is_federation:
-        raise DomainError("union_id", f"{union.id} is a federation, not a grassroots union")
+        raise DomainError(
+            "union_id",
+            "not_a_grassroots_union",
+            f"{union.id} is a federation, not a grassroots union",
+        )
     if union.is_dissolved:
-        raise Conflict("union_id", f"{union.id} is dissolved")
+        raise Conflict("union_id", "union_dissolved", f"{union.id} is dissolved")

@@ -24,12 +24,14 @@ from services.membership.organisation import Organisation
 from services.membership.rules import ORGANISATION_NAME_MAX, _text
 from shared.errors import Conflict, DomainError
 from shared.events.membership import RemittanceMatched, RemittanceUnmatched
+from shared.inputs import LATEST_YEAR
 
 STATUTORY_RATE_PERCENT = 2
 # Far beyond any real payroll (10 trillion yuan) yet far inside bigint: a bigger number is garbage.
 MAX_FEN = 10**15
-# The Trade Union Law's funds rules date from 1950: an earlier year is a typo.
-MIN_YEAR = 1950
+# The Trade Union Law's funds rules date from 1950: an earlier year is a typo. A later year than
+# dates are accepted for anywhere on the platform (shared.inputs) is one too.
+MIN_YEAR, MAX_YEAR = 1950, LATEST_YEAR
 RECORD_ID_MAX = 64
 
 
@@ -43,10 +45,10 @@ class PeriodKind(StrEnum):
 REMITTANCE_PERIODS = frozenset({PeriodKind.MONTH, PeriodKind.QUARTER})
 SUBSIDY_PERIODS = frozenset(PeriodKind)
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-_QUARTER = re.compile(r"(\d{4})Q(\d)")
-_YEAR = re.compile(r"(\d{4})")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_QUARTER = re.compile(r"([0-9]{4})Q([0-9])")
+_YEAR = re.compile(r"([0-9]{4})")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +71,23 @@ class Period:
         if m := _MONTH.fullmatch(text):
             period = cls(int(m[1]), PeriodKind.MONTH, int(m[2]))
             if not 1 <= period.number <= 12:
-                raise DomainError(field, f"month {m[2]} does not exist")
+                raise DomainError(field, "no_such_month", f"month {m[2]} does not exist")
         elif m := _QUARTER.fullmatch(text):
             period = cls(int(m[1]), PeriodKind.QUARTER, int(m[2]))
             if not 1 <= period.number <= 4:
-                raise DomainError(field, f"quarter {m[2]} does not exist")
+                raise DomainError(field, "no_such_quarter", f"quarter {m[2]} does not exist")
         elif m := _YEAR.fullmatch(text):
             period = cls(int(m[1]), PeriodKind.YEAR, 1)
         else:
-            raise DomainError(field, f"must be {_shapes(kinds)}")
+            raise DomainError(field, "invalid_period", f"must be {_shapes(kinds)}")
         if period.kind not in kinds:
-            raise DomainError(field, f"must be {_shapes(kinds)}")
+            raise DomainError(field, "invalid_period", f"must be {_shapes(kinds)}")
         if period.year < MIN_YEAR:
-            raise DomainError(field, f"year {period.year} is before {MIN_YEAR}")
+            message = f"year {period.year} is before {MIN_YEAR}"
+            raise DomainError(field, "year_out_of_range", message)
+        if period.year > MAX_YEAR:
+            message = f"year {period.year} is after {MAX_YEAR}"
+            raise DomainError(field, "year_out_of_range", message)
         return period
 
     @classmethod
@@ -231,27 +237,28 @@ RECORD_FIELDS = frozenset(
 class RecordError:
     index: int
     field: str
-    reason: str
+    code: str
+    message: str
 
 
 def read_record(index: int, raw: Any, *, today: date) -> Remittance | list[RecordError]:
     """A remittance record, or every problem it has (each naming its field)."""
     if not isinstance(raw, Mapping):
-        return [RecordError(index, "record", "must be an object")]
+        return [RecordError(index, "record", "not_an_object", "must be an object")]
     errors: list[RecordError] = []
 
     def check(name: str, read: Any) -> Any:
         if name not in raw or raw[name] is None:
-            errors.append(RecordError(index, name, "is required"))
+            errors.append(RecordError(index, name, "required", "is required"))
             return None
         try:
             return read(raw[name])
         except DomainError as exc:
-            errors.append(RecordError(index, name, exc.reason))
+            errors.append(RecordError(index, name, exc.code, exc.message))
             return None
 
     errors.extend(
-        RecordError(index, str(name), "is not a field of a remittance record")
+        RecordError(index, str(name), "unknown_field", "is not a field of a remittance record")
         for name in sorted(map(str, raw))
         if name not in RECORD_FIELDS
     )
@@ -271,7 +278,7 @@ def read_record(index: int, raw: Any, *, today: date) -> Remittance | list[Recor
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise DomainError("", "must be a string")
+        raise DomainError("", "not_a_string", "must be a string")
     return value
 
 
@@ -279,7 +286,7 @@ def _credit_code(value: Any) -> str:
     code = normalise_credit_code(_string(value))
     problem = credit_code_problem(code)
     if problem:
-        raise DomainError("", problem)
+        raise DomainError("", *problem)
     return code
 
 
@@ -287,18 +294,18 @@ def _remitted_period(value: str, today: date) -> Period:
     period = Period.parse(value, field="")
     # Tax collects for periods that have begun: a later one is a typo that would skew reports.
     if period.start > today:
-        raise DomainError("", f"{period} has not begun")
+        raise DomainError("", "period_not_begun", f"{period} has not begun")
     return period
 
 
 def _fen(value: Any) -> int:
     # bool is an int in Python but never an amount; floats would invite rounding on money.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DomainError("", "must be a whole number of fen")
+        raise DomainError("", "not_whole_fen", "must be a whole number of fen")
     if value <= 0:
-        raise DomainError("", "must be positive")
+        raise DomainError("", "not_positive", "must be positive")
     if value > MAX_FEN:
-        raise DomainError("", f"must be at most {MAX_FEN}")
+        raise DomainError("", "too_large", f"must be at most {MAX_FEN}")
     return value
 
 
@@ -309,9 +316,9 @@ def _past_date(value: Any, today: date) -> date:
             raise ValueError
         on = date.fromisoformat(text)
     except ValueError:
-        raise DomainError("", "must be a date like 2026-11-15") from None
+        raise DomainError("", "invalid_date", "must be a date like 2026-11-15") from None
     if on > today:
-        raise DomainError("", f"{on.isoformat()} is in the future")
+        raise DomainError("", "date_in_future", f"{on.isoformat()} is in the future")
     return on
 
 
@@ -394,7 +401,8 @@ class BatchReport:
             "off_rate": sum(1 for r in records if "rate" in r),
             "records": records,
             "errors": [
-                {"index": e.index, "field": e.field, "reason": e.reason} for e in self.errors
+                {"index": e.index, "field": e.field, "code": e.code, "message": e.message}
+                for e in self.errors
             ],
         }
 
@@ -435,8 +443,8 @@ def read_batch(raws: Sequence[Any], *, today: date) -> ReadBatch:
         elif earlier[1].same_payment(read.payroll_base_fen, read.amount_fen, read.paid_on):
             repeats.append((index, read, earlier[0]))
         else:
-            reason = f"repeats record {earlier[0]} of this batch with other amounts or date"
-            errors.append(RecordError(index, "record_id", reason))
+            message = f"repeats record {earlier[0]} of this batch with other amounts or date"
+            errors.append(RecordError(index, "record_id", "conflicting_repeat", message))
     return ReadBatch(fresh, repeats, errors)
 
 
@@ -453,7 +461,8 @@ def check_subsidised(union: Organisation, period: Period) -> None:
     after the fact, so a union dissolved since is fine; one dissolved before the period began, or
     founded after it ended, is not."""
     if union.dissolved_on is not None and union.dissolved_on < period.start:
-        reason = f"{union.id} was dissolved on {union.dissolved_on.isoformat()}, before {period}"
-        raise Conflict("union_id", reason)
+        message = f"{union.id} was dissolved on {union.dissolved_on.isoformat()}, before {period}"
+        raise Conflict("union_id", "union_dissolved", message)
     if union.founded_on is not None and union.founded_on > period.end:
-        raise DomainError("period", f"ends before {union.id} was founded on {union.founded_on}")
+        message = f"ends before {union.id} was founded on {union.founded_on}"
+        raise DomainError("period", "before_founding", message)

@@ -133,7 +133,7 @@ class Organisations:
             "SELECT * FROM organisations WHERE id = $1" + (" FOR UPDATE" if lock else ""), org_id
         )
         if row is None:
-            raise NotFound(field, f"no organisation {org_id}")
+            raise NotFound(field, "organisation_not_found", f"no organisation {org_id}")
         return organisation_of(row)
 
     async def add(self, org: Organisation) -> None:
@@ -181,6 +181,35 @@ class Organisations:
             org_id,
         )
 
+    async def search(
+        self,
+        *,
+        parent_id: str | None,
+        under: str | None,
+        kind: OrgKind | None,
+        name: str | None,
+        credit_code: str | None,
+        dissolved: bool | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[Organisation]]:
+        """(how many match, the page ``offset``/``limit`` of them by id). ``name`` is a part of
+        the name in any case; ``under`` is a subtree without its root."""
+        where = (
+            " FROM organisations WHERE ($1::text IS NULL OR parent_id = $1)"
+            " AND ($2::text IS NULL OR $2 = ANY(path))"
+            " AND ($3::text IS NULL OR kind = $3)"
+            " AND ($4::text IS NULL OR strpos(lower(name), lower($4)) > 0)"
+            " AND ($5::text IS NULL OR employer ->> 'credit_code' = $5)"
+            " AND ($6::boolean IS NULL OR (dissolved_on IS NOT NULL) = $6)"
+        )
+        args = (parent_id, under, kind.value if kind else None, name, credit_code, dissolved)
+        total = await self.conn.fetchval("SELECT count(*)" + where, *args)
+        rows = await self.conn.fetch(
+            "SELECT *" + where + " ORDER BY id OFFSET $7 LIMIT $8", *args, offset, limit
+        )
+        return total, [organisation_of(r) for r in rows]
+
     async def tree(self, root_id: str) -> list[asyncpg.Record]:
         return await self.conn.fetch(
             "SELECT id, parent_id, founded_on FROM organisations WHERE id = $1 OR $1 = ANY(path)",
@@ -208,7 +237,7 @@ class Members:
             "SELECT * FROM members WHERE id = $1" + (" FOR UPDATE" if lock else ""), member_id
         )
         if row is None:
-            raise NotFound("member_id", f"no member {member_id}")
+            raise NotFound("member_id", "member_not_found", f"no member {member_id}")
         return member_of(row)
 
     async def by_ids(self, member_ids: Sequence[str]) -> list[Member]:
@@ -317,19 +346,23 @@ class Members:
         *,
         status: str | None,
         category: str | None,
+        name: str | None,
         after: str | None,
         limit: int,
     ) -> list[asyncpg.Record]:
-        """A page of a union's roster, by member id (keyset: stable under concurrent joins)."""
+        """A page of a union's roster, by member id (keyset: stable under concurrent joins);
+        ``name`` is a part of the name."""
         return await self.conn.fetch(
             "SELECT * FROM members WHERE union_id = $1"
             " AND ($2::text IS NULL OR status = $2)"
             " AND ($3::text IS NULL OR $3 = ANY(categories) OR ($3 = 'woman' AND sex = 'female'))"
-            " AND ($4::text IS NULL OR id > $4)"
-            " ORDER BY id LIMIT $5",
+            " AND ($4::text IS NULL OR strpos(name, $4) > 0)"
+            " AND ($5::text IS NULL OR id > $5)"
+            " ORDER BY id LIMIT $6",
             union_id,
             status,
             category,
+            name,
             after,
             limit,
         )

@@ -3,16 +3,22 @@
 A roster is read in chunks (the service loads, per chunk, the members with those ID numbers), so
 the rules come in three steps that need only a chunk at a time:
 
-1. ``RosterSync.check(raw_rows)``: per-row checks, plus duplicates across the whole roster;
+1. ``RosterSync.check(numbered_rows)``: per-row checks, plus duplicates across the whole roster;
 2. ``diff_chunk(existing, rows, union_id)``: joins, corrections, transfers, rejoins, unchanged;
 3. ``RosterSync.leavers(current_ids)``: at the end, members not on a complete roster.
 
+Rows carry the number the file shows them under (:mod:`services.membership.roster_files`): in a
+CSV file the header is row 1, so the first member is row 2, as a spreadsheet numbers them; in a
+JSON batch the first row is row 1. Every error and "duplicate of row N" uses that number.
+
 Per-row records are NamedTuples, not pydantic models or frozen dataclasses: this runs on 657,000
-rows, and a NamedTuple is built about three times faster than a frozen dataclass.
+rows, and a NamedTuple is built about three times faster than a frozen dataclass. Each error
+carries a snake_case code (listed in ``docs/errors/membership.md``) and a message.
 """
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +48,14 @@ from services.membership.identity import (
 class RowError:
     row: int
     field: str
-    reason: str
+    code: str
+    message: str
+
+
+# A numbered row: the row number as the file shows it, and its values by column.
+NumberedRow = tuple[int, Mapping[str, object]]
+# Text Postgres refuses (NUL) or a spreadsheet cell cannot show: a name never holds them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RosterRow(NamedTuple):
@@ -79,11 +92,11 @@ def snapshot_of(member: Member) -> MemberSnapshot:
 _CATEGORY_SEPARATORS = str.maketrans(
     {";": ",", "；": ",", "，": ",", "、": ",", "|": ",", " ": ","}
 )
-_category_cache: dict[tuple[str, Sex], frozenset[Category] | tuple[str, str]] = {}
+_category_cache: dict[tuple[str, Sex], frozenset[Category] | tuple[str, str, str]] = {}
 
 
-def _categories(text: str, sex: Sex) -> frozenset[Category] | tuple[str, str]:
-    """Declared categories, or (field, reason). A roster repeats a handful of distinct values."""
+def _categories(text: str, sex: Sex) -> frozenset[Category] | tuple[str, str, str]:
+    """Declared categories, or (field, code, message). A roster repeats a handful of values."""
     key = (text, sex)
     found = _category_cache.get(key)
     if found is None:
@@ -92,7 +105,7 @@ def _categories(text: str, sex: Sex) -> frozenset[Category] | tuple[str, str]:
                 [c for c in text.translate(_CATEGORY_SEPARATORS).split(",") if c], sex
             )
         except DomainError as e:
-            found = (e.field, e.reason)
+            found = (e.field, e.code, e.message)
         if len(_category_cache) < 10_000:  # bounded: junk input must not grow it for ever
             _category_cache[key] = found
     return found
@@ -116,21 +129,25 @@ def _read_row(
     value = raw.get("id_number")
     number = value.strip() if type(value) is str else _text(value)
     if not number:
-        errors.append(RowError(row, "id_number", "missing"))
+        errors.append(RowError(row, "id_number", "required", "missing"))
         number = None
     else:
         number = number.upper()
         problem = id_number_problem(number, today)
         if problem:
-            errors.append(RowError(row, "id_number", problem))
+            errors.append(RowError(row, "id_number", *problem))
             number = None
 
     value = raw.get("name")
     name = value.strip() if type(value) is str else _text(value)
     if not name:
-        errors.append(RowError(row, "name", "missing"))
+        errors.append(RowError(row, "name", "required", "missing"))
     elif len(name) > NAME_MAX:
-        errors.append(RowError(row, "name", f"must be at most {NAME_MAX} characters"))
+        message = f"must be at most {NAME_MAX} characters"
+        errors.append(RowError(row, "name", "too_long", message))
+    elif _CONTROL.search(name):
+        message = "must not contain control characters"
+        errors.append(RowError(row, "name", "control_character", message))
 
     value = raw.get("mobile")
     mobile = (value.strip() if type(value) is str else _text(value)) or None
@@ -139,7 +156,7 @@ def _read_row(
             mobile = normalise_mobile(mobile)
         problem = mobile_problem(mobile)
         if problem:
-            errors.append(RowError(row, "mobile", problem))
+            errors.append(RowError(row, "mobile", *problem))
 
     categories: frozenset[Category] | None = None
     given = raw.get("categories")
@@ -153,7 +170,7 @@ def _read_row(
         ):
             found = _categories(",".join(given), sex)
         else:
-            found = ("categories", "must be text or a list of text")
+            found = ("categories", "not_text", "must be text or a list of text")
         if isinstance(found, tuple):
             errors.append(RowError(row, *found))
         else:
@@ -162,17 +179,18 @@ def _read_row(
     value = raw.get("joined_on")
     joined_on = None if value is None else _date(value)
     if isinstance(joined_on, str):
-        errors.append(RowError(row, "joined_on", joined_on))
+        errors.append(RowError(row, "joined_on", "not_a_date", joined_on))
         joined_on = None
     elif joined_on is not None:
         if joined_on > today:
-            errors.append(RowError(row, "joined_on", f"{joined_on.isoformat()} is in the future"))
+            message = f"{joined_on.isoformat()} is in the future"
+            errors.append(RowError(row, "joined_on", "date_in_future", message))
         # The cheap year test spares the full age sum on almost every row.
         elif number is not None and joined_on.year - int(number[6:10]) <= MINIMUM_AGE:
             age = age_on(date.fromisoformat(number[6:14]), joined_on)
             if age < MINIMUM_AGE:
-                reason = f"the member was {age}, under {MINIMUM_AGE}"
-                errors.append(RowError(row, "joined_on", reason))
+                message = f"the member was {age}, under {MINIMUM_AGE}"
+                errors.append(RowError(row, "joined_on", "under_minimum_age", message))
 
     if errors or number is None or name is None:
         return number, None, errors
@@ -180,7 +198,7 @@ def _read_row(
 
 
 def _date(value: object) -> date | str | None:
-    """The date, None if not given, or the reason it is not a date."""
+    """The date, None if not given, or a message saying it is not a date."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -325,18 +343,15 @@ class IdNumbersSeen:
 class RosterSync:
     """One submitted roster, read chunk by chunk: remembers the ID numbers seen so far."""
 
-    def __init__(self, *, union_id: str, complete: bool, today: date, first_row: int = 1) -> None:
+    def __init__(self, *, union_id: str, complete: bool, today: date) -> None:
         self.union_id = union_id
         self.complete = complete
         self.today = today
-        self.next_row = first_row
         self.seen = IdNumbersSeen()
         self.unreadable_ids = 0
 
-    def check(
-        self, raw_rows: Iterable[Mapping[str, object]]
-    ) -> tuple[list[RosterRow], list[RowError]]:
-        """Check the next chunk; rows are numbered on from the previous chunk.
+    def check(self, rows: Iterable[NumberedRow]) -> tuple[list[RosterRow], list[RowError]]:
+        """Check the next chunk of (row number, values).
 
         The first row with an ID number wins and later ones are errors: an earlier chunk may
         already be applied. A row with other errors still counts as seen, so a typo in a
@@ -345,19 +360,17 @@ class RosterSync:
         good: list[RosterRow] = []
         errors: list[RowError] = []
         seen = self.seen
-        row = self.next_row
-        for raw in raw_rows:
+        for row, raw in rows:
             number, checked, row_errors = _read_row(row, raw, self.today)
             if number is None:
                 self.unreadable_ids += 1
             elif (first := seen.first_row(number, row)) is not None:
-                row_errors.append(RowError(row, "id_number", f"duplicate of row {first}"))
+                message = f"duplicate of row {first}"
+                row_errors.append(RowError(row, "id_number", "duplicate_id_number", message))
                 checked = None
             if checked is not None:
                 good.append(checked)
             errors.extend(row_errors)
-            row += 1
-        self.next_row = row
         return good, errors
 
     def diff(self, existing: Mapping[str, MemberSnapshot], rows: Iterable[RosterRow]) -> ChunkDiff:
@@ -371,9 +384,18 @@ class RosterSync:
         """
         if not self.complete:
             return []
+        if not self.seen and not self.unreadable_ids:
+            # A header and nothing else is an export gone wrong far more often than a union
+            # that lost every member.
+            raise DomainError(
+                "complete",
+                "empty_complete_roster",
+                "a complete roster without rows would take every member off",
+            )
         if self.unreadable_ids:
             raise DomainError(
                 "complete",
+                "unreadable_id_numbers",
                 f"{self.unreadable_ids} rows have no readable ID number; "
                 "correct them before members can be taken off",
             )

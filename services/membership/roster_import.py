@@ -9,6 +9,7 @@ remember their ID numbers (for duplicates and leavers). The same batch id twice 
 from __future__ import annotations
 
 import asyncio
+import csv
 import gc
 import hashlib
 import itertools
@@ -26,7 +27,14 @@ import asyncpg
 from services.membership.domain import DomainError, Member, Organisation
 from services.membership.handlers import today
 from services.membership.repository import Members, Organisations
-from services.membership.roster import ChunkDiff, Match, RosterRow, RosterSync, RowError
+from services.membership.roster import (
+    ChunkDiff,
+    Match,
+    NumberedRow,
+    RosterRow,
+    RosterSync,
+    RowError,
+)
 from services.membership.roster_files import rows_of
 from shared import outbox
 
@@ -38,6 +46,30 @@ RACE_ATTEMPTS = 3  # a chunk compared again this often when others join the same
 GC_YOUNGEST_THRESHOLD = 20_000
 _jobs_running = 0
 _threshold_before = gc.get_threshold()
+
+
+class Failure(NamedTuple):
+    """Why a job failed, in the one error contract: the field, a code and a message."""
+
+    field: str
+    code: str
+    message: str
+
+
+FILE_GONE = Failure("file", "file_gone", "interrupted and its file is gone: submit it again")
+
+
+def failure_of(exc: Exception) -> Failure:
+    """What a job that stopped on ``exc`` tells its submitter."""
+    if isinstance(exc, DomainError):
+        return Failure(exc.field, exc.code, exc.message)
+    if isinstance(exc, UnicodeDecodeError):
+        # The encoding was read from the file's first 64 KiB; a later part is in another one.
+        message = f"not {exc.encoding} text throughout: save the whole roster in one encoding"
+        return Failure("file", "unsupported_encoding", message)
+    if isinstance(exc, csv.Error | ValueError):
+        return Failure("file", "unreadable_csv", f"not a readable CSV file ({exc})")
+    return Failure("job", "internal_error", f"internal error ({type(exc).__name__}); submit again")
 
 
 @contextmanager
@@ -141,13 +173,13 @@ class RosterJob:
         try:
             with _collector_spaced_out():
                 await self._run()
-        except (DomainError, UnicodeDecodeError, ValueError) as exc:
-            await self._finish("failed", f"{exc}")
+        except (DomainError, csv.Error, ValueError) as exc:  # the file or a rule: no bug
+            await self._finish("failed", failure_of(exc))
         except asyncio.CancelledError:
             raise  # a shutdown: the job resumes at the next start
         except Exception as exc:
             log.exception("roster job %s failed", self.job_id)
-            await self._finish("failed", f"internal error ({type(exc).__name__}); submit again")
+            await self._finish("failed", failure_of(exc))
         else:
             self.path.unlink(missing_ok=True)
 
@@ -179,7 +211,7 @@ class RosterJob:
         await self._finish("done", None)
 
     async def _prepare(
-        self, conn: asyncpg.Connection, sync: RosterSync, raw_rows: list[dict[str, object]] | None
+        self, conn: asyncpg.Connection, sync: RosterSync, raw_rows: list[NumberedRow] | None
     ) -> _Chunk | None:
         """Check a chunk, compare it with the members and build its joiners, outside any
         transaction: the chunks before it never hold the same ID numbers (duplicates are errors).
@@ -273,7 +305,7 @@ class RosterJob:
                     )
                 )
             except DomainError as exc:
-                errors.append(RowError(row.row, exc.field, exc.reason))
+                errors.append(RowError(row.row, exc.field, exc.code, exc.message))
         return joined
 
     async def _matches(
@@ -305,7 +337,7 @@ class RosterJob:
                     )
             except DomainError as exc:
                 member.events.clear()
-                errors.append(RowError(row.row, exc.field, exc.reason))
+                errors.append(RowError(row.row, exc.field, exc.code, exc.message))
                 continue
             changed.append(member)
         return changed
@@ -335,8 +367,8 @@ class RosterJob:
         if errors:
             await conn.copy_records_to_table(
                 "roster_errors",
-                records=[(self.job_id, e.row, e.field, e.reason) for e in errors],
-                columns=("job_id", "row_number", "field", "reason"),
+                records=[(self.job_id, e.row, e.field, e.code, e.message) for e in errors],
+                columns=("job_id", "row_number", "field", "code", "message"),
             )
 
     async def _apply_leavers(self, sync: RosterSync) -> None:
@@ -370,12 +402,16 @@ class RosterJob:
                 len(events),
             )
 
-    async def _finish(self, state: str, failure: str | None) -> None:
+    async def _finish(self, state: str, failure: Failure | None) -> None:
+        field, code, message = failure or (None, None, None)
         await self.pool.execute(
-            "UPDATE roster_jobs SET state = $2, failure = $3, finished_at = now() WHERE id = $1",
+            "UPDATE roster_jobs SET state = $2, failure_field = $3, failure_code = $4,"
+            " failure = $5, finished_at = now() WHERE id = $1",
             self.job_id,
             state,
-            failure,
+            field,
+            code,
+            message,
         )
 
 
@@ -399,7 +435,7 @@ class RosterJobs:
             if spooled:
                 self.start(job)
             else:
-                await job._finish("failed", "interrupted and its file is gone: submit it again")
+                await job._finish("failed", FILE_GONE)
 
     async def stop(self) -> None:
         for task in self.tasks:

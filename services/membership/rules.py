@@ -27,22 +27,22 @@ MINIMUM_AGE = 16  # the legal working age: nobody younger joins a workers' union
 def _text(value: str, field: str, limit: int) -> str:
     text = value.strip()
     if not text:
-        raise DomainError(field, "must not be empty")
+        raise DomainError(field, "blank", "must not be empty")
     if len(text) > limit:
-        raise DomainError(field, f"must be at most {limit} characters")
+        raise DomainError(field, "too_long", f"must be at most {limit} characters")
     return text
 
 
 def _not_future(on: date, field: str, today: date) -> None:
     if on > today:
-        raise DomainError(field, f"{on.isoformat()} is in the future")
+        raise DomainError(field, "date_in_future", f"{on.isoformat()} is in the future")
 
 
 def parse_id_number(raw: str, today: date) -> ResidentId:
     number = normalise_id_number(raw)
     problem = id_number_problem(number, today)
     if problem:
-        raise DomainError("id_number", problem)
+        raise DomainError("id_number", *problem)
     return ResidentId.of(number)
 
 
@@ -50,7 +50,7 @@ def parse_mobile(raw: str) -> str:
     mobile = normalise_mobile(raw)
     problem = mobile_problem(mobile)
     if problem:
-        raise DomainError("mobile", problem)
+        raise DomainError("mobile", *problem)
     return mobile
 
 
@@ -79,10 +79,14 @@ def declared_categories(values: Iterable[str], sex: Sex) -> frozenset[Category]:
     for value in values:
         category = CATEGORY_NAMES.get(value.strip().lower())
         if category is None:
-            raise DomainError("categories", f"unknown category {value!r}")
+            raise DomainError("categories", "unknown_category", f"unknown category {value!r}")
         if category is Category.WOMAN:
             if sex is not Sex.FEMALE:
-                raise DomainError("categories", "'woman' contradicts the ID number (a man's)")
+                raise DomainError(
+                    "categories",
+                    "contradicts_id_number",
+                    "'woman' contradicts the ID number (a man's)",
+                )
             continue
         found.add(category)
     return frozenset(found)

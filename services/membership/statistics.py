@@ -22,7 +22,7 @@ def roll_up(
     parent_of: dict[str, str | None] = {}
     for org, parent in tree:
         if org in parent_of:
-            raise DomainError("organisation_id", f"{org} is listed twice")
+            raise DomainError("organisation_id", "listed_twice", f"{org} is listed twice")
         parent_of[org] = parent
     children: dict[str, list[str]] = {org: [] for org in parent_of}
     roots: list[str] = []
@@ -32,11 +32,15 @@ def roll_up(
         elif parent in children:
             children[parent].append(org)
         else:
-            raise DomainError("parent_id", f"{org}'s parent {parent} is not in the tree")
+            raise DomainError(
+                "parent_id", "parent_not_in_tree", f"{org}'s parent {parent} is not in the tree"
+            )
     for org in counts:
         if org not in parent_of:
             # Dropping the figures would understate every total above it.
-            raise DomainError("organisation_id", f"counts given for {org}, not in the tree")
+            raise DomainError(
+                "organisation_id", "not_in_tree", f"counts given for {org}, not in the tree"
+            )
     order: list[str] = []  # parents before children
     queue = deque(roots)
     while queue:
@@ -45,7 +49,9 @@ def roll_up(
         queue.extend(children[org])
     if len(order) != len(parent_of):
         stuck = sorted(set(parent_of) - set(order))
-        raise DomainError("parent_id", f"the tree has a cycle through {', '.join(stuck[:5])}")
+        raise DomainError(
+            "parent_id", "tree_cycle", f"the tree has a cycle through {', '.join(stuck[:5])}"
+        )
     totals = {org: Counter(counts.get(org, {})) for org in parent_of}
     for org in reversed(order):
         parent = parent_of[org]

@@ -85,7 +85,7 @@ async def test_joins_racing_on_one_id_number_admit_one_and_name_it_to_the_others
     [winner] = [a.json()["id"] for a in answers if a.status_code == 201]
     refusals = [a.json() for a in answers if a.status_code == 409]
     assert {r["existing_member_id"] for r in refusals} == {winner}
-    refused = [{"field": "id_number", "reason": "already a member"}]
+    refused = [{"field": "id_number", "code": "already_a_member", "message": "already a member"}]
     assert all(r["errors"] == refused for r in refusals)
     assert (
         await membership.app.state.runtime.pool.fetchval(
@@ -180,7 +180,7 @@ async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the
     rows = [["id_number", "name", "mobile"]]
     rows += [[id_number(s), name(i), mobile(i)] for i, s in enumerate(serials)]
     write_once = RosterJob._write_once
-    raced = []
+    raced: list[int] = []
 
     async def online_join_first(job: RosterJob, chunk: Any) -> None:
         if not raced:  # between comparing the chunk and writing it, one of them joins online

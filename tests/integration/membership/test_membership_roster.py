@@ -58,28 +58,39 @@ async def test_a_gbk_roster_with_chinese_headers_imports_with_row_errors(
     assert job["state"] == "done", job
     assert (job["rows_read"], job["joined"], job["rejected"]) == (5, 3, 2)
     errors = (await membership.staff.get(f"/rosters/{job['id']}/errors")).json()["items"]
-    assert [(e["row_number"], e["field"]) for e in errors] == [(4, "mobile"), (5, "id_number")]
+    # As the spreadsheet shows them: the header is row 1, the bad mobile row 5.
+    assert [(e["row_number"], e["field"], e["code"]) for e in errors] == [
+        (5, "mobile", "not_11_digits"),
+        (6, "id_number", "duplicate_id_number"),
+    ]
     roster = (await membership.staff.get(f"/organisations/{ids['factory']}/members")).json()
     assert sorted(m["name"] for m in roster["items"]) == sorted(name(i) for i in range(3))
     assert all("migrant_worker" in m["categories"] for m in roster["items"])
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    ("data", "code", "reason"),
     [
-        (csv_bytes([["id", "who"], ["1", "x"]], "utf-8"), "unknown column"),
-        (csv_bytes([["name", "mobile"], ["x", "13900000000"]], "utf-8"), "lacks id_number"),
-        ("id_number,name\n".encode("utf-16"), "UTF-8 or GBK"),
-        (b"", "empty"),
+        (csv_bytes([["id", "who"], ["1", "x"]], "utf-8"), "unknown_column", "unknown column"),
+        (
+            csv_bytes([["name", "mobile"], ["x", "13900000000"]], "utf-8"),
+            "missing_columns",
+            "lacks id_number",
+        ),
+        ("id_number,name\n".encode("utf-16"), "unsupported_encoding", "UTF-8 or GBK"),
+        (b"", "empty_file", "empty"),
     ],
 )
 async def test_unusable_files_are_refused_before_any_job(
-    membership: Membership, data: bytes, reason: str
+    membership: Membership, data: bytes, code: str, reason: str
 ) -> None:
     ids = await membership.union_tree()
     answer = await submit_csv(membership, ids["factory"], data, "bad-file")
     assert answer.status_code == 422
-    assert answer.json()["errors"][0]["field"] == "file"
+    assert (answer.json()["errors"][0]["field"], answer.json()["errors"][0]["code"]) == (
+        "file",
+        code,
+    )
     assert reason in answer.json()["detail"]
     pool = membership.app.state.runtime.pool
     assert (

@@ -12,6 +12,7 @@ from services.membership.domain import DomainError, Employer, parse_id_number, p
 from services.membership.identity import (
     CREDIT_CODE_CHARS,
     PROVINCE_CODES,
+    Problem,
     Sex,
     card_number,
     card_number_problem,
@@ -81,21 +82,26 @@ class TestResidentIdNumber:
 
     def test_leap_day_in_a_common_year_is_refused(self) -> None:
         number = make_id("341602", "19970229", "123")
-        assert id_number_problem(number, TODAY) == "birth date 19970229 is not a real date"
+        assert id_number_problem(number, TODAY) == Problem(
+            "invalid_birth_date", "birth date 19970229 is not a real date"
+        )
 
     @pytest.mark.parametrize("born", ["19971301", "19970431", "00000101"])
     def test_impossible_dates_are_refused(self, born: str) -> None:
-        assert "not a real date" in (id_number_problem(make_id("341602", born, "123"), TODAY) or "")
+        problem = id_number_problem(make_id("341602", born, "123"), TODAY)
+        assert problem is not None and problem.code == "invalid_birth_date"
 
     def test_birth_date_in_the_future_is_refused(self) -> None:
         number = make_id("341602", "20240602", "123")
-        assert id_number_problem(number, TODAY) == "birth date 2024-06-02 is in the future"
+        assert id_number_problem(number, TODAY) == Problem(
+            "birth_date_in_future", "birth date 2024-06-02 is in the future"
+        )
         assert id_number_problem(make_id("341602", "20240601", "123"), TODAY) is None
 
     @pytest.mark.parametrize("area", ["001234", "161234", "241234", "721234", "831234", "991234"])
     def test_area_outside_the_provinces_is_refused(self, area: str) -> None:
         problem = id_number_problem(make_id(area, "19900101", "123"), TODAY)
-        assert problem == f"area code {area} is not in a known province"
+        assert problem == Problem("unknown_area", f"area code {area} is not in a known province")
 
     @pytest.mark.parametrize(
         "province", ["11", "15", "21", "37", "46", "54", "65", "71", "81", "82"]
@@ -105,27 +111,30 @@ class TestResidentIdNumber:
 
     def test_wrong_check_character_is_refused(self) -> None:
         problem = id_number_problem("110105194912310021", TODAY)
-        assert problem == "check character does not match the first 17 digits"
+        assert problem == Problem(
+            "check_character_mismatch", "check character does not match the first 17 digits"
+        )
 
     @pytest.mark.parametrize(
-        ("number", "problem"),
+        ("number", "code"),
         [
-            ("1101051949123100", "must be 18 characters"),
-            ("11010519491231002XX", "must be 18 characters"),
-            ("1101051949123100AX", "the first 17 characters must be digits"),
-            ("110105 94912310021", "the first 17 characters must be digits"),
-            ("11010519491231002١", "check character does not match the first 17 digits"),
-            ("١١010519491231002X", "the first 17 characters must be digits"),
+            ("1101051949123100", "wrong_length"),
+            ("11010519491231002XX", "wrong_length"),
+            ("1101051949123100AX", "not_digits"),
+            ("110105 94912310021", "not_digits"),
+            ("11010519491231002١", "check_character_mismatch"),
+            ("١١010519491231002X", "not_digits"),
         ],
     )
-    def test_malformed_numbers_are_refused(self, number: str, problem: str) -> None:
-        assert id_number_problem(number, TODAY) == problem
+    def test_malformed_numbers_are_refused(self, number: str, code: str) -> None:
+        problem = id_number_problem(number, TODAY)
+        assert problem is not None and problem.code == code
 
     def test_parse_raises_naming_the_field(self) -> None:
         with pytest.raises(DomainError) as caught:
             parse_id_number("110105194912310021", TODAY)
-        assert caught.value.field == "id_number"
-        assert "check character" in caught.value.reason
+        assert (caught.value.field, caught.value.code) == ("id_number", "check_character_mismatch")
+        assert "check character" in caught.value.message
 
 
 @st.composite
@@ -159,15 +168,21 @@ class TestCreditCode:
 
     def test_wrong_check_character_is_refused(self) -> None:
         problem = credit_code_problem("91350100M000100Y44")
-        assert problem == "check character does not match the first 17 characters"
+        assert problem == Problem(
+            "check_character_mismatch", "check character does not match the first 17 characters"
+        )
 
     @pytest.mark.parametrize("letter", ["I", "O", "S", "V", "Z"])
     def test_letters_outside_the_alphabet_are_refused(self, letter: str) -> None:
         problem = credit_code_problem(f"91350100{letter}000100Y43")
-        assert problem == f"character {letter!r} is not allowed in a credit code"
+        assert problem == Problem(
+            "invalid_character", f"character {letter!r} is not allowed in a credit code"
+        )
 
     def test_length_is_checked(self) -> None:
-        assert credit_code_problem("91350100M000100Y4") == "must be 18 characters"
+        assert credit_code_problem("91350100M000100Y4") == Problem(
+            "wrong_length", "must be 18 characters"
+        )
 
     def test_employer_normalises_and_names_the_field(self) -> None:
         employer = Employer.of(
@@ -213,19 +228,20 @@ class TestMobile:
         assert mobile_problem(mobile) is None
 
     @pytest.mark.parametrize(
-        ("mobile", "problem"),
+        ("mobile", "code"),
         [
-            ("1380013800", "must be 11 digits"),
-            ("138001380001", "must be 11 digits"),
-            ("1380013800a", "must be 11 digits"),
-            ("12800138000", "must start with 13 to 19"),
-            ("10800138000", "must start with 13 to 19"),
-            ("23800138000", "must start with 13 to 19"),
-            ("１３８００１３８０００", "must be 11 digits"),  # full-width digits
+            ("1380013800", "not_11_digits"),
+            ("138001380001", "not_11_digits"),
+            ("1380013800a", "not_11_digits"),
+            ("12800138000", "invalid_prefix"),
+            ("10800138000", "invalid_prefix"),
+            ("23800138000", "invalid_prefix"),
+            ("１３８００１３８０００", "not_11_digits"),  # full-width digits
         ],
     )
-    def test_malformed_numbers(self, mobile: str, problem: str) -> None:
-        assert mobile_problem(mobile) == problem
+    def test_malformed_numbers(self, mobile: str, code: str) -> None:
+        problem = mobile_problem(mobile)
+        assert problem is not None and problem.code == code
 
     def test_spreadsheet_spellings_are_normalised(self) -> None:
         assert normalise_mobile("+86 138-0013-8000") == "13800138000"
@@ -255,13 +271,16 @@ class TestMemberCard:
     @pytest.mark.parametrize(
         ("card", "problem"),
         [
-            ("GH000000000", "must be GH followed by 11 characters"),
-            ("XY0000000001X", "must be GH followed by 11 characters"),
-            ("GH00000A0001X", "the 10 characters after GH must be digits"),
-            ("GH00000000011", "check character does not match"),
+            ("GH000000000", Problem("invalid_format", "must be GH followed by 11 characters")),
+            ("XY0000000001X", Problem("invalid_format", "must be GH followed by 11 characters")),
+            ("GH00000A0001X", Problem("not_digits", "the 10 characters after GH must be digits")),
+            (
+                "GH00000000011",
+                Problem("check_character_mismatch", "check character does not match"),
+            ),
         ],
     )
-    def test_malformed_cards(self, card: str, problem: str) -> None:
+    def test_malformed_cards(self, card: str, problem: Problem) -> None:
         assert card_number_problem(card) == problem
 
 

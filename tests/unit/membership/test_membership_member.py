@@ -245,7 +245,11 @@ class TestInvalidTransitions:
         member = life()
         with pytest.raises(Conflict) as caught:
             member.leave(on=TODAY, reason="again", today=TODAY)
-        assert (caught.value.field, caught.value.reason) == ("status", "left on 2023-05-01")
+        assert (caught.value.field, caught.value.code, caught.value.message) == (
+            "status",
+            "member_left",
+            "left on 2023-05-01",
+        )
 
     def test_reinstating_an_active_member(self) -> None:
         with pytest.raises(Conflict) as caught:
@@ -290,20 +294,22 @@ class TestInvalidTransitions:
         ],
     )
     def test_dates_in_the_future_or_before_joining(self, change: Any, field: str) -> None:
-        for day, reason in [
-            (date(2024, 6, 2), "2024-06-02 is in the future"),
-            (date(2020, 1, 9), "before joining on 2020-01-10"),
+        for day, code, message in [
+            (date(2024, 6, 2), "date_in_future", "2024-06-02 is in the future"),
+            (date(2020, 1, 9), "before_joining", "before joining on 2020-01-10"),
         ]:
             with pytest.raises(DomainError) as caught:
                 change(join(), day)
-            assert (caught.value.field, caught.value.reason) == (field, reason)
+            assert (caught.value.field, caught.value.code) == (field, code)
+            assert caught.value.message == message
 
     def test_the_timeline_is_not_rewritten(self) -> None:
         member = join()
         member.suspend(on=date(2022, 1, 1), reason="r", today=TODAY)
         with pytest.raises(DomainError) as caught:
             member.reinstate(on=date(2021, 12, 31), today=TODAY)
-        assert caught.value.reason == "before the last change on 2022-01-01"
+        assert caught.value.code == "before_last_change"
+        assert caught.value.message == "before the last change on 2022-01-01"
         assert member.status is Status.SUSPENDED
 
     def test_a_failed_change_leaves_no_trace(self) -> None:

@@ -103,8 +103,8 @@ class TestEstablish:
                 founded_on=FOUNDED,
                 today=TODAY,
             )
-        assert caught.value.field == "parent_id"
-        assert "cannot sit under" in caught.value.reason
+        assert (caught.value.field, caught.value.code) == ("parent_id", "placement_not_allowed")
+        assert "cannot sit under" in caught.value.message
 
     def test_a_village_union_may_have_no_single_employer(self) -> None:
         village = Organisation.establish(
@@ -198,8 +198,9 @@ class TestRenameAndMove:
         u = union(q)
         with pytest.raises(DomainError) as caught:
             q.move_under(u)
-        assert (caught.value.field, caught.value.reason) == (
+        assert (caught.value.field, caught.value.code, caught.value.message) == (
             "parent_id",
+            "move_under_descendant",
             "cannot move under its own descendant",
         )
 

@@ -71,21 +71,35 @@ def test_a_month_or_a_quarter_is_a_remittance_period(
 
 
 @pytest.mark.parametrize(
-    ("text", "reason"),
+    ("text", "code", "message"),
     [
-        ("2026-13", "month 13 does not exist"),
-        ("2026-00", "month 00 does not exist"),
-        ("2026Q5", "quarter 5 does not exist"),
-        ("2026-1", "must be a month like 2026-10 or a quarter like 2026Q3"),
-        ("2026/10", "must be a month like 2026-10 or a quarter like 2026Q3"),
-        ("2026", "must be a month like 2026-10 or a quarter like 2026Q3"),  # tax never sends a year
-        ("1949-10", "year 1949 is before 1950"),
+        ("2026-13", "no_such_month", "month 13 does not exist"),
+        ("2026-00", "no_such_month", "month 00 does not exist"),
+        ("2026Q5", "no_such_quarter", "quarter 5 does not exist"),
+        ("2026-1", "invalid_period", "must be a month like 2026-10 or a quarter like 2026Q3"),
+        ("2026/10", "invalid_period", "must be a month like 2026-10 or a quarter like 2026Q3"),
+        # tax never sends a year
+        ("2026", "invalid_period", "must be a month like 2026-10 or a quarter like 2026Q3"),
+        # digits of another script are not a period, even if Python reads them as numbers
+        ("٢٠٢٦-١٠", "invalid_period", "must be a month like 2026-10 or a quarter like 2026Q3"),
+        ("1949-10", "year_out_of_range", "year 1949 is before 1950"),
+        # 9999-12 ended on a date Python cannot make: a 500 before years were bounded
+        ("9999-12", "year_out_of_range", "year 9999 is after 2199"),
+        ("2200Q1", "year_out_of_range", "year 2200 is after 2199"),
     ],
 )
-def test_other_shapes_are_refused_naming_the_field(text: str, reason: str) -> None:
+def test_other_shapes_are_refused_naming_the_field(text: str, code: str, message: str) -> None:
     with pytest.raises(DomainError) as refused:
         Period.parse(text, field="period")
-    assert (refused.value.field, refused.value.reason) == ("period", reason)
+    assert (refused.value.field, refused.value.code, refused.value.message) == (
+        "period",
+        code,
+        message,
+    )
+
+
+def test_the_last_year_accepted_has_an_end() -> None:
+    assert Period.parse("2199-12").end == date(2199, 12, 31)
 
 
 def test_subsidies_may_also_be_for_a_year() -> None:
@@ -160,37 +174,48 @@ def test_a_good_record_is_read_with_its_credit_code_normalised() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "field", "reason"),
+    ("raw", "field", "code", "reason"),
     [
-        (record(employer_credit_code=CODE[:-1] + "0"), "employer_credit_code", "check character"),
-        (record(employer_credit_code="91341600000000042"), "employer_credit_code", "18 char"),
-        (record(employer_credit_code=42), "employer_credit_code", "must be a string"),
-        (record(employer_name="  "), "employer_name", "must not be empty"),
-        (record(period="2026-13"), "period", "month 13 does not exist"),
-        (record(period="2026-12"), "period", "2026-12 has not begun"),
-        (record(payroll_base_fen=0), "payroll_base_fen", "must be positive"),
-        (record(amount_fen=1000.5), "amount_fen", "whole number of fen"),
-        (record(amount_fen=1000.0), "amount_fen", "whole number of fen"),
-        (record(amount_fen="1000"), "amount_fen", "whole number of fen"),
-        (record(amount_fen=True), "amount_fen", "whole number of fen"),
-        (record(amount_fen=10**16), "amount_fen", "at most"),
-        (record(paid_on="2026-11-21"), "paid_on", "in the future"),
-        (record(paid_on="2026-02-30"), "paid_on", "a date like"),
-        (record(paid_on="20261115"), "paid_on", "a date like"),
-        (record(record_id=""), "record_id", "must not be empty"),
-        (record(amount=1000), "amount", "not a field"),
-        (without("paid_on"), "paid_on", "is required"),
-        (record(period=None), "period", "is required"),
-        ("not an object", "record", "must be an object"),
+        (
+            record(employer_credit_code=CODE[:-1] + "0"),
+            "employer_credit_code",
+            "check_character_mismatch",
+            "check character",
+        ),
+        (
+            record(employer_credit_code="91341600000000042"),
+            "employer_credit_code",
+            "wrong_length",
+            "18 char",
+        ),
+        (record(employer_credit_code=42), "employer_credit_code", "not_a_string", "a string"),
+        (record(employer_name="  "), "employer_name", "blank", "must not be empty"),
+        (record(period="2026-13"), "period", "no_such_month", "month 13 does not exist"),
+        (record(period="2026-12"), "period", "period_not_begun", "2026-12 has not begun"),
+        (record(payroll_base_fen=0), "payroll_base_fen", "not_positive", "must be positive"),
+        (record(amount_fen=1000.5), "amount_fen", "not_whole_fen", "whole number of fen"),
+        (record(amount_fen=1000.0), "amount_fen", "not_whole_fen", "whole number of fen"),
+        (record(amount_fen="1000"), "amount_fen", "not_whole_fen", "whole number of fen"),
+        (record(amount_fen=True), "amount_fen", "not_whole_fen", "whole number of fen"),
+        (record(amount_fen=10**16), "amount_fen", "too_large", "at most"),
+        (record(paid_on="2026-11-21"), "paid_on", "date_in_future", "in the future"),
+        (record(paid_on="2026-02-30"), "paid_on", "invalid_date", "a date like"),
+        (record(paid_on="20261115"), "paid_on", "invalid_date", "a date like"),
+        (record(record_id=""), "record_id", "blank", "must not be empty"),
+        (record(amount=1000), "amount", "unknown_field", "not a field"),
+        (without("paid_on"), "paid_on", "required", "is required"),
+        (record(period=None), "period", "required", "is required"),
+        ("not an object", "record", "not_an_object", "must be an object"),
     ],
 )
 def test_a_bad_record_is_refused_naming_its_index_and_field(
-    raw: Any, field: str, reason: str
+    raw: Any, field: str, code: str, reason: str
 ) -> None:
     errors = read_record(7, raw, today=TODAY)
     assert isinstance(errors, list) and len(errors) == 1
     assert (errors[0].index, errors[0].field) == (7, field)
-    assert reason in errors[0].reason
+    assert reason in errors[0].message
+    assert errors[0].code == code
 
 
 def test_every_problem_of_a_record_is_reported_at_once() -> None:
@@ -270,7 +295,7 @@ def test_the_report_counts_each_outcome_and_flags_off_rate_amounts() -> None:
     report.recorded(0, remittance(), 11, "u-pharma")
     report.recorded(1, remittance(amount_fen=500_000), 12, None)
     report.duplicate(2, remittance(), 11)
-    report.reject([RecordError(3, "period", "month 13 does not exist")])
+    report.reject([RecordError(3, "period", "no_such_month", "month 13 does not exist")])
     answer = report.as_dict()
     assert {k: answer[k] for k in ("received", "recorded", "matched", "unmatched")} == {
         "received": 4,
@@ -282,7 +307,12 @@ def test_the_report_counts_each_outcome_and_flags_off_rate_amounts() -> None:
     assert answer["records"][1]["rate"] == {"expected_fen": 1_000_000, "deviation_fen": -500_000}
     assert "rate" not in answer["records"][0]
     assert answer["errors"] == [
-        {"index": 3, "field": "period", "reason": "month 13 does not exist"}
+        {
+            "index": 3,
+            "field": "period",
+            "code": "no_such_month",
+            "message": "month 13 does not exist",
+        }
     ]
 
 

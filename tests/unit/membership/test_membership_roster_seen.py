@@ -33,7 +33,8 @@ def test_anything_but_an_id_number_is_not_in_it() -> None:
 
 @given(st.lists(st.integers(min_value=0, max_value=3_000), max_size=400))
 def test_it_answers_as_a_dict_would(serials: list[int]) -> None:
-    seen, expected = IdNumbersSeen(capacity_bits=2), {}
+    seen = IdNumbersSeen(capacity_bits=2)
+    expected: dict[str, int] = {}
     for row, serial in enumerate(serials, start=1):
         number = id_number(serial)
         assert seen.first_row(number, row) == expected.get(number)
