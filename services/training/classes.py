@@ -103,9 +103,10 @@ class TrainingClass(ClassProgress):
         if existing is not None and existing.status is EnrolmentStatus.REJECTED:
             raise Conflict("member_id", "enrolment_rejected", "staff rejected this enrolment")
         self.window.check(now)
-        reason = eligible(self.course, member)
-        if reason is not None:
-            raise DomainError("member_id", reason.value, f"not eligible: {reason.value}")
+        ineligible = eligible(self.course, member)
+        if ineligible is not None:
+            # Each Ineligible value is a code of its own (docs/errors/training.md).
+            raise DomainError("member_id", ineligible.value, f"not eligible: {ineligible.value}")
         self.expire_offers(now)
         # A newcomer never jumps the queue, even if a seat happens to be free while people wait.
         if self._has_free_seat() and not self.waitlist():
