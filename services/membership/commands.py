@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from services.membership.member import Channel
 from services.membership.organisation import HeadcountBand, OrgKind
@@ -36,6 +36,32 @@ class EmployerDetails(Command):
 
 
 class EstablishOrganisation(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "bozhou-pharma",
+                    "name": "亳州药业有限公司工会",
+                    "kind": "enterprise",
+                    "parent_id": "qiaocheng",
+                    "founded_on": "2021-05-01",
+                    "employer": {
+                        "name": "亳州药业有限公司",
+                        "credit_code": "91341600MA2N0XY839",
+                        "headcount_band": "100-499",
+                        "address": "亳州市谯城区魏武大道 1 号",
+                    },
+                },
+                {
+                    "id": "qiaocheng",
+                    "name": "谯城区总工会",
+                    "kind": "county_federation",
+                    "parent_id": "bozhou",
+                },
+            ]
+        }
+    )
+
     id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,40}$",
@@ -63,10 +89,27 @@ class MoveOrganisation(Command):
 
 
 class DissolveOrganisation(Command):
-    dissolved_on: IsoDate
+    dissolved_on: IsoDate = Field(description="Not in the future", examples=["2026-06-30"])
 
 
 class JoinUnion(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "王芳",
+                    "id_number": "341602199003150027",
+                    "mobile": "13800000001",
+                    "categories": ["migrant_worker"],
+                    "channel": "online",
+                    "union_id": "bozhou-pharma",
+                    "employer_name": "亳州药业有限公司",
+                    "joined_on": "2026-03-01",
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=50, examples=["王芳"])
     id_number: str = Field(
         min_length=15,
@@ -109,25 +152,35 @@ class CorrectDetails(Command):
 
 class Transfer(Command):
     to_union_id: OrgRef
-    transferred_on: IsoDate | None = Field(default=None, description="Today if left out")
+    transferred_on: IsoDate | None = Field(
+        default=None, description="Today if left out", examples=["2026-07-01"]
+    )
 
 
 class Suspend(Command):
-    suspended_on: IsoDate | None = Field(default=None, description="Today if left out")
+    suspended_on: IsoDate | None = Field(
+        default=None, description="Today if left out", examples=["2026-07-01"]
+    )
     reason: str = Field(min_length=1, max_length=200, examples=["会费欠缴"])
 
 
 class Reinstate(Command):
-    reinstated_on: IsoDate | None = Field(default=None, description="Today if left out")
+    reinstated_on: IsoDate | None = Field(
+        default=None, description="Today if left out", examples=["2026-07-01"]
+    )
 
 
 class Leave(Command):
-    left_on: IsoDate | None = Field(default=None, description="Today if left out")
+    left_on: IsoDate | None = Field(
+        default=None, description="Today if left out", examples=["2026-07-01"]
+    )
     reason: str = Field(min_length=1, max_length=200, examples=["离职"])
 
 
 class ReissueCard(Command):
-    issued_on: IsoDate | None = Field(default=None, description="Today if left out")
+    issued_on: IsoDate | None = Field(
+        default=None, description="Today if left out", examples=["2026-07-01"]
+    )
 
 
 class IdNumberLookup(Command):
@@ -161,6 +214,27 @@ class RosterBatchRow(Command):
 class RosterBatch(Command):
     """The JSON form of a roster submission (the CSV form sends the same as form fields)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "2026-07-hr-export",
+                    "complete": False,
+                    "rows": [
+                        {
+                            "id_number": "341602198504120315",
+                            "name": "张伟",
+                            "mobile": "13805581001",
+                            "categories": "农民工",
+                            "joined_on": "2024-03-01",
+                        },
+                        {"id_number": "34160219920708042X", "name": "李娜"},
+                    ],
+                }
+            ]
+        }
+    )
+
     batch_id: Reference = Field(
         description="Your id for this roster: the same id again is answered with the first job",
         examples=["2026-07-hr-export"],
@@ -192,6 +266,12 @@ class RemittanceBatch(Command):
     (services.membership.remittances.read_record), so a bad one is reported with its index and
     the others are still recorded: here only their number is bounded."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"batch_id": "tax-2026-11-01", "records": [REMITTANCE_RECORD_EXAMPLE]}]
+        }
+    )
+
     batch_id: Reference = Field(examples=["tax-2026-11-01"])
     records: list[Any] = Field(
         min_length=1,
@@ -206,6 +286,20 @@ class RemittanceBatch(Command):
 
 
 class RecordSubsidy(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reference": "CZ-2026-0456",
+                    "union_id": "bozhou-pharma",
+                    "amount_fen": 5_000_000,
+                    "period": "2026",
+                    "members_covered": 320,
+                }
+            ]
+        }
+    )
+
     reference: Reference = Field(
         description="Finance's own reference: sending it again is answered with the first record",
         examples=["CZ-2026-0456"],
