@@ -250,7 +250,7 @@ class RosterBatch(Command):
 
 Fen = Annotated[int, Field(strict=True, gt=0, le=10**15)]  # strict: "100" or 100.0 is refused
 
-REMITTANCE_RECORD_EXAMPLE = {
+REMITTANCE_RECORD_EXAMPLE: dict[str, Any] = {
     "employer_credit_code": "91341600MA2N0XY839",
     "employer_name": "亳州药业有限公司",
     "period": "2026-10",

@@ -3,6 +3,7 @@ body limits and target guard, and what its OpenAPI document tells a department."
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import date
 from typing import Any
 
@@ -119,7 +120,8 @@ class TestDateRange:
 
 def body_limit(app: FastAPI) -> BodyLimit:
     (middleware,) = [m for m in app.user_middleware if m.cls is BodyLimit]
-    return BodyLimit(app, *middleware.args, **middleware.kwargs)
+    options: dict[str, Any] = dict(middleware.kwargs)
+    return BodyLimit(app, **options)
 
 
 @pytest.mark.parametrize(
@@ -155,12 +157,12 @@ async def answer(app: FastAPI, method: str, raw_path: bytes, length: int = 0) ->
         "server": ("testserver", 80),
         "client": ("127.0.0.1", 1),
     }
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await app(scope, receive, send)
