@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from services.notifications.broadcast import BroadcastStatus
 from services.notifications.domain import Binding, DeliveryStatus, Preferences, mask_openid
 from services.notifications.live_rules import LiveRules
-from services.notifications.rules import CATEGORIES, Category, RuleSet
+from services.notifications.rules import Category, RuleSet
 
 MASKED_OPENID = Field(
     description="The member's openid, masked: enough to match logs, not to address the member.",
@@ -69,7 +69,7 @@ def preferences_view(p: Preferences, rules: RuleSet) -> PreferencesView:
     return PreferencesView(
         member_id=p.member_id,
         opted_out=sorted(Category(c) for c in p.opted_out),
-        receives={Category(c): p.allows(c) for c in sorted(CATEGORIES)},
+        receives={c: p.allows(c) for c in Category},
         always_sent=sorted(mandatory),
     )
 
