@@ -201,14 +201,17 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_changes_nothing(
             assert field in [e["field"] for e in answer.json()["errors"]], (path, answer.text)
         assert await table_counts(service.pool) == before
 
-        # Publishing names every problem at once, each as the API spells the field.
+        # Publishing names every problem at once, each as the API spells the field, each with
+        # a code of its own.
         published = await office.post(f"/plans/{draft.json()['plan_id']}/publish")
-        assert {e["field"] for e in published.json()["errors"]} == {
-            "contribution_per_member_fen",
-            "rules.bands[0].lower_fen",
-            "rules.bands[0].upper_fen",
-            "rules.per_claim_ceiling_fen",
+        assert {(e["field"], e["code"]) for e in published.json()["errors"]} == {
+            ("contribution_per_member_fen", "must_be_positive"),
+            ("rules.bands[0].lower_fen", "first_band_not_at_zero"),
+            ("rules.bands[0].upper_fen", "top_band_not_open"),
+            ("rules.bands[0].upper_fen", "band_not_increasing"),
+            ("rules.per_claim_ceiling_fen", "above_yearly_ceiling"),
         }
+        assert all(e["message"] for e in published.json()["errors"])
         shown = (await office.get(f"/plans/{draft.json()['plan_id']}")).json()
         assert shown["status"] == "draft"
 
