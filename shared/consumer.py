@@ -1,15 +1,21 @@
 """The consumer runner: each event applied at most once, unreadable ones dead-lettered, no stalls.
 
-For a batch from one partition, one database transaction records each event id in the service's
-``inbox`` and runs its handler; an id already in the inbox is skipped. The fast path does the whole
-batch in one savepoint, handing each run of consecutive events of one type to a :class:`Batched`
-handler in one call (one multi-row statement instead of one per event); if anything in it fails,
-the careful path applies the batch again event by event, each in its own savepoint. Offsets are
-committed only after the database commit, so a crash redelivers and the inbox absorbs the
-redelivery. An event that cannot be read (no envelope, unknown type or version, bad data) or whose
-handler keeps failing goes to the dead-letter topic with the reason in headers, and the partition
-moves on. A lost database connection is not the event's fault: the batch is retried with back-off
-until the database answers again.
+For a batch from one partition, the fast path records each event id in the service's ``inbox``
+and runs the handlers in one database transaction, handing each run of consecutive events of one
+type to a :class:`Batched` handler in one call (one multi-row statement instead of one per event);
+an id already in the inbox is skipped. If anything in it fails, the careful path applies the batch
+again event by event, each in its own transaction, so a failing event holds no other event's
+locks while it waits to be retried. Offsets are committed only after the database commit, so a
+crash redelivers and the inbox absorbs the redelivery.
+
+An event that cannot be read (no envelope, unknown type or version, bad data) or whose handler
+keeps failing goes to the dead-letter topic with the reason in headers, and the partition moves
+on. The dead letter is acknowledged by Kafka *before* the inbox row that marks the event handled
+commits: a crash in between dead-letters it again on redelivery (a duplicate in the dead-letter
+topic, where each letter carries the event id), never loses it. Retries of a batch's failing
+events share a budget (``retry_budget_seconds``): a run of poison events is dead-lettered in
+bounded time, well inside Kafka's ``max.poll.interval.ms``. A lost database connection is not the
+event's fault: the batch is retried with back-off until the database answers again.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class ConsumerRunner:
         batch_size: int = 500,
         max_attempts: int = 3,
         backoff_seconds: float = 0.2,
+        retry_budget_seconds: float = 5.0,
     ) -> None:
         self.name = name
         self.pool = pool
@@ -87,6 +94,7 @@ class ConsumerRunner:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
+        self.retry_budget_seconds = retry_budget_seconds
         self.applied = 0
         self.dead_lettered = 0
         self.consumer = AIOKafkaConsumer(
@@ -119,7 +127,7 @@ class ConsumerRunner:
         delay = self.backoff_seconds
         while True:
             try:
-                dead = await self._apply_batch(records)
+                await self._apply_batch(records)
                 break
             except _TRANSIENT as exc:
                 log.warning(
@@ -127,33 +135,28 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
-        for letter in dead:
-            await self._dead_letter(letter)
         try:
             await self.consumer.commit({tp: records[-1].offset + 1})
         except CommitFailedError:
             # The partition moved to another member during a rebalance; it will redeliver from
-            # the last commit and the inbox skips what we applied.
+            # the last commit and the inbox skips what we applied. Any other commit failure is
+            # raised: the supervisor starts a new consumer rather than leave this one stopped.
             log.info("%s: commit for %s skipped after a rebalance", self.name, tp)
 
-    async def _apply_batch(self, records: list[ConsumerRecord]) -> list[DeadLetter]:
-        dead: list[DeadLetter] = []
-        async with self.pool.acquire() as conn, conn.transaction():
+    async def _apply_batch(self, records: list[ConsumerRecord]) -> None:
+        async with self.pool.acquire() as conn:
             if len(records) > 1:
                 try:
-                    async with conn.transaction():  # one savepoint for the whole batch
+                    async with conn.transaction():
                         await self._apply_together(conn, records)
-                    return dead
+                    return
                 except _TRANSIENT:
                     raise
                 except Exception as exc:
                     log.debug("%s: batch needs the careful path (%s)", self.name, exc)
+            budget = [self.retry_budget_seconds]  # seconds of retry waits left for this batch
             for record in records:
-                letter = await self._apply_one(conn, record)
-                if letter is not None:
-                    dead.append(letter)
-                    await self._remember(conn, letter.record, "dead_lettered")
-        return dead
+                await self._apply_one(conn, record, budget)
 
     async def _apply_together(
         self, conn: asyncpg.Connection, records: list[ConsumerRecord]
@@ -199,35 +202,45 @@ class ConsumerRunner:
         self.applied += len(fresh)  # counted only once the whole batch went through
 
     async def _apply_one(
-        self, conn: asyncpg.Connection, record: ConsumerRecord
-    ) -> DeadLetter | None:
+        self, conn: asyncpg.Connection, record: ConsumerRecord, budget: list[float]
+    ) -> None:
+        """Apply one event in its own transaction, retrying while the batch's budget lasts."""
         try:
             envelope = Envelope.from_kafka(record.headers, record.value)
         except BadEvent as exc:
-            return DeadLetter(record, "unreadable", str(exc))
+            await self._dead_letter(conn, DeadLetter(record, "unreadable", str(exc)))
+            return
         handler = self.handlers.get(envelope.type)
         if handler is None:
-            return None  # an event this service does not follow: nothing to do
+            return  # an event this service does not follow: nothing to do
         try:
             data = envelope.read()
         except BadEvent as exc:
-            return DeadLetter(record, "bad_data", str(exc))
-        for attempt in range(1, self.max_attempts + 1):
+            await self._dead_letter(conn, DeadLetter(record, "bad_data", str(exc)), envelope)
+            return
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with _consume_span(envelope):
                     async with conn.transaction():
                         if not await self._remember(conn, record, "applied", envelope):
-                            return None  # already applied: a redelivery
+                            return  # already applied: a redelivery
                         await handler(conn, data, envelope)
                 self.applied += 1
-                return None
+                return
             except _TRANSIENT:
                 raise
             except Exception as exc:
-                if attempt == self.max_attempts:
-                    return DeadLetter(record, "handler_failed", f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(self.backoff_seconds * attempt)
-        return None
+                wait = self.backoff_seconds * attempt
+                if attempt >= self.max_attempts or budget[0] < wait:
+                    error = f"{type(exc).__name__}: {exc}"
+                    await self._dead_letter(
+                        conn, DeadLetter(record, "handler_failed", error), envelope
+                    )
+                    return
+                budget[0] -= wait
+                await asyncio.sleep(wait)  # outside any transaction: no locks held meanwhile
 
     async def _remember(
         self,
@@ -236,20 +249,27 @@ class ConsumerRunner:
         outcome: str,
         envelope: Envelope | None = None,
     ) -> bool:
-        event_id = envelope.id if envelope else f"{record.topic}:{record.partition}:{record.offset}"
-        event_type = envelope.type if envelope else "unreadable"
         inserted = await conn.fetchval(
             "INSERT INTO inbox (consumer, event_id, event_type, outcome) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT DO NOTHING RETURNING true",
             self.name,
-            _header(record, "ce_id") or event_id,
-            event_type,
+            _inbox_id(record, envelope),
+            envelope.type if envelope else "unreadable",
             outcome,
         )
         return bool(inserted)
 
-    async def _dead_letter(self, letter: DeadLetter) -> None:
+    async def _dead_letter(
+        self, conn: asyncpg.Connection, letter: DeadLetter, envelope: Envelope | None = None
+    ) -> None:
+        """Send the letter, then record the event as handled: Kafka's ack comes first."""
         r = letter.record
+        if await conn.fetchval(
+            "SELECT true FROM inbox WHERE consumer = $1 AND event_id = $2",
+            self.name,
+            _inbox_id(r, envelope),
+        ):
+            return  # dead-lettered (or applied) before this redelivery
         headers = [
             *(r.headers or []),
             ("dlq_reason", letter.reason.encode()),
@@ -259,15 +279,19 @@ class ConsumerRunner:
             ("dlq_partition", str(r.partition).encode()),
             ("dlq_offset", str(r.offset).encode()),
         ]
+        delay = self.backoff_seconds
         while True:
             try:
                 await self.producer.send_and_wait(
                     self.dead_letter_topic, value=r.value, key=r.key, headers=headers
                 )
                 break
-            except KafkaError as exc:  # never commit past an event that is neither applied nor kept
+            except KafkaError as exc:  # never move past an event that is neither applied nor kept
                 log.warning("%s: dead-letter send failed (%s); retrying", self.name, exc)
-                await asyncio.sleep(1)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+        async with conn.transaction():
+            await self._remember(conn, r, "dead_lettered", envelope)
         self.dead_lettered += 1
         log.warning(
             "%s: dead-lettered %s@%s:%s: %s",
@@ -277,6 +301,13 @@ class ConsumerRunner:
             r.offset,
             letter.error,
         )
+
+
+def _inbox_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
+    """The inbox key of an event: its CloudEvents id, or where it sat when it has none."""
+    if envelope is not None:
+        return envelope.id
+    return _header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
 
 
 def _runs(fresh: list[Fresh]) -> Iterator[list[Fresh]]:

@@ -45,3 +45,8 @@ class NotFound(DomainError):
 class Forbidden(DomainError):
     status = 403
     title = "Not allowed"
+
+
+class ServiceUnavailable(Exception):
+    """The service cannot serve yet (starting, or waiting for Postgres or Kafka): a 503 that
+    tells the caller to retry."""

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from shared.auth.audit import AuditMiddleware, auth_note
 from shared.auth.dependency import admit
 from shared.edge import BodyLimit, TargetGuard, problem_body
-from shared.errors import DomainError
+from shared.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -113,6 +113,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    error = {"field": "service", "code": "not_ready", "message": str(exc)}
+    response = problem(503, "Service unavailable", [error])
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     # The last line of defence: input the edge types should have refused reached Postgres.
     log.warning("unchecked input refused by the database on %s: %r", request.url.path, exc)
@@ -170,6 +177,7 @@ _ERRORS = {
     409: "Conflicts with the current state",
     413: "The body is larger than this operation accepts",
     422: "Invalid request: each error names the field, a code and a message",
+    503: "Starting, or waiting for its database or Kafka: retry after Retry-After seconds",
 }
 
 
@@ -183,7 +191,7 @@ def document_errors(schema: dict[str, Any]) -> None:
         components.pop(name, None)
     for methods in schema.get("paths", {}).values():
         for method, operation in methods.items():
-            statuses = {400, 404, 422}
+            statuses = {400, 404, 422, 503}
             if operation.get("security"):
                 statuses |= {401, 403}
             if method in ("post", "put", "patch", "delete"):
@@ -194,7 +202,7 @@ def document_errors(schema: dict[str, Any]) -> None:
             for status in statuses:
                 existing = responses.get(str(status), {})
                 description = existing.get("description") or _ERRORS[status]
-                if status == 422 or not existing.get("content"):
+                if status in (422, 503) or not existing.get("content"):
                     responses[str(status)] = _problem_response(description)
 
 
@@ -219,6 +227,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ServiceUnavailable, _unavailable)
     app.add_exception_handler(asyncpg.DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)
     app.mount("/metrics", make_asgi_app())

@@ -246,9 +246,11 @@ class Relay:
             self._wake.clear()
             try:
                 sent = await self.publish_batch(conn)
-            except asyncpg.PostgresError:
-                raise
+            except (asyncpg.PostgresError, asyncpg.InterfaceError):
+                raise  # reconnect (run() does, within poll_seconds)
             except Exception as exc:  # the broker is down or refused: keep rows, retry later
+                if conn.is_closed():
+                    raise  # the database connection went with it: reconnect
                 log.warning(
                     "outbox relay for %s could not publish (%s); retrying", self.schema, exc
                 )
@@ -270,11 +272,10 @@ class Relay:
         )
         if not rows:
             return 0
-        # Rows go into one record batch per partition, built here: the producer's per-message
+        # Rows go into record batches per partition, built here: the producer's per-message
         # send() cost three times as much CPU as the rest of a row's way to the broker.
-        acks = []
+        batches: dict[tuple[str, int], list[BatchBuilder]] = {}
         partitions_of: dict[str, list[int]] = {}
-        open_batches: dict[tuple[str, int], BatchBuilder] = {}
         for r in rows:
             topic, key, value = r["topic"], r["key"].encode(), r["payload"]
             headers = [(k, v.encode()) for k, v in r["headers"].items()]
@@ -282,20 +283,29 @@ class Relay:
                 partitions_of[topic] = sorted(await self.producer.partitions_for(topic))
             partitions = partitions_of[topic]
             where = (topic, partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
-            batch = open_batches.get(where)
-            appended = batch and batch.append(timestamp=None, key=key, value=value, headers=headers)
-            if appended is not None:
+            chain = batches.setdefault(where, [])
+            if chain and chain[-1].append(timestamp=None, key=key, value=value, headers=headers):
                 continue
-            if batch is not None:  # full: on its way; a new one takes the row
-                acks.append(await self.producer.send_batch(batch, topic, partition=where[1]))
-            batch = open_batches[where] = self.producer.create_batch()
-            batch.append(timestamp=None, key=key, value=value, headers=headers)
-        for (topic, partition), batch in open_batches.items():
-            acks.append(await self.producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*acks)
+            chain.append(self.producer.create_batch())  # the first, or the last one is full
+            chain[-1].append(timestamp=None, key=key, value=value, headers=headers)
+        # Partitions in parallel; within one, each batch only once the one before is acked. Were
+        # a later batch in flight when an earlier one failed, the retry would land the earlier
+        # events after the later ones: a member's events out of order.
+        results = await asyncio.gather(
+            *(self._send_in_order(where, chain) for where, chain in batches.items()),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]  # all settled first: nothing of this batch is still in flight
         await self.mark_published(conn, [r["id"] for r in rows])
         self.published += len(rows)
         return len(rows)
+
+    async def _send_in_order(self, where: tuple[str, int], chain: list[BatchBuilder]) -> None:
+        topic, partition = where
+        for batch in chain:
+            await (await self.producer.send_batch(batch, topic, partition=partition))
 
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         """Mark exactly these rows (ascending ids). Never a bare range over ids that were not

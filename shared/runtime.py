@@ -2,11 +2,17 @@
 
 A service's ``main.py`` builds one :class:`ServiceRuntime` with its settings and the events it
 follows, and hands ``runtime.lifespan`` to the app factory. Nothing else starts or stops I/O.
+
+Start-up never gives up on a server that is down: when Postgres or Kafka cannot be reached, the
+service still starts (``/healthz`` alive, ``/readyz`` 503, API calls 503 with ``Retry-After``)
+and keeps connecting in the background with back-off; the relay, consumers and workers start once
+both answer. Every background loop runs under :class:`shared.supervision.Supervisor`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -14,18 +20,31 @@ from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from shared.consumer import ConsumerRunner, Handler
 from shared.db import create_pool
+from shared.errors import ServiceUnavailable
 from shared.kafka import ensure_topics, idempotent_producer
 from shared.migrations import upgrade_async
 from shared.outbox import Relay
 from shared.settings import ServiceSettings
+from shared.supervision import Supervisor
 from shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
 EVENT_PARTITIONS = 6
+FIRST_RETRY_SECONDS = 0.5
+# A server that does not answer (yet): wait for it rather than exit.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    KafkaError,
+)
 Worker = Callable[["ServiceRuntime"], Coroutine[object, object, None]]
 
 
@@ -38,92 +57,154 @@ class ServiceRuntime:
     ) -> None:
         """``follows`` maps a topic's short name (``"membership.events"``) to handlers by type;
         ``workers`` are a service's own background loops (e.g. the WeChat sender), each started
-        with the running runtime and cancelled at shutdown."""
+        under supervision once the runtime is connected, and cancelled at shutdown."""
         self.settings = settings
         self.follows = follows or {}
         self.workers = workers or {}
+        self.supervisor = Supervisor(
+            settings.service, backoff_max=settings.restart_backoff_max_seconds
+        )
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self.relay: Relay | None = None
         self.consumer: ConsumerRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._connecting: asyncio.Task[None] | None = None
+        self._waiting_for: str | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
-        assert self._pool is not None, "the runtime has not started"
+        if self._pool is None:
+            raise ServiceUnavailable(self._waiting_for or "the service is starting")
         return self._pool
 
     @property
     def producer(self) -> AIOKafkaProducer:
-        assert self._producer is not None, "the runtime has not started"
+        if self._producer is None:
+            raise ServiceUnavailable(self._waiting_for or "the service is starting")
         return self._producer
 
     async def start(self) -> None:
         s = self.settings
         setup_tracing(s.service, s.telemetry, s.otlp_endpoint)
-        await upgrade_async(s.service, s.database_url, s.db_schema)
-        self._pool = await create_pool(s.database_url, s.db_schema)
-        followed = [s.topic(t) for t in self.follows]
-        await ensure_topics(
-            s.kafka_bootstrap,
-            {s.events_topic: EVENT_PARTITIONS, s.dead_letter_topic: 1}
-            | dict.fromkeys(followed, EVENT_PARTITIONS),
+        try:
+            await self._connect()
+        except UNREACHABLE as exc:
+            self._note_waiting(exc, FIRST_RETRY_SECONDS)
+            self._connecting = asyncio.create_task(self._connect_until_up())
+            return
+        self._start_workers()
+
+    async def _connect(self) -> None:
+        """Each step once: the pool, the schema, the topics, the producer."""
+        s = self.settings
+        if self._pool is None:
+            pool = await create_pool(s.database_url, s.db_schema)
+            try:
+                await upgrade_async(s.service, s.database_url, s.db_schema)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+        if self._producer is None:
+            followed = [s.topic(t) for t in self.follows]
+            await ensure_topics(
+                s.kafka_bootstrap,
+                {s.events_topic: EVENT_PARTITIONS, s.dead_letter_topic: 1}
+                | dict.fromkeys(followed, EVENT_PARTITIONS),
+                replication_factor=s.topic_replication_factor,
+                min_insync_replicas=s.topic_min_insync_replicas,
+            )
+            producer = idempotent_producer(s.kafka_bootstrap)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        self._waiting_for = None
+
+    async def _connect_until_up(self) -> None:
+        delay = FIRST_RETRY_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.restart_backoff_max_seconds)
+            try:
+                await self._connect()
+            except UNREACHABLE as exc:
+                self._note_waiting(exc, delay)
+                continue
+            log.info("%s connected to Postgres and Kafka", self.settings.service)
+            self._start_workers()
+            return
+
+    def _note_waiting(self, exc: BaseException, retry_in: float) -> None:
+        server = "Postgres" if self._pool is None else "Kafka"
+        where = self.settings.kafka_bootstrap if self._pool else "the database_url's host"
+        self._waiting_for = f"waiting for {server} ({type(exc).__name__}: {exc})"
+        log.warning(
+            "%s: %s at %s; retrying in %.1f s (start it, or fix the %s setting)",
+            self.settings.service,
+            self._waiting_for,
+            where,
+            retry_in,
+            "kafka_bootstrap" if self._pool else "database_url",
         )
-        self._producer = idempotent_producer(s.kafka_bootstrap)
-        await self._producer.start()
+
+    def _start_workers(self) -> None:
+        s = self.settings
         if s.run_relay:
-            self.relay = Relay(
-                s.database_url,
-                s.db_schema,
-                self._producer,
-                batch_size=s.relay_batch_size,
-                poll_seconds=s.relay_poll_seconds,
-                retention=timedelta(hours=s.outbox_retention_hours),
-            )
-            self._spawn(self.relay.run(), "relay")
+            self.supervisor.start("relay", self._relay, on_stop=self._stop_relay)
         if s.run_consumers and self.follows:
-            handlers: dict[str, Handler] = {}
-            for by_type in self.follows.values():
-                handlers.update(by_type)
-            self.consumer = ConsumerRunner(
-                name=f"{s.topic_namespace}{s.service}",
-                pool=self._pool,
-                bootstrap=s.kafka_bootstrap,
-                topics=followed,
-                handlers=handlers,
-                producer=self._producer,
-                dead_letter_topic=s.dead_letter_topic,
-                batch_size=s.consumer_batch_size,
-                max_attempts=s.consumer_max_attempts,
-            )
-            self._spawn(self.consumer.run(), "consumer")
+            self.supervisor.start("consumer", self._consume, on_stop=self._stop_consumer)
         for name, worker in self.workers.items():
-            self._spawn(worker(self), name)
-            self._worker_tasks.append(self._tasks.pop())
+            self.supervisor.start(name, functools.partial(worker, self))
 
-    def _spawn(self, job: Coroutine[object, object, None], name: str) -> None:
-        task = asyncio.create_task(job)
+    async def _relay(self) -> None:
+        s = self.settings
+        self.relay = Relay(
+            s.database_url,
+            s.db_schema,
+            self.producer,
+            batch_size=s.relay_batch_size,
+            poll_seconds=s.relay_poll_seconds,
+            retention=timedelta(hours=s.outbox_retention_hours),
+        )
+        await self.relay.run()
 
-        def crashed(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                log.error("%s %s stopped: %r", self.settings.service, name, t.exception())
+    def _stop_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
 
-        task.add_done_callback(crashed)
-        self._tasks.append(task)
+    async def _consume(self) -> None:
+        s = self.settings
+        handlers: dict[str, Handler] = {}
+        for by_type in self.follows.values():
+            handlers.update(by_type)
+        # A new consumer each time: one that failed has left its group; the inbox absorbs what
+        # the new one is given again.
+        self.consumer = ConsumerRunner(
+            name=f"{s.topic_namespace}{s.service}",
+            pool=self.pool,
+            bootstrap=s.kafka_bootstrap,
+            topics=[s.topic(t) for t in self.follows],
+            handlers=handlers,
+            producer=self.producer,
+            dead_letter_topic=s.dead_letter_topic,
+            batch_size=s.consumer_batch_size,
+            max_attempts=s.consumer_max_attempts,
+            retry_budget_seconds=s.consumer_retry_budget_seconds,
+        )
+        await self.consumer.run()
+
+    def _stop_consumer(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
 
     async def stop(self) -> None:
-        for task in self._worker_tasks:
-            task.cancel()  # workers keep their state in Postgres: cancelling loses nothing
-        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
-        if self.relay:
-            self.relay.stop()
-        if self.consumer:
-            self.consumer.stop()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=15)
-        for task in self._tasks:
-            task.cancel()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        await self.supervisor.stop(grace_seconds=15)
         if self._producer:
             await self._producer.stop()
         if self._pool:
@@ -144,3 +225,14 @@ class ServiceRuntime:
         partitions = await self.producer.partitions_for(self.settings.events_topic)
         if not partitions:
             raise RuntimeError(f"topic {self.settings.events_topic} has no partitions")
+
+    async def background(self) -> None:
+        """Every required background worker runs (none is waiting to be started again)."""
+        if self._waiting_for is not None:
+            raise ServiceUnavailable(self._waiting_for)
+        self.supervisor.check()
+
+    @property
+    def readiness(self) -> list[Callable[[], Coroutine[object, object, None]]]:
+        """The checks behind ``/readyz``: database, Kafka, background workers."""
+        return [self.database, self.kafka, self.background]

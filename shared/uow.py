@@ -18,6 +18,10 @@ from shared.events.base import EventData
 from shared.events.envelope import Envelope
 
 
+class UncommittedWork(RuntimeError):
+    """A unit of work joining a consumer's transaction ended without committing."""
+
+
 class UnitOfWork:
     def __init__(self, pool: asyncpg.Pool | None, topic: str) -> None:
         self.pool = pool
@@ -70,6 +74,7 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        uncommitted = self._tx is not None and self._borrowed is not None and exc_type is None
         try:
             if self._tx is not None:
                 await self._tx.rollback()
@@ -77,6 +82,12 @@ class UnitOfWork:
             if self._borrowed is None and self._conn is not None and self.pool is not None:
                 await self.pool.release(self._conn)
             self._conn = self._tx = None
+        if uncommitted:
+            # The consumer would commit the event's inbox row: marked applied with no effect.
+            raise UncommittedWork(
+                f"the unit of work for event {self.cause.id if self.cause else '?'} ended without"
+                " commit(); a handler with nothing to change still commits"
+            )
 
     def publish(self, *events: EventData) -> None:
         self.events.extend(events)
