@@ -18,7 +18,6 @@ import struct
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -31,29 +30,6 @@ from shared.telemetry import current_trace_headers
 
 log = logging.getLogger(__name__)
 
-DDL = """
-CREATE TABLE outbox (
-    id bigserial PRIMARY KEY,
-    event_id uuid NOT NULL UNIQUE,
-    topic text NOT NULL,
-    key text NOT NULL,
-    type text NOT NULL,
-    headers jsonb NOT NULL,
-    payload bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
-CREATE TABLE inbox (
-    consumer text NOT NULL,
-    event_id text NOT NULL,
-    event_type text NOT NULL,
-    outcome text NOT NULL DEFAULT 'applied',
-    received_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
-"""
 
 _COLUMNS = ("event_id", "topic", "key", "type", "headers", "payload")
 _COPY_THRESHOLD = 64
@@ -196,14 +172,12 @@ class Relay:
         *,
         batch_size: int = 1000,
         poll_seconds: float = 1.0,
-        retention: timedelta = timedelta(days=7),
     ) -> None:
         self.dsn = dsn
         self.schema = schema
         self.producer = producer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
-        self.retention = retention
         self.published = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -240,8 +214,6 @@ class Relay:
             await conn.close()
 
     async def _relay(self, conn: asyncpg.Connection) -> None:
-        next_prune = 0.0
-        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._wake.clear()
             try:
@@ -256,9 +228,6 @@ class Relay:
                 )
                 sent = 0
                 await self._sleep(self.poll_seconds)
-            if loop.time() >= next_prune:
-                await self.prune(conn)
-                next_prune = loop.time() + 300
             if sent < self.batch_size:
                 # Woken by NOTIFY at commit; the poll is the fallback when a notification is lost.
                 with suppress(TimeoutError):
@@ -320,11 +289,6 @@ class Relay:
             )
         else:
             await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", ids)
-
-    async def prune(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            "DELETE FROM outbox WHERE published_at < now() - $1::interval", self.retention
-        )
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True when stopping."""

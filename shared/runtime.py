@@ -16,7 +16,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -29,6 +28,7 @@ from shared.errors import ServiceUnavailable
 from shared.kafka import ensure_topics, idempotent_producer
 from shared.migrations import upgrade_async
 from shared.outbox import Relay
+from shared.retention import retention
 from shared.settings import ServiceSettings
 from shared.supervision import Supervisor
 from shared.telemetry import setup_tracing
@@ -156,6 +156,8 @@ class ServiceRuntime:
             self.supervisor.start("relay", self._relay, on_stop=self._stop_relay)
         if s.run_consumers and self.follows:
             self.supervisor.start("consumer", self._consume, on_stop=self._stop_consumer)
+        if s.runs_workers:
+            self.supervisor.start("retention", functools.partial(retention, self))
         for name, worker in self.workers.items():
             self.supervisor.start(name, functools.partial(worker, self))
 
@@ -167,7 +169,6 @@ class ServiceRuntime:
             self.producer,
             batch_size=s.relay_batch_size,
             poll_seconds=s.relay_poll_seconds,
-            retention=timedelta(hours=s.outbox_retention_hours),
         )
         await self.relay.run()
 

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import importlib
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -24,8 +25,10 @@ from fastapi import FastAPI
 from shared.db import connect
 from shared.masking import setup_logging
 from shared.migrations import upgrade_async
+from shared.runtime import FIRST_RETRY_SECONDS, UNREACHABLE
 from shared.settings import ServiceSettings
 
+log = logging.getLogger(__name__)
 # Names the service module (services.<name>.main) to the app factory of each HTTP worker.
 SERVICE_MODULE = "GONGHUI_SERVE_MODULE"
 
@@ -80,7 +83,21 @@ def app() -> FastAPI:
 async def _migrate(settings: ServiceSettings) -> None:
     key = f"migrate {settings.db_schema}".encode()
     lock = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
-    conn = await connect(settings.database_url, settings.db_schema)
+    delay = FIRST_RETRY_SECONDS
+    while True:  # Postgres may be starting too (a host reboot, a restore): wait for it
+        try:
+            conn = await connect(settings.database_url, settings.db_schema)
+            break
+        except UNREACHABLE as exc:
+            log.warning(
+                "%s: Postgres does not answer (%r); retrying in %.1f s (start it, or fix the"
+                " database_url setting)",
+                settings.service,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.restart_backoff_max_seconds)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", lock)
         await upgrade_async(settings.service, settings.database_url, settings.db_schema)

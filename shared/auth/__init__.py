@@ -6,13 +6,10 @@ Endpoints declare the scope they need next to themselves::
     async def review(claim_id: str, caller: Caller = Depends(require_scope("claims:review"))):
         caller.ensure_organisation(claim.organisation_id)
 
-:data:`DDL` creates the tables in the service's own schema (its first migration runs it).
+Their tables are in each service's own schema (``shared.backbone_schema``).
 Signing is described in :mod:`shared.auth.signing` and docs/departments.md.
 """
 
-from shared.auth import audit, credentials
 from shared.auth.dependency import SCHEME, Caller, require_scope
 
-DDL = credentials.DDL + audit.DDL
-
-__all__ = ["DDL", "SCHEME", "Caller", "require_scope"]
+__all__ = ["SCHEME", "Caller", "require_scope"]

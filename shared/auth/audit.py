@@ -24,23 +24,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.signing import APP_ID, SIGNATURE
+from shared.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-DDL = """
-CREATE TABLE audit_log (
-    id bigserial PRIMARY KEY,
-    at timestamptz NOT NULL DEFAULT now(),
-    app_id text,
-    department text,
-    method text NOT NULL,
-    route text NOT NULL,
-    status smallint NOT NULL,
-    outcome text NOT NULL,
-    duration_ms integer NOT NULL
-);
-CREATE INDEX audit_log_app_at ON audit_log (app_id, at);
-"""
 
 BODY = "gonghui.body"  # scope key: the buffered body of a signed request
 AUTH = "gonghui.auth"  # scope key: what the auth dependency learnt (see AuthNote)
@@ -111,9 +98,13 @@ class AuditMiddleware:
         runtime = getattr(state, "runtime", None)
         if runtime is None:
             return
+        try:
+            pool = runtime.pool
+        except ServiceUnavailable:
+            return  # the call was answered 503 before anything was read: nothing to audit
         writer: AuditWriter | None = getattr(state, "audit_writer", None)
-        if writer is None or writer.pool is not runtime.pool:
-            writer = state.audit_writer = AuditWriter(runtime.pool)
+        if writer is None or writer.pool is not pool:
+            writer = state.audit_writer = AuditWriter(pool)
         route = scope.get("route")
         template = getattr(route, "path", None) or "(no route)"
         row = (

@@ -25,34 +25,6 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 DEPARTMENTS = ("hr", "tax", "finance", "employer_hr", "federation")
 
-DDL = """
-CREATE TABLE credentials (
-    app_id text PRIMARY KEY,
-    name text NOT NULL,
-    department text NOT NULL
-        CHECK (department IN ('hr', 'tax', 'finance', 'employer_hr', 'federation')),
-    scopes text[] NOT NULL,
-    organisations text[],
-    created_at timestamptz NOT NULL DEFAULT now(),
-    revoked_at timestamptz
-);
-CREATE TABLE credential_secrets (
-    id bigserial PRIMARY KEY,
-    app_id text NOT NULL REFERENCES credentials (app_id),
-    secret_encrypted text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    valid_until timestamptz
-);
-CREATE INDEX credential_secrets_app ON credential_secrets (app_id);
-CREATE TABLE auth_nonces (
-    app_id text NOT NULL,
-    nonce text NOT NULL,
-    signed_at timestamptz NOT NULL,
-    PRIMARY KEY (app_id, nonce)
-);
-CREATE INDEX auth_nonces_signed_at ON auth_nonces (signed_at);
-"""
-
 
 class CredentialError(Exception):
     """An administration request that cannot be done (unknown app id, bad department...)."""

@@ -26,10 +26,8 @@ Wiring in a service's ``main.py``::
 from shared.webhooks.api import webhooks_router
 from shared.webhooks.fanout import webhook_fanout_handlers
 from shared.webhooks.sender import WebhookSender, make_webhook_sender, webhook_sender
-from shared.webhooks.store import DDL
 
 __all__ = [
-    "DDL",
     "WebhookSender",
     "make_webhook_sender",
     "webhook_fanout_handlers",

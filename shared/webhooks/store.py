@@ -5,50 +5,6 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-DDL = """
-CREATE TABLE webhook_subscriptions (
-    id uuid PRIMARY KEY,
-    app_id text NOT NULL,
-    url text NOT NULL,
-    event_types text[] NOT NULL,
-    secret_encrypted text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    deleted_at timestamptz,
-    -- The endpoint's own back-off: after failures it is left alone until resume_at.
-    consecutive_failures integer NOT NULL DEFAULT 0,
-    resume_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX webhook_subscriptions_types ON webhook_subscriptions USING gin (event_types)
-    WHERE deleted_at IS NULL;
-CREATE TABLE webhook_deliveries (
-    id bigserial PRIMARY KEY,
-    subscription_id uuid NOT NULL REFERENCES webhook_subscriptions (id),
-    event_id text NOT NULL,
-    event_type text NOT NULL,
-    body bytea NOT NULL,
-    status text NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'delivered', 'failed', 'cancelled')),
-    attempts integer NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    last_status integer,
-    last_error text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    delivered_at timestamptz,
-    UNIQUE (subscription_id, event_id)
-);
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (subscription_id, next_attempt_at, id)
-    WHERE status = 'pending';
-CREATE TABLE webhook_attempts (
-    id bigserial PRIMARY KEY,
-    delivery_id bigint NOT NULL REFERENCES webhook_deliveries (id),
-    at timestamptz NOT NULL DEFAULT now(),
-    status integer,
-    error text,
-    duration_ms integer NOT NULL
-);
-CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id);
-"""
-
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 

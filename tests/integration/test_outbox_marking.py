@@ -10,7 +10,7 @@ from datetime import date
 import asyncpg
 import pytest
 
-from shared import outbox
+from shared import backbone_schema, outbox
 from shared.db import connect, create_pool
 from shared.events.membership import MemberLeft
 from shared.kafka import ensure_topics, idempotent_producer
@@ -30,7 +30,7 @@ async def schema(database: ScratchDatabase) -> AsyncIterator[str]:
     admin = await asyncpg.connect(database.admin_dsn)
     await admin.execute(f"CREATE SCHEMA {name}")
     await admin.execute(f"SET search_path TO {name}")
-    await admin.execute(outbox.DDL)
+    await admin.execute("".join(backbone_schema.STEPS))
     await admin.close()
     yield name
 

@@ -14,7 +14,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry import trace
 
-from shared import outbox
+from shared import backbone_schema
 from shared.consumer import ConsumerRunner, Handler
 from shared.db import connect, create_pool
 from shared.events.base import EventData
@@ -133,7 +133,7 @@ async def backbone_probe(
     admin = await asyncpg.connect(database.admin_dsn)
     await admin.execute(f"CREATE SCHEMA {schema}")
     await admin.execute(f"SET search_path TO {schema}")
-    await admin.execute(outbox.DDL)
+    await admin.execute("".join(backbone_schema.STEPS))
     await admin.execute(
         "CREATE TABLE notes (seq bigserial, member_id text, name text, trace_id text)"
     )

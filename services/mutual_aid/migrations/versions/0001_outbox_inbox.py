@@ -2,7 +2,7 @@
 integration: credentials, nonces, audit log (shared.auth) and outbound webhooks
 (shared.webhooks)."""
 
-from shared import auth, outbox, webhooks
+from shared import backbone_schema
 from shared.migrations import run_sql
 
 revision = "0001"
@@ -10,4 +10,4 @@ down_revision = None
 
 
 def upgrade() -> None:
-    run_sql(outbox.DDL + auth.DDL + webhooks.DDL)
+    run_sql(backbone_schema.V1)
