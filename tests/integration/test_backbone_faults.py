@@ -16,6 +16,7 @@ from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined
 from shared.kafka import idempotent_producer
+from shared.outbox import Relay
 from shared.uow import UncommittedWork, UnitOfWork
 from tests.support.backbone import Probe, Running, joined, note, read_all, relay_once
 from tests.support.waiting import eventually
@@ -168,3 +169,66 @@ async def test_the_relay_reconnects_within_seconds_when_its_connection_is_killed
         # poll_seconds is 0.2: a relay left on its dead connection would wait for the 300 s prune.
         await eventually(lambda: probe.pool.fetchval("SELECT count(*) = 2 FROM notes"), timeout=10)
     await asyncio.sleep(0)
+
+
+async def test_two_relays_contend_for_the_lead_and_the_stand_by_takes_over(probe: Probe) -> None:
+    members = [f"m{i}" for i in range(5)]
+    producer = idempotent_producer(probe.bootstrap)
+    await producer.start()
+    first = Relay(probe.dsn, probe.schema, producer, poll_seconds=0.1)
+    second = Relay(probe.dsn, probe.schema, producer, poll_seconds=0.1)
+    tasks = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+    try:
+        async with Running(probe, relay=Relay(probe.dsn, probe.schema, producer)) as running:
+            running.relay.stop()  # only the two contenders publish  # type: ignore[union-attr]
+            for seq in range(100):
+                await publish(probe, joined(members[seq % 5], name=str(seq)))
+            await eventually(lambda: probe.pool.fetchval("SELECT count(*) = 100 FROM notes"))
+            leader, stand_by = (first, second) if first.published else (second, first)
+            assert stand_by.published == 0  # one leader at a time
+            leader.stop()
+            for seq in range(100, 200):
+                await publish(probe, joined(members[seq % 5], name=str(seq)))
+            await running.caught_up()
+        assert stand_by.published == 100
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*tasks)
+        await producer.stop()
+    seen: dict[str, list[int]] = {}
+    for r in await probe.notes():
+        seen.setdefault(r["member_id"], []).append(int(r["name"]))
+    for sequence in seen.values():  # each applied once, in each member's order
+        assert sequence == sorted(set(sequence)) and len(sequence) == 40
+
+
+async def test_a_rebalance_in_the_middle_of_a_batch_applies_each_event_once(probe: Probe) -> None:
+    await publish(probe, *(joined(f"m{i}", name=str(i)) for i in range(300)))
+    slow_started = asyncio.Event()
+
+    async def slow(conn: asyncpg.Connection, data: EventData, envelope: Envelope) -> None:
+        slow_started.set()
+        await asyncio.sleep(0.005)  # a batch long enough for a second member to join meanwhile
+        await note(conn, data, envelope)
+
+    async with Running(probe, handler=slow, batch_size=100) as first:
+        await slow_started.wait()
+        second = ConsumerRunner(
+            name=first.group,
+            pool=probe.pool,
+            bootstrap=probe.bootstrap,
+            topics=[probe.topic],
+            handlers={MemberJoined.type: slow},
+            producer=first.producer,
+            dead_letter_topic=probe.dlq,
+            batch_size=100,
+        )
+        joining = asyncio.create_task(second.run())
+        await second.started.wait()
+        await first.caught_up(timeout=60)
+        assert second.consumer.assignment()  # the group was rebalanced onto both members
+        second.stop()
+        await joining
+    names = [r["member_id"] for r in await probe.notes()]
+    assert len(names) == 300 and len(set(names)) == 300
