@@ -29,22 +29,15 @@ from shared.events.membership import (
 )
 from shared.kafka import idempotent_producer
 from shared.migrations import upgrade_async
-from tests.integration.test_backbone import (  # noqa: F401 (probe: the fixture below needs it)
-    Probe,
-    Running,
-    eventually,
-    joined,
-    note,
-    probe,
-    read_all,
-)
+from tests.support.backbone import Probe, Running, joined, note, read_all
 from tests.support.database import ScratchDatabase
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def service(probe: Probe) -> Probe:  # noqa: F811
+def service(probe: Probe) -> Probe:
     """The backbone's throwaway service: its own schema, topic and dead-letter topic."""
     return probe
 
@@ -89,8 +82,7 @@ async def test_a_run_with_an_event_already_in_the_inbox_applies_it_once(service:
             MemberJoined.type,
         )
         running.consumer.handlers[MemberJoined.type] = Batched(recorder.apply)
-        await eventually(lambda: asyncio.sleep(0, running.consumer.applied >= 5))
-        await asyncio.sleep(0.5)  # time for a wrong second application to show
+        await running.caught_up()  # the whole batch, duplicates included, is behind us
     assert [r["member_id"] for r in await service.notes()] == ["m0", "m1", "m3", "m4", "m5"]
     assert recorder.runs == [5]  # one call for the whole run
 

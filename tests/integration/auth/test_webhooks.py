@@ -21,10 +21,11 @@ from starlette.routing import Route
 from shared.auth import signing
 from shared.events.notifications import RecipientUnreachable
 from shared.webhooks import make_webhook_sender, webhook_fanout_handlers
-from tests.integration.auth.probe import OFFERED, ROLE, eventually, running_probe, serving
+from tests.integration.auth.probe import OFFERED, ROLE, running_probe, serving
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
+from tests.support.waiting import caught_up, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +76,23 @@ class Receiver:
         await endpoint.gate.wait()
         record["answer"] = endpoint.status
         return Response(status_code=endpoint.status)
+
+
+async def settled(app: FastAPI) -> None:
+    """The service's own topic is consumed to its end (every fan-out made) and no delivery is
+    pending or being sent: nothing more can arrive."""
+    runtime = app.state.runtime
+    settings = runtime.settings
+    await caught_up(
+        settings.kafka_bootstrap,
+        f"{settings.topic_namespace}{settings.service}",
+        [settings.events_topic],
+    )
+    await eventually(
+        lambda: runtime.pool.fetchval(
+            "SELECT count(*) = 0 FROM webhook_deliveries WHERE status = 'pending'"
+        )
+    )
 
 
 @dataclass
@@ -153,7 +171,7 @@ async def test_failing_endpoint_is_retried_alone_then_delivered_once_and_replaya
     await eventually(lambda: asyncio.sleep(0, len(a.answered(500)) >= 3))  # retried with back-off
     a.status = 200
     await eventually(lambda: asyncio.sleep(0, len(a.answered(200)) == 1))
-    await asyncio.sleep(1.5)  # time for any wrong extra delivery to show up
+    await settled(world.app)  # any wrong extra delivery would have been made by now
 
     assert len(a.answered(200)) == 1 and len(b.received) == 1  # once each after recovery
     assert all(r["verified"] for r in a.received + b.received)
@@ -245,6 +263,6 @@ async def test_events_before_a_subscription_or_of_other_types_are_not_delivered(
     async with await signed_client(world.app, *emitter) as client:
         assert (await client.post("/members/m-late/unreachable")).status_code == 202
     await eventually(lambda: asyncio.sleep(0, len(a.answered(200)) == 1))
-    await asyncio.sleep(0.5)
+    await settled(world.app)
     assert [r["data"]["member_id"] for r in a.received] == ["m-late"]  # type: ignore[index]
     assert uuid.UUID(str(a.received[0]["event_id"]))

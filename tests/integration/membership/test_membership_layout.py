@@ -17,7 +17,6 @@ import pytest
 from services.membership.main import Settings, build
 from services.membership.roster_import import RosterJob, create_job
 from shared.auth.client import SignedAuth
-from tests.integration.auth.probe import eventually
 from tests.integration.membership.conftest import STAFF_SCOPES, Membership
 from tests.integration.membership.test_membership_members import joining
 from tests.integration.membership.test_membership_roster import csv_bytes, finished, submit_csv
@@ -27,6 +26,7 @@ from tests.support.people import id_number, mobile, name
 from tests.support.platform import free_port, service_environment
 from tests.support.servers import ROOT, Servers
 from tests.support.service import running, settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 SERIAL = 970_000
