@@ -178,3 +178,12 @@ def test_the_simulator_calls_back_to_notifications(compose: dict[str, Any]) -> N
     assert "--callback-url http://notifications:8004/wechat/callback" in simulator
     env = _env(_service(compose, "notifications"))
     assert "http://wechat-simulator:8090" in env["GONGHUI_NOTIFICATIONS_WECHAT_BASE_URL"]
+
+
+def test_every_long_running_container_is_started_again_when_it_dies(
+    compose: dict[str, Any],
+) -> None:
+    one_shot = {"kafka-topics"}
+    for name, service in compose["services"].items():
+        if name not in one_shot:
+            assert service.get("restart") == "unless-stopped", name
