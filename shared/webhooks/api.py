@@ -123,13 +123,26 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         )
         return CreatedSubscription(**dict(row), secret=secret)
 
-    @router.get("/event-types", summary="The event types this service offers to subscribers")
+    @router.get(
+        "/event-types",
+        summary="The event types this service offers to subscribers",
+        description=(
+            "CloudEvents types (e.g. `membership.member.joined.v1`) that `event_types` of a"
+            " subscription may name; their payloads are in docs/asyncapi.json."
+        ),
+    )
     async def offered_event_types(_: Caller = Depends(guard)) -> list[str]:
         return sorted(offered if offered is not None else CATALOGUE)
 
     @router.get(
         "/subscriptions",
         summary="Your subscriptions (federation staff: all)",
+        description=(
+            "The subscriptions of the calling credential, oldest first; federation staff see"
+            " every department's. The signing secret is never shown again after creation."
+            " `consecutive_failures` counts deliveries failed in a row: an endpoint that keeps"
+            " failing is retried with back-off, never dropped."
+        ),
     )
     async def list_subscriptions(
         request: Request, caller: Caller = Depends(guard)
@@ -146,6 +159,11 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         "/subscriptions/{subscription_id}",
         status_code=204,
         summary="Unsubscribe; pending deliveries are cancelled",
+        description=(
+            "Ends the subscription at once: no new deliveries, and the pending ones are"
+            " cancelled (their records stay). `unknown_subscription` (404) when the id is not"
+            " one of yours."
+        ),
     )
     async def delete_subscription(
         subscription_id: uuid.UUID, request: Request, caller: Caller = Depends(guard)
@@ -196,6 +214,11 @@ def webhooks_router(event_types: Iterable[str] | None = None) -> APIRouter:
         "/deliveries/{delivery_id}/replay",
         status_code=202,
         summary="Send a delivery again, now",
+        description=(
+            "Whatever became of it, the delivery is sent again at once with the same event id"
+            " (receivers dedupe on `X-Gonghui-Event-Id`), and the endpoint's back-off ends."
+            " `unknown_delivery` (404) when it is not one of yours."
+        ),
     )
     async def replay_delivery(
         delivery_id: RowId, request: Request, caller: Caller = Depends(guard)

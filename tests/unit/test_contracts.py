@@ -71,7 +71,7 @@ def test_every_operation_answers_a_typed_body(service: str) -> None:
         f"{sorted(r.methods)[0]} {r.path}"
         for r in api_routes(service)
         if r.status_code != 204
-        and r.response_class.__name__ in ("JSONResponse", "DefaultPlaceholder")
+        and getattr(r.response_class, "__name__", "JSONResponse") == "JSONResponse"
         and r.path not in ("/healthz",)
         and (r.response_model is None or _untyped(r.response_model))
         and not (isinstance(r.response_model, type) and issubclass(r.response_model, BaseModel))
