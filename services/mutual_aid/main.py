@@ -73,9 +73,7 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
             "webhooks": webhook_sender,
         },
     )
-    app = create_app(
-        settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
-    )
+    app = create_app(settings.service, lifespan=runtime.lifespan, readiness=runtime.readiness)
     app.state.runtime = runtime
     app.state.context = ctx
     app.state.payouts = payouts
