@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -234,6 +234,6 @@ class ServiceRuntime:
         self.supervisor.check()
 
     @property
-    def readiness(self) -> list[Callable[[], Coroutine[object, object, None]]]:
+    def readiness(self) -> list[Callable[[], Awaitable[None]]]:
         """The checks behind ``/readyz``: database, Kafka, background workers."""
         return [self.database, self.kafka, self.background]

@@ -96,7 +96,7 @@ def build(settings: ServiceSettings) -> FastAPI:
     app = create_app(
         settings.service,
         lifespan=runtime.lifespan,
-        readiness=[runtime.database, runtime.kafka],
+        readiness=runtime.readiness,
         # Rosters are the one large thing sent here: a city-wide CSV of 657,000 members is about
         # 40 MB, a JSON batch of 100,000 rows about 14 MB (the sums are in roster_files). The
         # upload streams to disk; everything else keeps the 1 MiB default.

@@ -153,7 +153,7 @@ def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) ->
     app = create_app(
         settings.service,
         lifespan=runtime.lifespan,
-        readiness=[runtime.database, runtime.kafka],
+        readiness=runtime.readiness,
         body_limits={r"/wechat/callback$": MAX_BODY},
     )
     app.state.runtime = runtime

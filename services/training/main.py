@@ -91,9 +91,7 @@ def build(settings: ServiceSettings) -> FastAPI:
         },
         workers={"sweeper": sweeper, "webhooks": webhook_sender},
     )
-    app = create_app(
-        settings.service, lifespan=runtime.lifespan, readiness=[runtime.database, runtime.kafka]
-    )
+    app = create_app(settings.service, lifespan=runtime.lifespan, readiness=runtime.readiness)
     app.state.runtime = runtime
     app.state.zone = zone
     app.state.clock = clock
