@@ -11,8 +11,18 @@ cost one more round trip per request; an open transaction is still rolled back.
 
 from __future__ import annotations
 
+import hashlib
+
 import asyncpg
 import orjson
+
+
+def lock_key(name: str) -> int:
+    """The advisory-lock key of a named thing (``"relay membership"``, ``"roster <job id>"``):
+    the first 8 bytes of its SHA-256 as a signed bigint. Every lock derives its key here, so two
+    names can only share a key by a hash collision. Session locks are taken on a connection of
+    their own (:func:`connect`), never a pooled one (see above)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -11,7 +11,6 @@ A crash between the broker's ack and the mark republishes the batch: consumers' 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import struct
@@ -23,7 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from shared.db import connect
+from shared.db import connect, lock_key
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.telemetry import current_trace_headers
@@ -182,9 +181,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         # One lock key per schema: replicas of one service contend, different services don't.
-        self._lock_key = int.from_bytes(
-            hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True
-        )
+        self._lock_key = lock_key(schema)
 
     def stop(self) -> None:
         self._stopping.set()

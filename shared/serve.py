@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import importlib
 import logging
 import os
@@ -22,7 +21,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from shared.db import connect
+from shared.db import connect, lock_key
 from shared.masking import setup_logging
 from shared.migrations import upgrade_async
 from shared.runtime import FIRST_RETRY_SECONDS, UNREACHABLE
@@ -81,8 +80,7 @@ def app() -> FastAPI:
 
 
 async def _migrate(settings: ServiceSettings) -> None:
-    key = f"migrate {settings.db_schema}".encode()
-    lock = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    lock = lock_key(f"migrate {settings.db_schema}")
     delay = FIRST_RETRY_SECONDS
     while True:  # Postgres may be starting too (a host reboot, a restore): wait for it
         try:
