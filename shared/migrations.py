@@ -74,7 +74,8 @@ if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     if not (SERVICES_DIR / name / "migrations").is_dir():
         sys.exit(
-            "usage: python -m shared.migrations <membership|mutual_aid|training|notifications>"
+            "usage: python -m shared.migrations"
+            " <membership|mutual_aid|training|notifications|union_funds>"
         )
     settings = importlib.import_module(f"services.{name}.main").Settings()
     upgrade(name, settings.database_url, settings.db_schema)

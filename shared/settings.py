@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications"}
+DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications", "union_funds"}
 # Fernet key for department credentials' secrets: base64 of b"gonghui-development-key-not-prod".
 DEVELOPMENT_CREDENTIALS_KEY = "Z29uZ2h1aS1kZXZlbG9wbWVudC1rZXktbm90LXByb2Q="
 

@@ -1,6 +1,6 @@
 """HTTP routes of the membership service for organisations and members: validate, call a handler,
-shape the answer. Roster sync is in :mod:`services.membership.api_rosters`, union funds in
-:mod:`services.membership.api_funds`.
+shape the answer. Roster sync is in :mod:`services.membership.api_rosters`; union funds are a
+service of their own (``services.union_funds``), which learns unions from membership's events.
 
 ID numbers and mobile numbers are masked in every answer unless the caller holds the
 ``members:read_personal`` scope. Every error is problem+json with a code listed in
@@ -113,8 +113,8 @@ async def establish(
     it when a union is founded.
 
     A grassroots union records its `founded_on` and, except a township/village union, its
-    `employer` with the unified social credit code; remittances from the tax bureau are matched
-    to the union by that code.
+    `employer` with the unified social credit code; the union funds service matches the tax
+    bureau's remittances to the union by that code.
 
     Errors: `placement_not_allowed` (this kind cannot sit under that parent), `parent_required`,
     `employer_required` / `employer_not_allowed`, `founded_on_required`, the credit code's

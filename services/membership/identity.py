@@ -16,6 +16,11 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
+from shared import credit_code
+from shared.credit_code import CREDIT_CODE_CHARS as CREDIT_CODE_CHARS
+from shared.credit_code import credit_code_check_char as credit_code_check_char
+from shared.credit_code import normalise_credit_code as normalise_credit_code
+
 _PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
 PROVINCE_CODES = frozenset(
     f"{code:02d}" for low, high in _PROVINCE_RANGES for code in range(low, high + 1)
@@ -92,33 +97,12 @@ def id_number_problem(number: str, today: date) -> Problem | None:
     return None
 
 
-# GB 32100-2015: the 31 characters a credit code may use (no I, O, S, V, Z) and their values.
-CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_VALUE = {c: i for i, c in enumerate(CREDIT_CODE_CHARS)}
-_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-
-
-def normalise_credit_code(raw: str) -> str:
-    return raw.strip().upper()
-
-
-def credit_code_check_char(first17: str) -> str:
-    total = sum(_CREDIT_VALUE[c] * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
-    return CREDIT_CODE_CHARS[(31 - total % 31) % 31]
-
-
+# GB 32100-2015, shared with union funds (shared.credit_code): re-exported here with membership's
+# Problem type.
 def credit_code_problem(code: str) -> Problem | None:
     """Why ``code`` is not a valid unified social credit code (GB 32100-2015), or None."""
-    if len(code) != 18:
-        return Problem("wrong_length", "must be 18 characters")
-    bad = [c for c in code if c not in _CREDIT_VALUE]
-    if bad:
-        return Problem("invalid_character", f"character {bad[0]!r} is not allowed in a credit code")
-    if credit_code_check_char(code[:17]) != code[17]:
-        return Problem(
-            "check_character_mismatch", "check character does not match the first 17 characters"
-        )
-    return None
+    found = credit_code.credit_code_problem(code)
+    return Problem(*found) if found else None
 
 
 _MOBILE_NOISE = str.maketrans("", "", " -")

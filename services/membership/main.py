@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
 from services.membership.api import router
-from services.membership.api_funds import router as funds_router
 from services.membership.api_rosters import ROSTER_JOBS_CHANNEL
 from services.membership.api_rosters import router as rosters_router
 from services.membership.roster_files import CSV_UPLOAD_LIMIT, JSON_BATCH_LIMIT
@@ -109,5 +108,4 @@ def build(settings: ServiceSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(rosters_router)
     app.include_router(webhooks_router(OFFERED))
-    app.include_router(funds_router)
     return app

@@ -181,6 +181,7 @@ class Organisation:
                 path=org.path,
                 founded_on=founded_on,
                 employer_credit_code=employer.credit_code if employer else None,
+                employer_name=employer.name if employer else None,
             )
         )
         return org

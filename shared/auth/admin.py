@@ -29,7 +29,7 @@ from shared.settings import ServiceSettings
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.auth.admin")
-    p.add_argument("service", help="membership, mutual_aid, training or notifications")
+    p.add_argument("service", help="membership, mutual_aid, training, notifications or union_funds")
     commands = p.add_subparsers(dest="command", required=True)
     issue = commands.add_parser("issue", help="a new credential; prints app id and secret once")
     issue.add_argument("--name", required=True, help="the integrating system, e.g. its owner")

@@ -1,6 +1,6 @@
 """The one catalogue of every event type: importing this module registers them all."""
 
-from shared.events import membership, mutual_aid, notifications, training
+from shared.events import membership, mutual_aid, notifications, training, union_funds
 from shared.events.base import CATALOGUE, EventData, event
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "mutual_aid",
     "notifications",
     "training",
+    "union_funds",
 ]
 
 

@@ -29,6 +29,9 @@ class OrganisationEstablished(OrganisationEvent):
     path: list[str]
     founded_on: date | None = None
     employer_credit_code: str | None = None
+    # Added after the first release (None in events published before): union funds' arrears
+    # report names the employer that has not remitted.
+    employer_name: str | None = None
 
 
 @event
@@ -111,35 +114,3 @@ class CardIssued(MemberEvent):
     card_number: str
     reissue: bool
     issued_on: date
-
-
-class RemittanceEvent(EventData):
-    """Union funds the tax bureau collected from an employer (see services.membership.remittances).
-
-    Keyed by the employer's credit code: an employer's remittances stay in order, and an employer
-    without a union yet has no other id.
-    """
-
-    source: ClassVar[str] = SOURCE
-    credit_code: str
-
-    def subject(self) -> str:
-        return self.credit_code
-
-
-@event
-class RemittanceMatched(RemittanceEvent):
-    type: ClassVar[str] = "gonghui.membership.remittance.matched"
-    union_id: str
-    period: str  # "2026-10" (a month) or "2026Q3" (a quarter)
-    amount_fen: int
-
-
-@event
-class RemittanceUnmatched(RemittanceEvent):
-    """The employer has no standing union: a prompt to organise it."""
-
-    type: ClassVar[str] = "gonghui.membership.remittance.unmatched"
-    employer_name: str
-    period: str
-    amount_fen: int

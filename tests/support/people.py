@@ -7,7 +7,8 @@ import random
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from services.membership.identity import credit_code_check_char, mod11_2_check_char
+from services.membership.identity import mod11_2_check_char
+from shared.credit_code import credit_code_check_char
 
 BOZHOU_AREAS = ("341602", "341621", "341622", "341623")  # Qiaocheng, Guoyang, Mengcheng, Lixin
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"

@@ -72,6 +72,7 @@ class TestEstablish:
             path=["city", "qiaocheng"],
             founded_on=FOUNDED,
             employer_credit_code="91350100M000100Y43",
+            employer_name="亳州某物流有限公司",
         )
 
     def test_city_level_units_may_report_to_the_city_federation(self) -> None:

@@ -1,5 +1,6 @@
 """Union funds through the API: the tax bureau's remittance batches matched to unions by credit
-code, the arrears and unorganised-employer reports, finance's subsidies, and refusals."""
+code, the arrears and unorganised-employer reports, finance's subsidies, and refusals. Unions are
+announced as membership's events, through the service's own handler (conftest)."""
 
 from __future__ import annotations
 
@@ -11,30 +12,25 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.membership.conftest import Membership
-from tests.support.auth import issue_credential, signed_client
+from tests.integration.union_funds.conftest import UnionFunds
 from tests.support.people import credit_code
 
 pytestmark = pytest.mark.integration
+# The names they were first published under, when union funds ran inside membership: unchanged.
 MATCHED = "gonghui.membership.remittance.matched"
 UNMATCHED = "gonghui.membership.remittance.unmatched"
 
 
-async def department(m: Membership, name: str, *scopes: str) -> httpx.AsyncClient:
-    app_id, secret = await issue_credential(
-        m.database.dsn("membership"), "membership", scopes=scopes, department=name
-    )
-    return await signed_client(m.app, app_id, secret)
+SUBSIDY_GRANTED = "gonghui.union_funds.subsidy.granted"
+
+
+async def department(m: UnionFunds, name: str, *scopes: str) -> httpx.AsyncClient:
+    return await m.client(*scopes, department=name)
 
 
 def employer_code() -> str:
     # Above the serials union_tree() uses (at most 16**6 x 10): an employer no union has.
     return credit_code(random.randrange(200_000_000, 999_999_999))
-
-
-async def code_of(m: Membership, union_id: str) -> str:
-    union = (await m.staff.get(f"/organisations/{union_id}")).json()
-    return str(union["employer"]["credit_code"])
 
 
 def remitted(code: str, period: str, **changes: Any) -> dict[str, Any]:
@@ -48,7 +44,7 @@ def remitted(code: str, period: str, **changes: Any) -> dict[str, Any]:
     } | changes
 
 
-async def counts(m: Membership) -> tuple[int, int, int, int]:
+async def counts(m: UnionFunds) -> tuple[int, int, int, int]:
     pool = m.app.state.runtime.pool
     return (
         await pool.fetchval("SELECT count(*) FROM remittance_batches"),
@@ -58,40 +54,20 @@ async def counts(m: Membership) -> tuple[int, int, int, int]:
     )
 
 
-async def events_about(m: Membership, *codes: str) -> list[tuple[str, str, dict[str, Any]]]:
+async def events_about(m: UnionFunds, *codes: str) -> list[tuple[str, str, dict[str, Any]]]:
     rows = await m.app.state.runtime.pool.fetch(
         "SELECT type, key, payload FROM outbox WHERE key = ANY($1) ORDER BY id", list(codes)
     )
     return [(r["type"], r["key"], orjson.loads(r["payload"])) for r in rows]
 
 
-async def establish(m: Membership, parent: str, kind: str, founded_on: str, code: str) -> str:
-    answer = await m.staff.post(
-        "/organisations",
-        json={
-            "name": f"{kind} 工会",
-            "kind": kind,
-            "parent_id": parent,
-            "founded_on": founded_on,
-            "employer": {
-                "name": f"亳州{kind}单位",
-                "credit_code": code,
-                "headcount_band": "100-499",
-                "address": "亳州市谯城区",
-            },
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
 async def test_a_tax_batch_is_matched_by_credit_code_and_recorded_once(
-    membership: Membership,
+    union_funds: UnionFunds,
 ) -> None:
-    ids = await membership.union_tree()
+    ids = await union_funds.union_tree()
     factory, depot = (
-        await code_of(membership, ids["factory"]),
-        await code_of(membership, ids["depot"]),
+        await union_funds.code_of(ids["factory"]),
+        await union_funds.code_of(ids["depot"]),
     )
     stranger = employer_code()
     batch = {
@@ -105,7 +81,7 @@ async def test_a_tax_batch_is_matched_by_credit_code_and_recorded_once(
             remitted(depot, "2025-11", paid_on="2099-01-01", amount_fen=1.5),
         ],
     }
-    async with await department(membership, "tax", "remittances:submit") as tax:
+    async with await department(union_funds, "tax", "remittances:submit") as tax:
         first = await tax.post("/remittances/batches", json=batch)
         assert first.status_code == 201, first.text
         answer = first.json()
@@ -131,7 +107,7 @@ async def test_a_tax_batch_is_matched_by_credit_code_and_recorded_once(
         assert answer["records"][4]["rate"] == {"expected_fen": 800_000, "deviation_fen": -400_000}
         assert answer["off_rate"] == 1 and answer["records"][0]["rate"] is None
 
-        events = await events_about(membership, factory, depot, stranger)
+        events = await events_about(union_funds, factory, depot, stranger)
         assert [(t, k) for t, k, _ in events] == [
             (MATCHED, factory),
             (UNMATCHED, stranger),
@@ -150,14 +126,14 @@ async def test_a_tax_batch_is_matched_by_credit_code_and_recorded_once(
             "amount_fen": 800_000,
         }
 
-        before = await counts(membership)
+        before = await counts(union_funds)
         again = await tax.post("/remittances/batches", json=batch)
         assert again.status_code == 200 and again.json() == answer
         other = await tax.post(
             "/remittances/batches", json=batch | {"records": batch["records"][:2]}
         )
         assert other.status_code == 409 and other.json()["errors"][0]["field"] == "batch_id"
-        assert await counts(membership) == before
+        assert await counts(union_funds) == before
 
         # An overlapping batch: the October record again, the Q3 record corrected, November new.
         overlap = await tax.post(
@@ -178,58 +154,55 @@ async def test_a_tax_batch_is_matched_by_credit_code_and_recorded_once(
             "matched",
         ]
         assert overlap.json()["errors"][0]["field"] == "record_id"
-    listed = await membership.staff.get("/remittances", params={"union_id": ids["factory"]})
+    listed = await union_funds.staff.get("/remittances", params={"union_id": ids["factory"]})
     assert [(r["period"], r["amount_fen"]) for r in listed.json()["items"]] == [
         ("2025-10", 800_000),
         ("2025-11", 800_000),
     ]
-    q3 = await membership.staff.get(
+    q3 = await union_funds.staff.get(
         "/remittances", params={"union_id": ids["depot"], "period": "2025-08"}
     )
     assert [(r["period"], r["amount_fen"], r["deviation_fen"]) for r in q3.json()["items"]] == [
         ("2025Q3", 400_000, -400_000)  # the first figures stand; the correction was refused
     ]
-    assert len(await events_about(membership, factory, depot, stranger)) == 4
+    assert len(await events_about(union_funds, factory, depot, stranger)) == 4
 
 
-async def test_the_same_batch_sent_twice_at_once_is_recorded_once(membership: Membership) -> None:
-    ids = await membership.union_tree()
-    factory = await code_of(membership, ids["factory"])
+async def test_the_same_batch_sent_twice_at_once_is_recorded_once(union_funds: UnionFunds) -> None:
+    ids = await union_funds.union_tree()
+    factory = await union_funds.code_of(ids["factory"])
     batch = {
         "batch_id": f"tax-race-{ids['city']}",
         "records": [remitted(factory, p) for p in ("2025-07", "2025-08", "2025-09")],
     }
-    async with await department(membership, "tax", "remittances:submit") as tax:
+    async with await department(union_funds, "tax", "remittances:submit") as tax:
         answers = await asyncio.gather(
             *(tax.post("/remittances/batches", json=batch) for _ in "ab")
         )
     assert sorted(a.status_code for a in answers) == [200, 201]
     assert answers[0].json() == answers[1].json()
-    assert len(await events_about(membership, factory)) == 3
-    pool = membership.app.state.runtime.pool
+    assert len(await events_about(union_funds, factory)) == 3
+    pool = union_funds.app.state.runtime.pool
     assert (
         await pool.fetchval("SELECT count(*) FROM remittances WHERE credit_code = $1", factory) == 3
     )
 
 
-async def test_arrears_and_unorganised_employers_for_a_period(membership: Membership) -> None:
-    ids = await membership.union_tree()
-    staff = membership.staff
+async def test_arrears_and_unorganised_employers_for_a_period(union_funds: UnionFunds) -> None:
+    ids = await union_funds.union_tree()
+    staff = union_funds.staff
     county = ids["county"]
     mill_code, late_code, closed_code = employer_code(), employer_code(), employer_code()
-    mill = await establish(membership, county, "enterprise", "2020-01-01", mill_code)
-    late = await establish(membership, county, "enterprise", "2025-11-20", late_code)
-    closed = await establish(membership, county, "enterprise", "2020-01-01", closed_code)
-    dissolved = await staff.post(
-        f"/organisations/{closed}/dissolve", json={"dissolved_on": "2025-09-30"}
-    )
-    assert dissolved.status_code == 200, dissolved.text
+    mill = await union_funds.establish(county, "enterprise", "2020-01-01", mill_code)
+    late = await union_funds.establish(county, "enterprise", "2025-11-20", late_code)
+    closed = await union_funds.establish(county, "enterprise", "2020-01-01", closed_code)
+    await union_funds.dissolve(closed, "2025-09-30")
     factory, depot = (
-        await code_of(membership, ids["factory"]),
-        await code_of(membership, ids["depot"]),
+        await union_funds.code_of(ids["factory"]),
+        await union_funds.code_of(ids["depot"]),
     )
     stranger = employer_code()
-    async with await department(membership, "tax", "remittances:submit") as tax:
+    async with await department(union_funds, "tax", "remittances:submit") as tax:
         sent = await tax.post(
             "/remittances/batches",
             json={
@@ -285,7 +258,7 @@ async def test_arrears_and_unorganised_employers_for_a_period(membership: Member
     )
 
     # Organised since: off the list, and its earlier remittances are found under its union.
-    organised = await establish(membership, county, "enterprise", "2025-12-01", stranger)
+    organised = await union_funds.establish(county, "enterprise", "2025-12-01", stranger)
     assert stranger not in await unorganised("2025Q4")
     listed = await staff.get("/remittances", params={"union_id": organised, "period": "2025Q4"})
     items = listed.json()["items"]
@@ -305,14 +278,14 @@ async def test_arrears_and_unorganised_employers_for_a_period(membership: Member
 
 
 async def test_finance_subsidies_are_recorded_once_and_totalled_per_unit_and_year(
-    membership: Membership,
+    union_funds: UnionFunds,
 ) -> None:
-    ids = await membership.union_tree()
-    school = await establish(
-        membership, ids["county"], "public_institution", "2010-09-01", employer_code()
+    ids = await union_funds.union_tree()
+    school = await union_funds.establish(
+        ids["county"], "public_institution", "2010-09-01", employer_code()
     )
-    hospital = await establish(
-        membership, ids["city"], "public_institution", "2012-01-01", employer_code()
+    hospital = await union_funds.establish(
+        ids["city"], "public_institution", "2012-01-01", employer_code()
     )
     tag = ids["city"]
 
@@ -332,12 +305,23 @@ async def test_finance_subsidies_are_recorded_once_and_totalled_per_unit_and_yea
         grant("D", school, "2024", 1_000_000, 90),
         grant("E", hospital, "2025", 800_000, 300),
     ]
-    async with await department(membership, "finance", "subsidies:write") as finance:
+    async with await department(union_funds, "finance", "subsidies:write") as finance:
         for body in grants:
             answer = await finance.post("/subsidies", json=body)
             assert answer.status_code == 201, answer.text
             assert answer.json()["year"] == int(body["period"][:4])
-        before = await counts(membership)
+        granted = await events_about(union_funds, school, hospital)
+        assert [(t, k) for t, k, _ in granted] == [(SUBSIDY_GRANTED, school)] * 4 + [
+            (SUBSIDY_GRANTED, hospital)
+        ]
+        assert granted[0][2] == {
+            "reference": f"A-{tag}",
+            "union_id": school,
+            "period": "2025Q1",
+            "amount_fen": 300_000,
+            "members_covered": 100,
+        }
+        before = await counts(union_funds)
         again = await finance.post("/subsidies", json=grants[0])
         assert again.status_code == 200 and again.json()["amount_fen"] == 300_000
         changed = await finance.post("/subsidies", json=grants[0] | {"amount_fen": 300_001})
@@ -348,10 +332,10 @@ async def test_finance_subsidies_are_recorded_once_and_totalled_per_unit_and_yea
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "period"
         early = await finance.post("/subsidies", json=grant("H", school, "2009", 1, 1))
         assert early.status_code == 422 and early.json()["errors"][0]["field"] == "period"
-        assert await counts(membership) == before
+        assert await counts(union_funds) == before
 
     async def totals(**params: Any) -> list[tuple[str, int, int, int, int]]:
-        answer = await membership.staff.get("/subsidies/totals", params=params)
+        answer = await union_funds.staff.get("/subsidies/totals", params=params)
         assert answer.status_code == 200, answer.text
         return [
             (i["union_id"], i["year"], i["amount_fen"], i["members_covered"], i["count"])
@@ -368,13 +352,13 @@ async def test_finance_subsidies_are_recorded_once_and_totalled_per_unit_and_yea
         (school, 2025, 650_000, 130, 3),
     ]
     assert await totals(year=2025, under=hospital) == [(hospital, 2025, 800_000, 300, 1)]
-    missing = await membership.staff.get("/subsidies/totals", params={"under": "no-such"})
+    missing = await union_funds.staff.get("/subsidies/totals", params={"under": "no-such"})
     assert missing.status_code == 404
 
 
-async def test_refused_calls_change_nothing(membership: Membership) -> None:
-    ids = await membership.union_tree()
-    factory = await code_of(membership, ids["factory"])
+async def test_refused_calls_change_nothing(union_funds: UnionFunds) -> None:
+    ids = await union_funds.union_tree()
+    factory = await union_funds.code_of(ids["factory"])
     batch = {"batch_id": f"refused-{ids['city']}", "records": [remitted(factory, "2025-10")]}
     subsidy = {
         "reference": f"refused-{ids['city']}",
@@ -383,43 +367,43 @@ async def test_refused_calls_change_nothing(membership: Membership) -> None:
         "amount_fen": 100_000,
         "members_covered": 10,
     }
-    before = await counts(membership)
+    before = await counts(union_funds)
     # The federation's own tool holding the scope is still not the tax bureau.
-    async with await department(membership, "federation", "remittances:submit") as tool:
+    async with await department(union_funds, "federation", "remittances:submit") as tool:
         refused = await tool.post("/remittances/batches", json=batch)
         assert refused.status_code == 403
         assert refused.json()["errors"][0]["field"] == "department"
-    async with await department(membership, "finance", "remittances:submit") as finance:
+    async with await department(union_funds, "finance", "remittances:submit") as finance:
         refused = await finance.post("/remittances/batches", json=batch)
         assert refused.status_code == 403
         assert refused.json()["errors"][0]["field"] == "department"
-    async with await department(membership, "tax", "reports:read", "subsidies:write") as tax:
+    async with await department(union_funds, "tax", "reports:read", "subsidies:write") as tax:
         refused = await tax.post("/remittances/batches", json=batch)
         assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "scope"
         refused = await tax.post("/subsidies", json=subsidy)
         assert refused.status_code == 403
         assert refused.json()["errors"][0]["field"] == "department"
-    async with await department(membership, "finance", "reports:read") as finance:
+    async with await department(union_funds, "finance", "reports:read") as finance:
         refused = await finance.post("/subsidies", json=subsidy)
         assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "scope"
-    async with await department(membership, "tax", "remittances:submit") as tax:
+    async with await department(union_funds, "tax", "remittances:submit") as tax:
         empty = await tax.post("/remittances/batches", json=batch | {"records": []})
         assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "records"
         refused = await tax.get("/remittances/arrears", params={"period": "2025-10"})
         assert refused.status_code == 403
-    transport = httpx.ASGITransport(app=membership.app)
+    transport = httpx.ASGITransport(app=union_funds.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as anyone:
         unsigned = await anyone.post("/remittances/batches", json=batch)
         assert unsigned.status_code == 401
-    assert await counts(membership) == before
-    assert await events_about(membership, factory) == []
+    assert await counts(union_funds) == before
+    assert await events_about(union_funds, factory) == []
 
 
 async def test_a_credential_limited_to_a_union_sees_only_its_subtree(
-    membership: Membership,
+    union_funds: UnionFunds,
 ) -> None:
-    ids = await membership.union_tree()
-    async with await membership.client("reports:read", organisations=[ids["factory"]]) as union:
+    ids = await union_funds.union_tree()
+    async with await union_funds.client("reports:read", organisations=[ids["factory"]]) as union:
         own = await union.get(
             "/remittances/arrears", params={"period": "2025-10", "under": ids["factory"]}
         )
@@ -433,3 +417,21 @@ async def test_a_credential_limited_to_a_union_sees_only_its_subtree(
         ]:
             refused = await union.get(path, params=params)
             assert refused.status_code == 403, (path, params)
+
+
+async def test_control_characters_and_far_periods_are_4xx_naming_the_field(
+    union_funds: UnionFunds,
+) -> None:
+    nul = await union_funds.staff.get("/remittances?union_id=a%00b")
+    assert nul.status_code == 400, nul.text
+    assert nul.headers["content-type"] == "application/problem+json"
+    assert (nul.json()["errors"][0]["field"], nul.json()["errors"][0]["code"]) == (
+        "union_id",
+        "control_character",
+    )
+    far = await union_funds.staff.get("/remittances/arrears", params={"period": "9999-12"})
+    assert far.status_code == 422, far.text
+    assert (far.json()["errors"][0]["field"], far.json()["errors"][0]["code"]) == (
+        "period",
+        "year_out_of_range",
+    )

@@ -1,16 +1,110 @@
-"""SQL for union funds: the tax bureau's remittance batches and records, finance's subsidies."""
+"""SQL for union funds' own schema: the view of unions kept from membership's events, the tax
+bureau's remittance batches and records, finance's subsidies. Never membership's tables."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from services.membership.remittances import Period, Remittance
+from services.union_funds.periods import Period
+from services.union_funds.remittances import Remittance
+from services.union_funds.unions import Union
+from shared.errors import NotFound
 
 # "For a period" means overlapping it: a quarterly remittance counts for each of its months, and
-# monthly ones for their quarter (services.membership.remittances.uncovered_months decides).
+# monthly ones for their quarter (services.union_funds.periods.uncovered_months decides).
+# "Standing" means not dissolved by the day asked for (Union.standing_on).
+_STANDING = "(dissolved_on IS NULL OR dissolved_on > {day})"
+
+
+def _union(row: asyncpg.Record) -> Union:
+    return Union(
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        path=tuple(row["path"]),
+        credit_code=row["credit_code"],
+        employer_name=row["employer_name"],
+        founded_on=row["founded_on"],
+        dissolved_on=row["dissolved_on"],
+    )
+
+
+class Unions:
+    """The projection of membership's organisations (see services.union_funds.unions)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def get(self, union_id: str, *, field: str = "union_id") -> Union:
+        """The union, or 404 ``organisation_not_found`` naming ``field``."""
+        row = await self.conn.fetchrow("SELECT * FROM unions WHERE id = $1", union_id)
+        if row is None:
+            raise NotFound(field, "organisation_not_found", f"no organisation {union_id}")
+        return _union(row)
+
+    async def known(self, union_id: str) -> tuple[Union, datetime] | None:
+        """The union and the time of the last event applied to it, its row locked, if any."""
+        row = await self.conn.fetchrow("SELECT * FROM unions WHERE id = $1 FOR UPDATE", union_id)
+        return None if row is None else (_union(row), row["as_of"])
+
+    async def save(self, union: Union, as_of: datetime) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO unions (id, name, kind, path, credit_code, employer_name, founded_on,
+                                dissolved_on, as_of)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (id) DO UPDATE SET
+                name = excluded.name, kind = excluded.kind, path = excluded.path,
+                credit_code = excluded.credit_code, employer_name = excluded.employer_name,
+                founded_on = excluded.founded_on, dissolved_on = excluded.dissolved_on,
+                as_of = excluded.as_of
+            """,
+            union.id,
+            union.name,
+            union.kind,
+            list(union.path),
+            union.credit_code,
+            union.employer_name,
+            union.founded_on,
+            union.dissolved_on,
+            as_of,
+        )
+
+    async def holders(self, credit_codes: Collection[str], today: date) -> dict[str, str]:
+        """Credit code -> the union standing today whose employer it is.
+
+        Membership lets one standing union hold a code; should the view briefly show two (a new
+        union's event applied before the old one's dissolution), the latest founded wins.
+        """
+        rows = await self.conn.fetch(
+            "SELECT credit_code, id FROM unions WHERE credit_code = ANY($1) AND "
+            + _STANDING.format(day="$2")
+            + " ORDER BY founded_on NULLS FIRST, id",
+            list(credit_codes),
+            today,
+        )
+        return {r["credit_code"]: r["id"] for r in rows}
+
+    async def owing_for(
+        self, period: Period, under: str | None, today: date
+    ) -> list[asyncpg.Record]:
+        """Unions standing today with an employer, in the subtree (``under`` included), that
+        existed by the end of the period: the ones whose employer should have remitted for it."""
+        return await self.conn.fetch(
+            "SELECT id, name, credit_code, employer_name, founded_on FROM unions"
+            " WHERE credit_code IS NOT NULL AND "
+            + _STANDING.format(day="$3")
+            + " AND (founded_on IS NULL OR founded_on <= $1)"
+            " AND ($2::text IS NULL OR id = $2 OR $2 = ANY(path))"
+            " ORDER BY id",
+            period.end,
+            under,
+            today,
+        )
 
 
 class Remittances:
@@ -42,15 +136,6 @@ class Remittances:
         await self.conn.execute(
             "UPDATE remittance_batches SET result = $2 WHERE batch_id = $1", batch_id, result
         )
-
-    async def holders(self, credit_codes: Collection[str]) -> dict[str, str]:
-        """Credit code -> the standing union whose employer it is."""
-        rows = await self.conn.fetch(
-            "SELECT employer ->> 'credit_code' AS code, id FROM organisations"
-            " WHERE employer ->> 'credit_code' = ANY($1) AND dissolved_on IS NULL",
-            list(credit_codes),
-        )
-        return {r["code"]: r["id"] for r in rows}
 
     async def add_new(
         self, batch_id: str, records: Sequence[tuple[Remittance, str | None]]
@@ -130,22 +215,8 @@ class Remittances:
         )
         return {r["credit_code"]: list(r["periods"]) for r in rows}
 
-    async def unions_owing_for(self, period: Period, under: str | None) -> list[asyncpg.Record]:
-        """Standing unions with an employer in the subtree (``under`` included) that existed by
-        the end of the period: the ones whose employer should have remitted for it."""
-        return await self.conn.fetch(
-            "SELECT id, name, employer ->> 'credit_code' AS credit_code,"
-            " employer ->> 'name' AS employer_name, founded_on FROM organisations"
-            " WHERE employer IS NOT NULL AND dissolved_on IS NULL"
-            " AND (founded_on IS NULL OR founded_on <= $1)"
-            " AND ($2::text IS NULL OR id = $2 OR $2 = ANY(path))"
-            " ORDER BY id",
-            period.end,
-            under,
-        )
-
-    async def unorganised(self, period: Period) -> list[asyncpg.Record]:
-        """Employers that remitted for (part of) the period and have no standing union now."""
+    async def unorganised(self, period: Period, today: date) -> list[asyncpg.Record]:
+        """Employers that remitted for (part of) the period and have no union standing today."""
         return await self.conn.fetch(
             """
             SELECT r.credit_code,
@@ -157,14 +228,15 @@ class Remittances:
                    sum(r.amount_fen)::bigint AS amount_fen
             FROM remittances r
             WHERE r.period_start <= $2 AND r.period_end >= $1
-              AND NOT EXISTS (SELECT 1 FROM organisations o
-                              WHERE o.employer ->> 'credit_code' = r.credit_code
-                                AND o.dissolved_on IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM unions u
+                              WHERE u.credit_code = r.credit_code
+                                AND (u.dissolved_on IS NULL OR u.dissolved_on > $3))
             GROUP BY r.credit_code
             ORDER BY amount_fen DESC, r.credit_code
             """,
             period.start,
             period.end,
+            today,
         )
 
     async def of_employer(self, credit_code: str, period: Period | None) -> list[asyncpg.Record]:
@@ -221,16 +293,16 @@ class Subsidies:
             WITH per_period AS (
                 SELECT s.union_id, s.year, s.period, sum(s.amount_fen) AS amount_fen,
                        sum(s.members_covered) AS members_covered, count(*) AS records
-                FROM subsidies s JOIN organisations o ON o.id = s.union_id
+                FROM subsidies s JOIN unions u ON u.id = s.union_id
                 WHERE ($1::integer IS NULL OR s.year = $1)
-                  AND ($2::text IS NULL OR o.id = $2 OR $2 = ANY(o.path))
+                  AND ($2::text IS NULL OR u.id = $2 OR $2 = ANY(u.path))
                 GROUP BY s.union_id, s.year, s.period
             )
-            SELECT p.union_id, o.name, p.year, sum(p.amount_fen)::bigint AS amount_fen,
+            SELECT p.union_id, u.name, p.year, sum(p.amount_fen)::bigint AS amount_fen,
                    max(p.members_covered)::bigint AS members_covered,
                    sum(p.records)::bigint AS records
-            FROM per_period p JOIN organisations o ON o.id = p.union_id
-            GROUP BY p.union_id, o.name, p.year
+            FROM per_period p JOIN unions u ON u.id = p.union_id
+            GROUP BY p.union_id, u.name, p.year
             ORDER BY p.year, p.union_id
             """,
             year,

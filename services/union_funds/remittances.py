@@ -1,4 +1,4 @@
-"""Union funds (工会经费) that the tax bureau collects, and finance's subsidies: the rules.
+"""Union funds (工会经费) that the tax bureau collects: the rules of its remittance records.
 
 Pure: no I/O, no clock (``today`` is an argument). The tax bureau sends remittance records in
 batches; each record is read on its own (:func:`read_record`) so one bad record is reported with
@@ -12,138 +12,27 @@ tax bureau has already collected it and the federation only reconciles.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from services.membership.identity import credit_code_problem, normalise_credit_code
-from services.membership.organisation import Organisation
-from services.membership.rules import ORGANISATION_NAME_MAX, _text
-from shared.errors import Conflict, DomainError
-from shared.events.membership import RemittanceMatched, RemittanceUnmatched
-from shared.inputs import LATEST_YEAR
+from services.union_funds.periods import Period
+from shared.credit_code import credit_code_problem, normalise_credit_code
+from shared.errors import DomainError
+from shared.events.union_funds import RemittanceMatched, RemittanceUnmatched
 
 STATUTORY_RATE_PERCENT = 2
 # Far beyond any real payroll (10 trillion yuan) yet far inside bigint: a bigger number is garbage.
 MAX_FEN = 10**15
-# The Trade Union Law's funds rules date from 1950: an earlier year is a typo. A later year than
-# dates are accepted for anywhere on the platform (shared.inputs) is one too.
-MIN_YEAR, MAX_YEAR = 1950, LATEST_YEAR
+EMPLOYER_NAME_MAX = 100  # as membership's organisation names
 RECORD_ID_MAX = 64
 
-
-class PeriodKind(StrEnum):
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
-
-
-# Tax declares union funds monthly or quarterly; finance also grants subsidies for a whole year.
-REMITTANCE_PERIODS = frozenset({PeriodKind.MONTH, PeriodKind.QUARTER})
-SUBSIDY_PERIODS = frozenset(PeriodKind)
-
-_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
-_QUARTER = re.compile(r"([0-9]{4})Q([0-9])")
-_YEAR = re.compile(r"([0-9]{4})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A calendar month ("2026-10"), quarter ("2026Q3") or year ("2026")."""
-
-    year: int
-    kind: PeriodKind
-    number: int  # the month (1-12), the quarter (1-4), or 1 for a year
-
-    @classmethod
-    def parse(
-        cls,
-        raw: str,
-        *,
-        field: str = "period",
-        kinds: frozenset[PeriodKind] = REMITTANCE_PERIODS,
-    ) -> Period:
-        text = raw.strip().upper()
-        if m := _MONTH.fullmatch(text):
-            period = cls(int(m[1]), PeriodKind.MONTH, int(m[2]))
-            if not 1 <= period.number <= 12:
-                raise DomainError(field, "no_such_month", f"month {m[2]} does not exist")
-        elif m := _QUARTER.fullmatch(text):
-            period = cls(int(m[1]), PeriodKind.QUARTER, int(m[2]))
-            if not 1 <= period.number <= 4:
-                raise DomainError(field, "no_such_quarter", f"quarter {m[2]} does not exist")
-        elif m := _YEAR.fullmatch(text):
-            period = cls(int(m[1]), PeriodKind.YEAR, 1)
-        else:
-            raise DomainError(field, "invalid_period", f"must be {_shapes(kinds)}")
-        if period.kind not in kinds:
-            raise DomainError(field, "invalid_period", f"must be {_shapes(kinds)}")
-        if period.year < MIN_YEAR:
-            message = f"year {period.year} is before {MIN_YEAR}"
-            raise DomainError(field, "year_out_of_range", message)
-        if period.year > MAX_YEAR:
-            message = f"year {period.year} is after {MAX_YEAR}"
-            raise DomainError(field, "year_out_of_range", message)
-        return period
-
-    @classmethod
-    def month(cls, year: int, month: int) -> Period:
-        return cls(year, PeriodKind.MONTH, month)
-
-    def __str__(self) -> str:
-        if self.kind is PeriodKind.MONTH:
-            return f"{self.year}-{self.number:02d}"
-        if self.kind is PeriodKind.QUARTER:
-            return f"{self.year}Q{self.number}"
-        return f"{self.year}"
-
-    @property
-    def _month_range(self) -> range:
-        if self.kind is PeriodKind.MONTH:
-            return range(self.number, self.number + 1)
-        if self.kind is PeriodKind.QUARTER:
-            return range(3 * self.number - 2, 3 * self.number + 1)
-        return range(1, 13)
-
-    @property
-    def start(self) -> date:
-        return date(self.year, self._month_range[0], 1)
-
-    @property
-    def end(self) -> date:
-        """The last day of the period."""
-        last = self._month_range[-1]
-        after = date(self.year + 1, 1, 1) if last == 12 else date(self.year, last + 1, 1)
-        return after - timedelta(days=1)
-
-    def months(self) -> list[Period]:
-        return [Period.month(self.year, m) for m in self._month_range]
-
-
-def _shapes(kinds: frozenset[PeriodKind]) -> str:
-    shapes = {
-        PeriodKind.MONTH: "a month like 2026-10",
-        PeriodKind.QUARTER: "a quarter like 2026Q3",
-        PeriodKind.YEAR: "a year like 2026",
-    }
-    return " or ".join(shapes[k] for k in PeriodKind if k in kinds)
-
-
-def uncovered_months(
-    period: Period, paid: Iterable[Period], *, since: date | None = None
-) -> list[Period]:
-    """The months of ``period`` that no paid period covers, from the month of ``since`` on.
-
-    Employers declare monthly or quarterly, so "has this employer remitted for 2026Q4" means every
-    month of it is covered, whichever way: Oct, Nov and Dec separately, or 2026Q4 at once. A union
-    founded in November is owed nothing for October (``since``: its founding).
-    """
-    covered = {m for p in paid for m in p.months()}
-    return [m for m in period.months() if m not in covered and (since is None or m.end >= since)]
 
 
 # The 2% rate ---------------------------------------------------------------------------------
@@ -263,14 +152,14 @@ def read_record(index: int, raw: Any, *, today: date) -> Remittance | list[Recor
         if name not in RECORD_FIELDS
     )
     code = check("employer_credit_code", _credit_code)
-    name = check("employer_name", lambda v: _text(_string(v), "", ORGANISATION_NAME_MAX))
+    name = check("employer_name", lambda v: _text(_string(v), EMPLOYER_NAME_MAX))
     period = check("period", lambda v: _remitted_period(_string(v), today))
     base = check("payroll_base_fen", lambda v: _fen(v))
     amount = check("amount_fen", lambda v: _fen(v))
     paid_on = check("paid_on", lambda v: _past_date(v, today))
     record_id = None
     if raw.get("record_id") is not None:
-        record_id = check("record_id", lambda v: _text(_string(v), "", RECORD_ID_MAX))
+        record_id = check("record_id", lambda v: _text(_string(v), RECORD_ID_MAX))
     if errors:
         return errors
     return Remittance(code, name, period, base, amount, paid_on, record_id)
@@ -280,6 +169,15 @@ def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise DomainError("", "not_a_string", "must be a string")
     return value
+
+
+def _text(value: str, limit: int) -> str:
+    text = value.strip()
+    if not text:
+        raise DomainError("", "blank", "must not be empty")
+    if len(text) > limit:
+        raise DomainError("", "too_long", f"must be at most {limit} characters")
+    return text
 
 
 def _credit_code(value: Any) -> str:
@@ -347,6 +245,14 @@ def match(
 
 
 # A batch -------------------------------------------------------------------------------------
+
+
+def batch_digest(records: list[Any]) -> str:
+    """What makes a batch the same batch: its records, whatever their keys' order."""
+    # The standard library's encoder, not orjson: a record may carry an integer beyond 64 bits,
+    # which read_record then refuses.
+    canonical = json.dumps(records, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Outcome(StrEnum):
@@ -446,23 +352,3 @@ def read_batch(raws: Sequence[Any], *, today: date) -> ReadBatch:
             message = f"repeats record {earlier[0]} of this batch with other amounts or date"
             errors.append(RecordError(index, "record_id", "conflicting_repeat", message))
     return ReadBatch(fresh, repeats, errors)
-
-
-# Administrative subsidies --------------------------------------------------------------------
-
-
-def subsidy_period(raw: str) -> Period:
-    """Finance grants for a month, a quarter or a whole year."""
-    return Period.parse(raw, kinds=SUBSIDY_PERIODS)
-
-
-def check_subsidised(union: Organisation, period: Period) -> None:
-    """A union may be subsidised for any period it stood in: finance often records a subsidy
-    after the fact, so a union dissolved since is fine; one dissolved before the period began, or
-    founded after it ended, is not."""
-    if union.dissolved_on is not None and union.dissolved_on < period.start:
-        message = f"{union.id} was dissolved on {union.dissolved_on.isoformat()}, before {period}"
-        raise Conflict("union_id", "union_dissolved", message)
-    if union.founded_on is not None and union.founded_on > period.end:
-        message = f"ends before {union.id} was founded on {union.founded_on}"
-        raise DomainError("period", "before_founding", message)

@@ -1,54 +1,61 @@
-"""Use cases of union funds: the tax bureau's remittance batches and finance's subsidies."""
+"""Use cases of the union funds service: the tax bureau's remittance batches, finance's subsidies,
+and the view of unions kept from membership's events. One function per command or followed
+event, each in one unit of work; ``today`` (the federation's calendar day) comes from the caller.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
+from datetime import date, datetime
 from typing import Any
 
-from services.membership import commands as c
-from services.membership.funds_repository import Remittances, Subsidies
-from services.membership.funds_views import SubsidyView, subsidy_view
-from services.membership.handlers import MembershipUnitOfWork, today
-from services.membership.remittances import (
+import asyncpg
+
+from services.union_funds import commands as c
+from services.union_funds.remittances import (
     BatchReport,
     RecordError,
-    check_subsidised,
+    batch_digest,
     match,
     read_batch,
-    subsidy_period,
 )
+from services.union_funds.repository import Remittances, Subsidies, Unions
+from services.union_funds.subsidies import check_subsidised, subsidy_period
+from services.union_funds.unions import apply_membership_event
+from services.union_funds.views import SubsidyView, subsidy_view
+from shared.consumer import Handler
 from shared.errors import Conflict
+from shared.events import membership as m
+from shared.events.base import EventData
+from shared.events.envelope import Envelope
+from shared.events.union_funds import SubsidyGranted
+from shared.uow import UnitOfWork
 
 
-class FundsUnitOfWork(MembershipUnitOfWork):
+class UnionFundsUnitOfWork(UnitOfWork):
+    unions: Unions
     remittances: Remittances
     subsidies: Subsidies
 
     def on_enter(self) -> None:
-        super().on_enter()
+        self.unions = Unions(self.conn)
         self.remittances = Remittances(self.conn)
         self.subsidies = Subsidies(self.conn)
 
 
-def batch_digest(records: list[Any]) -> str:
-    # Key order does not make another batch; anything else does. The standard library's encoder,
-    # not orjson: a record may carry an integer beyond 64 bits, which read_record then refuses.
-    canonical = json.dumps(records, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# ----- the tax bureau's remittances -----
 
 
 async def submit_remittances(
-    cmd: c.RemittanceBatch, uow: FundsUnitOfWork, *, submitted_by: str
+    cmd: c.RemittanceBatch, uow: UnionFundsUnitOfWork, *, submitted_by: str, today: date
 ) -> tuple[dict[str, Any], bool]:
     """Record a batch once; (its report, whether it was a resend answered from the first time).
 
-    New records are matched to standing unions by credit code and each causes its event, in the
-    same transaction. Records already recorded (overlapping batches) are reported as duplicates
-    and cause nothing.
+    New records are matched to the unions standing today by credit code and each causes its
+    event, in the same transaction. Records already recorded (overlapping batches) are reported
+    as duplicates and cause nothing.
     """
     digest = batch_digest(cmd.records)
-    read = read_batch(cmd.records, today=today())
+    read = read_batch(cmd.records, today=today)
     report = BatchReport(cmd.batch_id, len(cmd.records))
     report.reject(read.errors)
     async with uow:
@@ -62,7 +69,7 @@ async def submit_remittances(
                 )
             result: dict[str, Any] = earlier["result"]
             return result, True
-        holders = await uow.remittances.holders({r.credit_code for _, r in read.fresh})
+        holders = await uow.unions.holders({r.credit_code for _, r in read.fresh}, today)
         inserted = await uow.remittances.add_new(
             cmd.batch_id, [(r, holders.get(r.credit_code)) for _, r in read.fresh]
         )
@@ -98,8 +105,11 @@ async def submit_remittances(
     return result, False
 
 
+# ----- city finance's subsidies -----
+
+
 async def record_subsidy(
-    cmd: c.RecordSubsidy, uow: FundsUnitOfWork, *, recorded_by: str
+    cmd: c.RecordSubsidy, uow: UnionFundsUnitOfWork, *, recorded_by: str
 ) -> tuple[SubsidyView, bool]:
     """Record finance's subsidy once; (the subsidy, whether the reference was recorded before).
 
@@ -108,7 +118,7 @@ async def record_subsidy(
     """
     period = subsidy_period(cmd.period)
     async with uow:
-        union = await uow.organisations.get(cmd.union_id, field="union_id")
+        union = await uow.unions.get(cmd.union_id, field="union_id")
         stored = await uow.subsidies.get(cmd.reference)
         if stored is None:
             check_subsidised(union, period)
@@ -121,6 +131,15 @@ async def record_subsidy(
                 recorded_by=recorded_by,
             )
             if added is not None:
+                uow.publish(
+                    SubsidyGranted(
+                        reference=cmd.reference,
+                        union_id=cmd.union_id,
+                        period=str(period),
+                        amount_fen=cmd.amount_fen,
+                        members_covered=cmd.members_covered,
+                    )
+                )
                 await uow.commit()
                 return subsidy_view(added), False
             stored = await uow.subsidies.get(cmd.reference)  # a concurrent resend won
@@ -135,3 +154,36 @@ async def record_subsidy(
                 existing=subsidy_view(stored),
             )
         return subsidy_view(stored), True
+
+
+# ----- membership's organisation events -----
+
+
+async def organisation_event(event: EventData, at: datetime, uow: UnionFundsUnitOfWork) -> None:
+    """Apply an organisation event (published at ``at``) to the view of unions. An event older
+    than what the row shows (a replay after the runbook seeded the view) changes nothing."""
+    assert isinstance(event, m.OrganisationEvent)
+    async with uow:
+        known = await uow.unions.known(event.organisation_id)
+        if known is None or at >= known[1]:
+            view = apply_membership_event(known[0] if known else None, event)
+            if view is not None:
+                await uow.unions.save(view, at)
+        await uow.commit()
+
+
+def membership_handlers(topic: str) -> dict[str, Handler]:
+    """What union funds follows on ``membership.events``: organisations, never members."""
+
+    async def follow(conn: asyncpg.Connection, event: EventData, envelope: Envelope) -> None:
+        uow = UnionFundsUnitOfWork.joining(conn, topic, envelope)
+        await organisation_event(event, envelope.time, uow)
+
+    return dict.fromkeys(
+        (
+            m.OrganisationEstablished.type,
+            m.OrganisationChanged.type,
+            m.OrganisationDissolved.type,
+        ),
+        follow,
+    )

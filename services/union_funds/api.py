@@ -1,4 +1,5 @@
-"""HTTP routes for union funds: the tax bureau's remittances and finance's subsidies.
+"""HTTP routes of the union funds service (工会经费): the tax bureau's remittances and finance's
+subsidies. Validate, call a handler, shape the answer.
 
 The tax bureau (a credential of department ``tax``) submits remittance batches with
 ``remittances:submit``; city finance (department ``finance``) records subsidies with
@@ -6,23 +7,25 @@ The tax bureau (a credential of department ``tax``) submits remittance batches w
 checked as well as the scope: collection and subsidy figures are those departments' own records,
 so a federation tool holding the scope by mistake still cannot write them.
 
-Union funds will become a service of their own; their error codes are listed apart, under "Union
-funds" in ``docs/errors/membership.md``.
+Unions are those membership announced (``unions``, kept from its events): a union established a
+moment ago may not be known here yet. Every error is problem+json with a code listed in
+``docs/errors/union_funds.md``.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Query, Request, Response
 
-from services.membership import commands as c
-from services.membership import funds_handlers
-from services.membership.api import Pool
-from services.membership.funds_handlers import FundsUnitOfWork
-from services.membership.funds_repository import Remittances, Subsidies
-from services.membership.funds_views import (
+from services.union_funds import commands as c
+from services.union_funds import handlers
+from services.union_funds.handlers import UnionFundsUnitOfWork
+from services.union_funds.periods import MAX_YEAR, MIN_YEAR, Period, uncovered_months
+from services.union_funds.repository import Remittances, Subsidies, Unions
+from services.union_funds.views import (
     Arrear,
     ArrearsReport,
     BatchReportView,
@@ -34,10 +37,8 @@ from services.membership.funds_views import (
     UnorganisedReport,
     remittance_view,
 )
-from services.membership.identity import normalise_credit_code
-from services.membership.remittances import MAX_YEAR, MIN_YEAR, Period, uncovered_months
-from services.membership.repository import Organisations
 from shared.auth import Caller, require_scope
+from shared.credit_code import normalise_credit_code
 from shared.errors import DomainError, Forbidden
 from shared.http import router as shared_router
 
@@ -55,12 +56,25 @@ UnderQuery = Annotated[
 _RESENT = "200: the same batch or reference sent again, answered as the first time"
 
 
-async def funds_uow(request: Request) -> FundsUnitOfWork:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, per request.
+async def uow(request: Request) -> UnionFundsUnitOfWork:
     runtime = request.app.state.runtime
-    return FundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
+    return UnionFundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
 
 
-Uow = Annotated[FundsUnitOfWork, Depends(funds_uow)]
+async def pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+async def today(request: Request) -> date:
+    """The federation's calendar day (the service's ``timezone`` setting)."""
+    day: date = request.app.state.today()
+    return day
+
+
+Uow = Annotated[UnionFundsUnitOfWork, Depends(uow)]
+Pool = Annotated[asyncpg.Pool, Depends(pool)]
+Today = Annotated[date, Depends(today)]
 
 
 def _within(caller: Caller, under: str | None) -> None:
@@ -76,7 +90,7 @@ def _within(caller: Caller, under: str | None) -> None:
 
 async def _subtree_root(conn: asyncpg.Connection, under: str | None) -> None:
     if under is not None:
-        await Organisations(conn).get(under, field="under")  # 404 for an unknown one
+        await Unions(conn).get(under, field="under")  # 404 for an unknown one
 
 
 # Remittances -----------------------------------------------------------------------------------
@@ -85,7 +99,7 @@ async def _subtree_root(conn: asyncpg.Connection, under: str | None) -> None:
 @router.post(
     "/remittances/batches",
     status_code=201,
-    tags=["union funds"],
+    tags=["remittances"],
     response_model=BatchReportView,
     responses={200: {"model": BatchReportView, "description": _RESENT}},
     summary="The tax bureau's remittance records (201; 200 with the first answer when resent)",
@@ -93,16 +107,17 @@ async def _subtree_root(conn: asyncpg.Connection, under: str | None) -> None:
 async def submit_remittances(
     batch: c.RemittanceBatch,
     uow: Uow,
+    day: Today,
     response: Response,
     caller: Caller = Depends(require_scope("remittances:submit")),
 ) -> BatchReportView:
     """The tax bureau sends the union funds (工会经费) it collected, in batches of up to 10,000
-    records. Each record is matched to a union by the employer's credit code, or recorded as
-    unmatched (the employer has no union yet: see `GET /remittances/unorganised`). Records with
-    errors are listed in `errors` with their index, field and code (`required`,
-    `unknown_field`, `not_whole_fen`, `period_not_begun`, `check_character_mismatch`, ...)
-    while the good ones are recorded. Amounts that differ from 2% of the payroll base are
-    flagged (`rate`), not refused.
+    records. Each record is matched to the union standing today whose employer has the record's
+    credit code, or recorded as unmatched (the employer has no union yet: see
+    `GET /remittances/unorganised`). Records with errors are listed in `errors` with their
+    index, field and code (`required`, `unknown_field`, `not_whole_fen`, `period_not_begun`,
+    `check_character_mismatch`, ...) while the good ones are recorded. Amounts that differ from
+    2% of the payroll base are flagged (`rate`), not refused.
 
     Idempotent by `batch_id`: the same batch again is answered 200 with the first report; the
     same `batch_id` with other records is 409 `batch_id_reused`. A record already recorded by
@@ -110,7 +125,9 @@ async def submit_remittances(
     Only credentials of the tax bureau may submit (403 `tax_bureau_only`)."""
     if caller.department != TAX:
         raise Forbidden("department", "tax_bureau_only", "only the tax bureau submits remittances")
-    result, repeat = await funds_handlers.submit_remittances(batch, uow, submitted_by=caller.app_id)
+    result, repeat = await handlers.submit_remittances(
+        batch, uow, submitted_by=caller.app_id, today=day
+    )
     if repeat:
         response.status_code = 200
     return BatchReportView.model_validate(result)
@@ -118,7 +135,7 @@ async def submit_remittances(
 
 @router.get(
     "/remittances",
-    tags=["union funds"],
+    tags=["remittances"],
     response_model=RemittanceList,
     summary="A union's or an employer's remittances",
 )
@@ -148,8 +165,7 @@ async def list_remittances(
     async with pool.acquire() as conn:
         if union_id is not None:
             caller.ensure_organisation(union_id, field="union_id")
-            union = await Organisations(conn).get(union_id, field="union_id")
-            code = union.employer.credit_code if union.employer else None
+            code = (await Unions(conn).get(union_id, field="union_id")).credit_code
         else:
             assert credit_code is not None
             if caller.organisations is not None:
@@ -170,18 +186,19 @@ async def list_remittances(
 
 @router.get(
     "/remittances/arrears",
-    tags=["union funds"],
+    tags=["remittances"],
     response_model=ArrearsReport,
     summary="Unions whose employer has not remitted for the period",
 )
 async def arrears(
     pool: Pool,
+    day: Today,
     period: PeriodQuery,
     under: UnderQuery = None,
     caller: Caller = Depends(require_scope("reports:read")),
 ) -> ArrearsReport:
-    """Standing unions with an employer, in the subtree, founded by the period's end, with a
-    month of the period no remittance covers (a quarterly one covers its three months). A
+    """Unions standing today with an employer, in the subtree, founded by the period's end, with
+    a month of the period no remittance covers (a quarterly one covers its three months). A
     credential limited to some organisations must name one of them in `under` (403
     `under_required`, `organisation_not_allowed`); 404 `organisation_not_found` for `under`;
     422 for a period that is not a month or a quarter."""
@@ -189,7 +206,7 @@ async def arrears(
     asked = Period.parse(period)
     async with pool.acquire() as conn:
         await _subtree_root(conn, under)
-        unions = await Remittances(conn).unions_owing_for(asked, under)
+        unions = await Unions(conn).owing_for(asked, under, day)
         paid = await Remittances(conn).periods_paid([u["credit_code"] for u in unions], asked)
     items = []
     for u in unions:
@@ -210,16 +227,19 @@ async def arrears(
 
 @router.get(
     "/remittances/unorganised",
-    tags=["union funds"],
+    tags=["remittances"],
     response_model=UnorganisedReport,
     summary="Employers that remitted for the period but have no union: a prompt to organise them",
 )
 async def unorganised(
-    pool: Pool, period: PeriodQuery, caller: Caller = Depends(require_scope("reports:read"))
+    pool: Pool,
+    day: Today,
+    period: PeriodQuery,
+    caller: Caller = Depends(require_scope("reports:read")),
 ) -> UnorganisedReport:
-    """Employers whose union funds arrived for (part of) the period while no standing union
-    has them as employer, largest amount first: where the federation should found a union.
-    City-wide, so a credential limited to some organisations may not ask (403
+    """Employers whose union funds arrived for (part of) the period while no union standing
+    today has them as employer, largest amount first: where the federation should found a
+    union. City-wide, so a credential limited to some organisations may not ask (403
     `limited_credential`)."""
     if caller.organisations is not None:
         raise Forbidden(
@@ -229,7 +249,7 @@ async def unorganised(
         )
     asked = Period.parse(period)
     async with pool.acquire() as conn:
-        rows = await Remittances(conn).unorganised(asked)
+        rows = await Remittances(conn).unorganised(asked, day)
     return UnorganisedReport(
         period=str(asked),
         items=[
@@ -252,7 +272,7 @@ async def unorganised(
 @router.post(
     "/subsidies",
     status_code=201,
-    tags=["union funds"],
+    tags=["subsidies"],
     response_model=SubsidyView,
     responses={200: {"model": SubsidyView, "description": _RESENT}},
     summary="City finance's administrative subsidy to a union (201; 200 when resent)",
@@ -266,12 +286,13 @@ async def record_subsidy(
     """City finance records a subsidy it granted to a union for a month, a quarter or a year.
     Idempotent by finance's `reference`: sent again with the same figures it is answered 200
     with the first record; with other figures 409 `reference_reused` (`existing` shows the
-    recorded one: a correction needs a person). 404 `organisation_not_found` (union_id); 409
+    recorded one: a correction needs a person). 404 `organisation_not_found` (union_id: no such
+    union, or one established in membership a moment ago and not announced here yet); 409
     `union_dissolved` before the period; 422 `before_founding`, `invalid_period`,
     `year_out_of_range`. Only credentials of city finance may record (403 `finance_only`)."""
     if caller.department != FINANCE:
         raise Forbidden("department", "finance_only", "only city finance records subsidies")
-    subsidy, repeat = await funds_handlers.record_subsidy(cmd, uow, recorded_by=caller.app_id)
+    subsidy, repeat = await handlers.record_subsidy(cmd, uow, recorded_by=caller.app_id)
     if repeat:
         response.status_code = 200
     return subsidy
@@ -279,7 +300,7 @@ async def record_subsidy(
 
 @router.get(
     "/subsidies/totals",
-    tags=["union funds"],
+    tags=["subsidies"],
     response_model=SubsidyTotals,
     summary="Subsidies per union and year",
 )

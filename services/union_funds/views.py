@@ -1,4 +1,4 @@
-"""What the union funds routes answer. Money is whole fen (分, a hundredth of a yuan)."""
+"""What the union funds service answers. Money is whole fen (分, a hundredth of a yuan)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BaseModel, Field
 
-from services.membership.remittances import Outcome
+from services.union_funds.remittances import Outcome
 
 Fen = Annotated[int, Field(description="Whole fen (分): 100 fen are one yuan")]
 PeriodText = Annotated[
@@ -96,7 +96,10 @@ class Arrear(BaseModel):
     union_id: str
     name: str
     credit_code: str
-    employer_name: str
+    employer_name: str | None = Field(
+        description="As membership recorded it; None for a union announced before its events"
+        " carried the employer's name"
+    )
     missing_months: list[str] = Field(examples=[["2026-11", "2026-12"]])
 
 

@@ -7,25 +7,21 @@ from typing import Any
 
 import pytest
 
-from services.membership.domain import Conflict, DomainError, Employer, Organisation, OrgKind
-from services.membership.funds_handlers import batch_digest
-from services.membership.remittances import (
-    SUBSIDY_PERIODS,
+from services.union_funds.domain import Conflict, DomainError, Union
+from services.union_funds.periods import SUBSIDY_PERIODS, Period, PeriodKind, uncovered_months
+from services.union_funds.remittances import (
     BatchReport,
-    Period,
-    PeriodKind,
     RecordError,
     Remittance,
-    check_subsidised,
+    batch_digest,
     match,
     rate_check,
     read_batch,
     read_record,
     statutory_amount,
-    subsidy_period,
-    uncovered_months,
 )
-from shared.events.membership import RemittanceMatched, RemittanceUnmatched
+from services.union_funds.subsidies import check_subsidised, subsidy_period
+from shared.events.union_funds import RemittanceMatched, RemittanceUnmatched
 from tests.support.people import credit_code
 
 TODAY = date(2026, 11, 20)
@@ -319,16 +315,14 @@ def test_the_report_counts_each_outcome_and_flags_off_rate_amounts() -> None:
 # Subsidies ------------------------------------------------------------------------------------
 
 
-def institution(founded_on: date, dissolved_on: date | None = None) -> Organisation:
-    return Organisation(
+def institution(founded_on: date, dissolved_on: date | None = None) -> Union:
+    return Union(
         id="u-school",
         name="亳州一中工会",
-        kind=OrgKind.PUBLIC_INSTITUTION,
-        parent_id="c",
-        path=["c"],
-        employer=Employer.of(
-            name="亳州一中", credit_code=credit_code(7), headcount_band="100-499", address="亳州"
-        ),
+        kind="public_institution",
+        path=("c",),
+        credit_code=credit_code(7),
+        employer_name="亳州一中",
         founded_on=founded_on,
         dissolved_on=dissolved_on,
     )
