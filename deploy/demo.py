@@ -8,8 +8,9 @@ yourself with ``python -m shared.auth.client`` (README, "Walking each department
 - under ``departments``, one credential per department role and service with the role's scopes
   (:data:`ROLES`), e.g. ``jq .departments.finance.mutual_aid var/demo/credentials.json``.
 
-Then it builds a county federation with unions and members through the public APIs. Running it
-again changes nothing: a saved credential is issued anew only when its service no longer has it
+Then it builds a county federation with unions and members through the public APIs, and has the
+tax bureau remit the pharma company's union funds for last month. Running it again changes
+nothing: a saved credential is issued anew only when its service no longer has it
 as wanted (a database reset, changed scopes).
 """
 
@@ -36,7 +37,7 @@ from tests.support.people import credit_code, id_number, mobile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAVED = ROOT / "var" / "demo" / "credentials.json"
-SERVICES = ("membership", "mutual_aid", "training", "notifications")
+SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 EMPLOYER_UNION = "bozhou-pharma"  # the demo organisation whose employer's HR system is issued
 
 
@@ -51,15 +52,14 @@ class Role:
 
 
 # What each department's system is given (docs/departments.md): one credential per service.
-# Remittances and subsidies are membership's until the union_funds service takes them over; then
-# their service name changes here (and union_funds joins SERVICES), nothing else.
+# Remittances and subsidies are the union_funds service's.
 ROLES: dict[str, Role] = {
     "hr": Role("hr", {"membership": ("roster:submit", "members:read")}),
-    "tax": Role("tax", {"membership": ("remittances:submit",)}),
+    "tax": Role("tax", {"union_funds": ("remittances:submit",)}),
     "finance": Role(
         "finance",
         {
-            "membership": ("subsidies:write",),
+            "union_funds": ("subsidies:write",),
             "mutual_aid": ("backstop:read", "backstop:grant", "webhooks:manage"),
         },
     ),
@@ -427,6 +427,38 @@ async def training(c: httpx.AsyncClient, member_ids: list[str]) -> None:
     print("[demo] training: a cadre class of 30 seats with 2 members enrolled")
 
 
+async def union_funds(staff: httpx.AsyncClient, tax: httpx.AsyncClient) -> None:
+    """The tax bureau's remittance for the pharma company, last month, matched to its union once
+    union funds has learned the union from membership's events."""
+    await retrying(  # 404 until membership's event about the union has arrived
+        "union funds learns the demo union",
+        lambda: staff.get("/remittances", params={"union_id": EMPLOYER_UNION}),
+    )
+    first = date.today().replace(day=1)
+    month = (first - timedelta(days=1)).strftime("%Y-%m")
+    pharma = next(o for o in ORGANISATIONS if o["id"] == EMPLOYER_UNION)["employer"]
+    answer = await tax.post(
+        "/remittances/batches",
+        json={
+            "batch_id": f"demo-remittance-{month}",
+            "records": [
+                {
+                    "employer_credit_code": pharma["credit_code"],
+                    "employer_name": pharma["name"],
+                    "period": month,
+                    "payroll_base_fen": 50_000_000,
+                    "amount_fen": 1_000_000,  # 2% of the payroll
+                    "paid_on": first.isoformat(),
+                }
+            ],
+        },
+    )
+    if answer.status_code >= 400:
+        raise RuntimeError(f"demo remittance failed: {answer.status_code} {answer.text}")
+    outcome = answer.json()["records"][0]["outcome"]
+    print(f"[demo] union funds: the tax bureau's remittance for {month} {outcome}")
+
+
 async def main() -> int:
     creds = await demo_credentials()
     async with client(creds["membership"]) as c:
@@ -435,6 +467,9 @@ async def main() -> int:
         await mutual_aid(c, member_ids)
     async with client(creds["training"]) as c:
         await training(c, member_ids)
+    tax = creds["departments"]["tax"]["union_funds"]
+    async with client(creds["union_funds"]) as staff, client(tax) as c:
+        await union_funds(staff, c)
     print(
         f"[demo] credentials in {SAVED}: staff for each service, and under departments for"
         f" {', '.join(ROLES)} (README: Walking each department's flow)"

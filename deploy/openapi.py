@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("membership", "mutual_aid", "training", "notifications")
+SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 OPENAPI_DIR = ROOT / "docs" / "openapi"
 
 

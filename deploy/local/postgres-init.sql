@@ -30,7 +30,7 @@ DO $$
 DECLARE
     svc text;
 BEGIN
-    FOREACH svc IN ARRAY ARRAY['membership', 'mutual_aid', 'training', 'notifications'] LOOP
+    FOREACH svc IN ARRAY ARRAY['membership', 'mutual_aid', 'training', 'notifications', 'union_funds'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = svc) THEN
             EXECUTE format('CREATE ROLE %I', svc);
         END IF;
@@ -50,7 +50,7 @@ $$;
 
 -- Nobody may connect to (or create temporary tables in) gonghui unless granted here.
 REVOKE ALL ON DATABASE gonghui FROM PUBLIC;
-GRANT CONNECT ON DATABASE gonghui TO membership, mutual_aid, training, notifications;
+GRANT CONNECT ON DATABASE gonghui TO membership, mutual_aid, training, notifications, union_funds;
 GRANT CONNECT, CREATE, TEMPORARY ON DATABASE gonghui TO gonghui_test WITH GRANT OPTION;
 
 \connect gonghui
@@ -63,7 +63,7 @@ DO $$
 DECLARE
     svc text;
 BEGIN
-    FOREACH svc IN ARRAY ARRAY['membership', 'mutual_aid', 'training', 'notifications'] LOOP
+    FOREACH svc IN ARRAY ARRAY['membership', 'mutual_aid', 'training', 'notifications', 'union_funds'] LOOP
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', svc, svc);
         EXECUTE format('ALTER SCHEMA %I OWNER TO %I', svc, svc);
         -- The owner has every right on its schema; nobody else gets any.

@@ -17,14 +17,21 @@ from tests.support.auth import issue_credential
 from tests.support.database import ScratchDatabase
 from tests.support.people import credit_code, id_number, mobile
 from tests.support.platform import Platform
+from tests.support.servers import SERVICES
 
 pytestmark = pytest.mark.e2e
 
 
 async def signed(
-    platform: Platform, database: ScratchDatabase, service: str, *scopes: str
+    platform: Platform,
+    database: ScratchDatabase,
+    service: str,
+    *scopes: str,
+    department: str = "federation",
 ) -> httpx.AsyncClient:
-    app_id, secret = await issue_credential(database.dsn(service), service, scopes=scopes)
+    app_id, secret = await issue_credential(
+        database.dsn(service), service, scopes=scopes, department=department
+    )
     return httpx.AsyncClient(
         base_url=platform.urls[service], auth=SignedAuth(app_id, secret), timeout=30
     )
@@ -91,7 +98,7 @@ async def messages_to(platform: Platform, openid: str) -> list[dict[str, Any]]:
 
 async def test_every_service_is_ready_and_lists_its_scopes(platform: Platform) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        for service in ("membership", "mutual_aid", "training", "notifications"):
+        for service in SERVICES:
             url = platform.urls[service]
             assert (await client.get(f"{url}/readyz")).json()["status"] == "ready"
             spec = (await client.get(f"{url}/openapi.json")).json()
@@ -173,3 +180,44 @@ async def test_a_confirmed_enrolment_reaches_the_member_on_wechat(
         messages = await poll(confirmation)
     assert len(messages) == 1
     assert "工会干部培训班" in str(messages[0]["data"])
+
+
+async def test_a_union_established_in_membership_has_its_remittances_matched_by_union_funds(
+    platform: Platform, database: ScratchDatabase
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    membership = await signed(
+        platform, database, "membership", "organisations:write", "members:join"
+    )
+    staff = await signed(platform, database, "union_funds", "reports:read")
+    tax = await signed(platform, database, "union_funds", "remittances:submit", department="tax")
+    async with membership, staff, tax:
+        await union_with_member(membership, tag)
+        union = f"union-{tag}"
+
+        async def known() -> dict[str, Any] | None:
+            # Union funds learns the union from membership's events, a moment after.
+            answer = await staff.get("/remittances", params={"union_id": union})
+            return dict(answer.json()) if answer.status_code == 200 else None
+
+        code = (await poll(known))["credit_code"]
+        assert code == credit_code(int(tag, 16))
+        sent = await tax.post(
+            "/remittances/batches",
+            json={
+                "batch_id": f"e2e-{tag}",
+                "records": [
+                    {
+                        "employer_credit_code": code,
+                        "employer_name": "亳州药业有限公司",
+                        "period": "2025-10",
+                        "payroll_base_fen": 40_000_000,
+                        "amount_fen": 800_000,
+                        "paid_on": "2025-11-10",
+                    }
+                ],
+            },
+        )
+        assert sent.status_code == 201, sent.text
+        record = sent.json()["records"][0]
+        assert (record["outcome"], record["union_id"]) == ("matched", union)

@@ -1,5 +1,5 @@
 """The authorization matrix: every kind of department credential against every guarded endpoint
-of the four services. A call without a signature is refused (401), a credential without the
+of the five services. A call without a signature is refused (401), a credential without the
 endpoint's scope is refused (403), and no refused call changes a row (apart from the audit trail
 that records it). Each service's own tests show that the declared scope is enough."""
 
@@ -19,6 +19,7 @@ from services.membership import main as membership
 from services.mutual_aid import main as mutual_aid
 from services.notifications import main as notifications
 from services.training import main as training
+from services.union_funds import main as union_funds
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.service import running, settings_for
@@ -29,8 +30,10 @@ SERVICES = {
     "mutual_aid": mutual_aid,
     "training": training,
     "notifications": notifications,
+    "union_funds": union_funds,
 }
-# What each kind of integrating system is given in production (docs/departments.md).
+# What each kind of integrating system is given in production (docs/departments.md). The tax
+# bureau's and finance's union-funds scopes (remittances:submit, subsidies:write) are union_funds'.
 KINDS: dict[str, tuple[str, list[str], list[str] | None]] = {
     "hr_bureau": ("hr", ["roster:submit", "members:read"], None),
     "employer_hr": ("employer_hr", ["roster:submit"], ["some-union"]),

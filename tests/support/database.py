@@ -37,8 +37,10 @@ async def create_database(servers: Servers) -> ScratchDatabase:
     name = f"gonghui_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(servers.pg_admin_dsn)
     try:
-        # The admin role acts for each service role to give it its schema (a no-op once granted).
         for service in SERVICES:
+            await _ensure_role(admin, service)
+            # The admin role acts for each service role to give it its schema (a no-op once
+            # granted).
             await admin.execute(f"GRANT {service} TO CURRENT_USER")
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -54,6 +56,23 @@ async def create_database(servers: Servers) -> ScratchDatabase:
     finally:
         await conn.close()
     return db
+
+
+async def _ensure_role(admin: asyncpg.Connection, service: str) -> None:
+    """The service's role, as deploy/local/postgres-init.sql makes it, on a server whose init
+    script ran before the service existed (a Docker volume or a server named by GONGHUI_TEST_*
+    keeps the roles of its first start; ``deploy/local/infra up`` applies the script each time).
+    The admin role may: it has CREATEROLE."""
+    if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", service):
+        return
+    try:
+        await admin.execute(
+            f"CREATE ROLE {service} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+            f" PASSWORD '{service}'"
+        )
+    except asyncpg.DuplicateObjectError:
+        return  # another test session made it meanwhile
+    await admin.execute(f"ALTER ROLE {service} SET search_path = {service}")
 
 
 async def drop_database(db: ScratchDatabase, attempts: int = 20) -> None:

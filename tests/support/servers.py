@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("membership", "mutual_aid", "training", "notifications")
+SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 
 
 @dataclass

@@ -57,7 +57,8 @@ def test_staff_hold_every_scope_their_service_declares(service: str) -> None:
 
 def test_staff_hold_the_scopes_the_issue_found_missing() -> None:
     staff = {s: set(demo.wanted_in(s)[None].scopes) for s in demo.SERVICES}
-    assert {"webhooks:manage", "remittances:submit", "subsidies:write"} <= staff["membership"]
+    assert {"webhooks:manage", "organisations:write", "roster:submit"} <= staff["membership"]
+    assert {"webhooks:manage", "remittances:submit", "subsidies:write"} <= staff["union_funds"]
     assert {"webhooks:manage", "backstop:grant"} <= staff["mutual_aid"]
 
 

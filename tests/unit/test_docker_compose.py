@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 COMPOSE = ROOT / "docker-compose.yml"
 LOCAL = ROOT / "deploy" / "local"
 
@@ -126,7 +127,7 @@ def test_postgres_mounts_the_init_sql_that_exists(compose: dict[str, Any]) -> No
 
 def test_init_sql_creates_every_service_schema() -> None:
     sql = (LOCAL / "postgres-init.sql").read_text(encoding="utf-8")
-    for service in ("membership", "mutual_aid", "training", "notifications"):
+    for service in SERVICES:
         assert f"'{service}'" in sql, service
     assert "gonghui_test" in sql
     assert "CREATE SCHEMA IF NOT EXISTS" in sql
@@ -140,7 +141,10 @@ def test_topics_service_reads_the_same_topic_list(compose: dict[str, Any]) -> No
     )
 
 
-SERVICES = ("membership", "mutual_aid", "training", "notifications")
+def test_every_service_of_the_tree_is_in_the_compose_file(compose: dict[str, Any]) -> None:
+    built = {p.parent.name for p in (ROOT / "services").glob("*/main.py")}
+    assert built == set(SERVICES)
+    assert built <= set(compose["services"])
 
 
 @pytest.mark.parametrize("name", SERVICES)

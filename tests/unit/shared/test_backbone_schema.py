@@ -22,7 +22,7 @@ def test_released_steps_are_unchanged() -> None:
 
 def test_every_service_runs_every_step() -> None:
     root = Path(__file__).resolve().parents[3]
-    for service in ("membership", "mutual_aid", "training", "notifications"):
+    for service in ("membership", "mutual_aid", "training", "notifications", "union_funds"):
         text = "".join(
             p.read_text() for p in (root / "services" / service / "migrations").rglob("*.py")
         )
