@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors"})
 _CODE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
 
@@ -27,6 +28,9 @@ class DomainError(Exception):
         self.field = field
         self.code = code
         self.message = message or code.replace("_", " ")
+        clash = _PROBLEM_MEMBERS.intersection(extra)
+        if clash:
+            raise ValueError(f"extra members {sorted(clash)} would replace the problem's own")
         # ``extra`` goes into the problem+json body: keep its values JSON-ready.
         self.extra = extra
         super().__init__(f"{field}: {self.message}")
