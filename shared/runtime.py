@@ -156,8 +156,9 @@ class ServiceRuntime:
             self.supervisor.start("relay", self._relay, on_stop=self._stop_relay)
         if s.run_consumers and self.follows:
             self.supervisor.start("consumer", self._consume, on_stop=self._stop_consumer)
-        if s.runs_workers:
-            self.supervisor.start("retention", functools.partial(retention, self))
+        if not s.runs_workers:
+            return  # an API process (role "api"): the worker process runs them
+        self.supervisor.start("retention", functools.partial(retention, self))
         for name, worker in self.workers.items():
             self.supervisor.start(name, functools.partial(worker, self))
 
