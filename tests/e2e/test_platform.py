@@ -90,6 +90,20 @@ async def union_with_member(
     return dict(joined.json())
 
 
+async def bind(notifications: httpx.AsyncClient, member_id: str, openid: str) -> None:
+    """Bind the member's WeChat openid. Notifications learns a member from membership's events a
+    moment after the join, and answers 404 ``unknown_member`` until then: retry."""
+
+    async def bound() -> bool:
+        answer = await notifications.put(f"/members/{member_id}/binding", json={"openid": openid})
+        if answer.status_code == 404 and answer.json()["errors"][0]["code"] == "unknown_member":
+            return False
+        assert answer.status_code == 200, answer.text
+        return True
+
+    await poll(bound)
+
+
 async def messages_to(platform: Platform, openid: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=platform.urls["wechat_simulator"]) as sim:
         answer = await sim.get("/_sim/messages", params={"openid": openid})
@@ -118,8 +132,7 @@ async def test_a_member_who_joins_receives_the_welcome_on_wechat_in_one_trace(
         traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
         member = await union_with_member(membership, tag, {"traceparent": traceparent})
         openid = f"o{tag}member"
-        bound = await notifications.put(f"/members/{member['id']}/binding", json={"openid": openid})
-        assert bound.status_code == 200, bound.text
+        await bind(notifications, member["id"], openid)
         messages = await poll(lambda: messages_to(platform, openid))
     assert len(messages) == 1
     welcome = messages[0]
@@ -139,7 +152,7 @@ async def test_a_confirmed_enrolment_reaches_the_member_on_wechat(
     async with membership, notifications, training:
         member = await union_with_member(membership, tag)
         openid = f"o{tag}learner"
-        await notifications.put(f"/members/{member['id']}/binding", json={"openid": openid})
+        await bind(notifications, member["id"], openid)
         course = await training.post(
             "/courses",
             json={"title": "工会干部培训班", "kind": "cadre_training", "provider": "亳州市总工会"},
