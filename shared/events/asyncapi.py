@@ -31,7 +31,7 @@ from shared.settings import ServiceSettings
 ASYNCAPI_VERSION = "3.0.0"
 # The document's own version: bump the minor for a new event type or field, the major for a
 # removal (which the catalogue's additive-only rule should make rare).
-DOCUMENT_VERSION = "1.0.0"
+DOCUMENT_VERSION = "2.0.0"
 DEFAULT_PATH = "docs/asyncapi.json"
 REGENERATE = f"python -m shared.events.asyncapi {DEFAULT_PATH}"
 KAFKA_BINDING_VERSION = "0.5.0"
