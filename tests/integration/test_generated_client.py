@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,8 +46,14 @@ def generate(service: str, into: Path) -> str:
         env={**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
         timeout=300,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
+    output_text = result.stdout + result.stderr
+    assert result.returncode == 0, output_text
+    skipped = set(re.findall(r"WARNING parsing (\S+ \S+) within", output_text))
+    # WeChat's own push (XML, called by WeChat, never by a department) is the only operation a
+    # department's generated client may leave out.
+    assert skipped <= {"POST /wechat/callback"}, output_text
+    if not skipped:
+        assert "Warning" not in output_text, output_text
     return output.name
 
 
