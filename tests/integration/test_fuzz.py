@@ -1,4 +1,4 @@
-"""Schema-based fuzzing of every operation of the four services, signed like a department system.
+"""Schema-based fuzzing of every operation of the five services, signed like a department system.
 
 Each service runs in-process with its lifespan (migrations, database pool, Kafka producer,
 relay, consumers) against a scratch database and a topic namespace of this module's own (what
@@ -44,6 +44,7 @@ from services.membership import main as membership
 from services.mutual_aid import main as mutual_aid
 from services.notifications import main as notifications
 from services.training import main as training
+from services.union_funds import main as union_funds
 from shared.auth import signing
 from shared.kafka import delete_topics
 from tests.support.auth import issue_credential
@@ -73,12 +74,13 @@ SERVICES: dict[str, ModuleType] = {
     "mutual_aid": mutual_aid,
     "training": training,
     "notifications": notifications,
+    "union_funds": union_funds,
 }
 # Operations that check the caller's department as well as its scope (see their services): their
 # requests are signed by a credential of that department, every other one by the federation's.
 DEPARTMENTS = {
-    ("membership", "POST /remittances/batches"): "tax",
-    ("membership", "POST /subsidies"): "finance",
+    ("union_funds", "POST /remittances/batches"): "tax",
+    ("union_funds", "POST /subsidies"): "finance",
     ("mutual_aid", "POST /backstop/requests/{request_id}/grants"): "finance",
 }
 DEFAULT_DEPARTMENT = "federation"
@@ -309,3 +311,4 @@ test_membership = fuzz_test("membership")
 test_mutual_aid = fuzz_test("mutual_aid")
 test_training = fuzz_test("training")
 test_notifications = fuzz_test("notifications")
+test_union_funds = fuzz_test("union_funds")
