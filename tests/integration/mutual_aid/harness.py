@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +30,7 @@ from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 from tests.support.service import running, settings_for
+from tests.support.waiting import eventually
 
 YEAR = 2025
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -67,17 +68,6 @@ class ManualClock:
 
 def clock_at(day: date, hour: int = 9) -> ManualClock:
     return ManualClock(datetime(day.year, day.month, day.day, hour, tzinfo=ZONE).astimezone(UTC))
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last value {result!r}")
-        await asyncio.sleep(0.1)
 
 
 def rules(**overrides: Any) -> dict[str, Any]:

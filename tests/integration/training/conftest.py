@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from shared.kafka import idempotent_producer
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.service import running, settings_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +41,6 @@ CITY = "u-city"
 def at(**delta: float) -> str:
     """An instant relative to now, as the API takes it."""
     return (datetime.now(UTC) + timedelta(**delta)).isoformat()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last value {result!r}")
-        await asyncio.sleep(0.1)
 
 
 @dataclass
