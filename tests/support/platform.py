@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,33 @@ class Platform:
     urls: dict[str, str]
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each process was started: what :meth:`start` runs again after a crash.
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start process ``name`` (again), as :func:`launch_platform` did: what a process
+        supervisor does for one that died. Its log is appended to."""
+        log = (self.log_dir / f"{name}.log").open("ab")
+        try:
+            proc = subprocess.Popen(
+                self.commands[name],
+                cwd=ROOT,
+                env=os.environ | self.environments[name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()  # the child holds its own copy
+        self.processes[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` (a crash: no shutdown runs) and reap it."""
+        proc = self.processes[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -69,12 +97,14 @@ def launch_platform(
     namespace: str,
     log_dir: Path,
     split: dict[str, int] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Platform:
     """Start every process; :func:`wait_ready` then waits until all of them answer.
 
     Each service runs as one process, except those in ``split`` (service -> N): they run as
     ``--role api --workers N`` (named after the service) plus a ``<service>_worker`` process with
-    ``--role worker`` (see shared.serve).
+    ``--role worker`` (see shared.serve). ``settings`` are further environment variables for
+    every service (e.g. ``GONGHUI_NOTIFICATIONS_SEND_RATE_PER_SECOND``).
     """
     split = split or {}
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -101,16 +131,14 @@ def launch_platform(
         commands[service] = [sys.executable, "-m", f"services.{service}"]
         envs[service] = service_environment(
             service, dsn_for[service], kafka, namespace, ports[service], urls["wechat_simulator"]
-        )
+        ) | (settings or {})
         if service in split:
             commands[f"{service}_worker"] = [*commands[service], "--role", "worker"]
             envs[f"{service}_worker"] = envs[service]
             commands[service] += ["--role", "api", "--workers", str(split[service])]
-    for name, command in commands.items():
-        log = (log_dir / f"{name}.log").open("ab")
-        platform.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=os.environ | envs[name], stdout=log, stderr=subprocess.STDOUT
-        )
+    platform.commands, platform.environments = commands, envs
+    for name in commands:
+        platform.start(name)
     return platform
 
 
