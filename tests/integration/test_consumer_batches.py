@@ -109,14 +109,17 @@ async def test_a_poison_join_in_a_run_is_dead_lettered_and_the_others_applied(
 FIXED_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # Rows as each service keeps them for the members of a test; timestamps of the write left out.
 TABLES = {
-    "mutual_aid": ["SELECT member_id, union_id, periods FROM members WHERE member_id = ANY($1)"],
+    "mutual_aid": [
+        "SELECT member_id, union_id, periods FROM members WHERE member_id = ANY($1)"
+        " ORDER BY member_id"
+    ],
     "training": [
         "SELECT member_id, name, status, union_id, union_path, categories, is_cadre"
-        " FROM members WHERE member_id = ANY($1)"
+        " FROM members WHERE member_id = ANY($1) ORDER BY member_id"
     ],
     "notifications": [
         "SELECT member_id, name, union_id, union_path, categories, card_number, status"
-        " FROM members WHERE member_id = ANY($1)",
+        " FROM members WHERE member_id = ANY($1) ORDER BY member_id",
         "SELECT event_id, event_type, rule, category, recipient, template_id, client_msg_id,"
         " status, reason, message, next_attempt_at, trace_headers"
         " FROM deliveries WHERE recipient = ANY($1) ORDER BY id",
