@@ -12,6 +12,8 @@ cost one more round trip per request; an open transaction is still rolled back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import orjson
@@ -63,3 +65,15 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def session_lock(dsn: str, schema: str, name: str) -> AsyncIterator[bool]:
+    """Try the session advisory lock ``name`` on a connection of its own; yields whether this
+    process holds it. Closing the connection ends the session, which frees the lock even when
+    the holder is cancelled, and a process that dies frees it with its session."""
+    conn = await connect(dsn, schema)
+    try:
+        yield bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(name)))
+    finally:
+        await conn.close()

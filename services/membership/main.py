@@ -50,8 +50,8 @@ class _EachJobOnce(RosterJobs):
     """RosterJobs whose ``resume`` may be called again and again: it starts the jobs waiting
     in the database, and a job already started here is not started a second time."""
 
-    def __init__(self, spool_dir: Path) -> None:
-        super().__init__(spool_dir)
+    def __init__(self, spool_dir: Path, dsn: str, schema: str) -> None:
+        super().__init__(spool_dir, dsn, schema)
         self.started: set[str] = set()  # a finished job is never waiting again
 
     def start(self, job: RosterJob) -> None:
@@ -62,7 +62,7 @@ class _EachJobOnce(RosterJobs):
 
 def _roster_jobs(settings: Settings) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
-        jobs = _EachJobOnce(Path(settings.roster_dir))
+        jobs = _EachJobOnce(Path(settings.roster_dir), settings.database_url, settings.db_schema)
         wake = asyncio.Event()
         listener = await connect(settings.database_url, settings.db_schema)
         await listener.add_listener(

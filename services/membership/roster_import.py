@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import gc
-import hashlib
 import itertools
 import logging
 import os
@@ -37,6 +36,7 @@ from services.membership.roster import (
 )
 from services.membership.roster_files import rows_of
 from shared import outbox
+from shared.db import session_lock
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 5000
@@ -144,30 +144,24 @@ class _Chunk(NamedTuple):
 
 
 class RosterJob:
-    def __init__(self, pool: asyncpg.Pool, topic: str, job_id: str, path: Path) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, topic: str, job_id: str, path: Path, *, dsn: str, schema: str
+    ) -> None:
         self.pool = pool
         self.topic = topic
         self.job_id = job_id
         self.path = path
+        self.dsn = dsn  # the job's lock is held on a connection of its own, not a pooled one
+        self.schema = schema
         self.today = today()
 
     async def run(self) -> None:
         """Run the job unless another process already does: every process that runs roster jobs
         looks for waiting ones, and a session lock on the job's id lets exactly one run it (a
         process that dies drops its session, so another can resume the job)."""
-        key = int.from_bytes(hashlib.sha256(f"roster:{self.job_id}".encode()).digest()[:8], "big")
-        key -= 1 << 63  # into bigint's range
-        async with self.pool.acquire() as holder:
-            if not await holder.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                return
-            try:
+        async with session_lock(self.dsn, self.schema, f"roster {self.job_id}") as held:
+            if held:
                 await self._run_locked()
-            finally:
-                try:  # pooled connections carry no session state: unlock before it goes back
-                    await holder.execute("SELECT pg_advisory_unlock($1)", key)
-                except BaseException:
-                    holder.terminate()  # ending the session frees the lock for sure
-                    raise
 
     async def _run_locked(self) -> None:
         try:
@@ -418,8 +412,10 @@ class RosterJob:
 class RosterJobs:
     """The roster jobs running in this process; at start-up it resumes interrupted ones."""
 
-    def __init__(self, spool_dir: Path) -> None:
+    def __init__(self, spool_dir: Path, dsn: str, schema: str) -> None:
         self.spool_dir = spool_dir
+        self.dsn = dsn
+        self.schema = schema
         self.tasks: set[asyncio.Task[None]] = set()
 
     def start(self, job: RosterJob) -> None:
@@ -431,7 +427,8 @@ class RosterJobs:
         rows = await pool.fetch("SELECT id FROM roster_jobs WHERE state IN ('queued', 'running')")
         for row in rows:
             spooled = list(self.spool_dir.glob(f"{row['id']}.*"))
-            job = RosterJob(pool, topic, row["id"], spooled[0] if spooled else Path("/nonexistent"))
+            path = spooled[0] if spooled else Path("/nonexistent")
+            job = RosterJob(pool, topic, row["id"], path, dsn=self.dsn, schema=self.schema)
             if spooled:
                 self.start(job)
             else:

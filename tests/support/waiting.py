@@ -15,14 +15,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
+) -> Any:
+    """The first truthy result of ``check``, polled until ``timeout`` seconds have passed."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await check()
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last value {result!r}")
+            raise AssertionError(f"{what} not met in {timeout}s; last value {result!r}")
         await asyncio.sleep(0.05)
 
 

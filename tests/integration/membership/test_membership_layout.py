@@ -165,8 +165,14 @@ async def test_a_roster_job_that_two_processes_pick_up_runs_once(membership: Mem
     spooled.write_bytes(csv_bytes(rows, "utf-8"))
 
     # Both processes heard of the job at the same moment (a NOTIFY, a poll): both start it.
-    topic = runtime.settings.events_topic
-    await asyncio.gather(*(RosterJob(runtime.pool, topic, job_id, spooled).run() for _ in "ab"))
+    s = runtime.settings
+    jobs = [
+        RosterJob(
+            runtime.pool, s.events_topic, job_id, spooled, dsn=s.database_url, schema=s.db_schema
+        )
+        for _ in "ab"
+    ]
+    await asyncio.gather(*(job.run() for job in jobs))
 
     job = await runtime.pool.fetchrow("SELECT * FROM roster_jobs WHERE id = $1", job_id)
     assert (job["state"], job["rows_read"], job["joined"], job["failure"]) == ("done", 3, 3, None)

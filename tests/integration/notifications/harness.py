@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -35,6 +35,7 @@ from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 from tests.support.service import running, settings_for
+from tests.support.waiting import eventually
 from wechat_simulator import Simulator, SimulatorConfig, TemplateSpec, create_app
 from wechat_simulator.config import DEFAULT_APPID, DEFAULT_SECRET
 
@@ -273,19 +274,6 @@ async def notifications(
         finally:
             if wechat.pushes.app is app:
                 wechat.pushes.app = None
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], timeout: float = 30, what: str = "condition"
-) -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s; last value {result!r}")
-        await asyncio.sleep(0.1)
 
 
 # ------------------------------------------------------------------------ events
