@@ -35,6 +35,7 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 
 public class EnsureTopics {
     static final int NOT_READY = 3;
@@ -81,7 +82,7 @@ public class EnsureTopics {
                 }
             }
             createAll(admin, missing);
-            checkPartitions(admin, wanted);
+            checkPartitions(admin, wanted, deadline);
         } catch (ExecutionException e) {
             fail(1, String.valueOf(e.getCause()));
         }
@@ -154,9 +155,23 @@ public class EnsureTopics {
     }
 
     /** Reports every topic with its partition count; a mismatch is a warning, not a failure. */
-    static void checkPartitions(Admin admin, Map<String, Integer> wanted) throws Exception {
-        Map<String, TopicDescription> described =
-                admin.describeTopics(wanted.keySet()).allTopicNames().get();
+    static void checkPartitions(Admin admin, Map<String, Integer> wanted, long deadline)
+            throws Exception {
+        Map<String, TopicDescription> described;
+        while (true) {
+            try {
+                described = admin.describeTopics(wanted.keySet()).allTopicNames().get();
+                break;
+            } catch (ExecutionException e) {
+                // A new topic reaches every broker's metadata a moment after it was created: in
+                // a cluster the broker asked may not know it yet.
+                if (!(e.getCause() instanceof UnknownTopicOrPartitionException)
+                        || System.currentTimeMillis() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(100);
+            }
+        }
         for (Map.Entry<String, Integer> topic : wanted.entrySet()) {
             int actual = described.get(topic.getKey()).partitions().size();
             if (actual == topic.getValue()) {
