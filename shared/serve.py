@@ -1,11 +1,13 @@
-"""``python -m services.<name> [--role all|api|worker] [--workers N]``: run one service.
+"""``python -m services.<name> [--role all|api|worker|migrate] [--workers N]``: run one service.
 
 Configured from its environment (``GONGHUI_<SERVICE>_ROLE`` and ``_HTTP_WORKERS`` are what the
 flags set). ``all`` (the default) is one process doing everything. A busy service runs its HTTP
 API as ``--role api --workers N`` (N uvicorn processes sharing the port, each with its own pool)
 and its relay, consumers and background workers as one ``--role worker`` process, so event
 work never holds up an answer. Every process applies the migrations under an advisory lock
-before it starts, so processes starting together do not race to create the schema.
+before it starts, so processes starting together do not race to create the schema. ``migrate``
+applies them and exits: a deployment runs it as a job before the rollout, so a failing migration
+stops the rollout instead of crash-looping the new pods.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ SERVICE_MODULE = "GONGHUI_SERVE_MODULE"
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run a Gonghui service.")
-    p.add_argument("--role", choices=("all", "api", "worker"), help="what this process runs")
+    p.add_argument(
+        "--role", choices=("all", "api", "worker", "migrate"), help="what this process runs"
+    )
     p.add_argument("--workers", type=int, help="HTTP worker processes (--role all or api)")
     return p
 
@@ -46,6 +50,9 @@ def serve(
 ) -> None:
     setup_logging()
     args = _parser().parse_args(argv)
+    if args.role == "migrate":  # not a setting: a process that serves nothing, then exits
+        asyncio.run(_migrate(settings))
+        return
     prefix = str(settings.model_config.get("env_prefix", ""))
     # Flags become environment, so the HTTP worker processes read the same settings; the
     # settings are read again with them (they came from the environment in the first place).
