@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from annotated_types import Ge, Le
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -63,14 +64,45 @@ def _offending(value: Any, path: str = "") -> tuple[str, str, str] | None:
     return None
 
 
+class _FromRoute:
+    """Marks a command field the route fills: the thing's id from the path, or who acted."""
+
+
+FROM_ROUTE = _FromRoute()
+# A command field the body never carries (it is not in the body's schema, and sending it is
+# refused): ``shared.routes.action`` fills it from the path, or from the admitted caller.
+FromRoute = Annotated[SkipJsonSchema[str], FROM_ROUTE]
+
+
 class Command(BaseModel):
-    """The base of every request body."""
+    """The base of every command: a request body, plus the fields its route fills (``FromRoute``).
+
+    A handler takes the whole command, ``handler(cmd, uow)``: what it acts on travels inside it.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @classmethod
+    def route_fields(cls) -> frozenset[str]:
+        return frozenset(n for n, f in cls.model_fields.items() if FROM_ROUTE in f.metadata)
+
+    def about(self, **filled: str) -> Self:
+        """This command with the fields its route fills (validated by the route's own types)."""
+        unknown = set(filled) - self.route_fields()
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no route fields {sorted(unknown)}")
+        return self.model_copy(update=filled)
 
     @model_validator(mode="before")
     @classmethod
     def _fits_postgres(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in cls.route_fields() & data.keys():
+                raise PydanticCustomError(
+                    "extra_forbidden",
+                    "{field} comes from the URL or the credential, never from the body",
+                    {"field": name},
+                )
         found = _offending(data)
         if found:
             field, code, message = found

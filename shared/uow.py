@@ -1,21 +1,41 @@
 """The unit of work: one transaction around a use case, whose events go to the outbox with it.
 
-Handlers append the events their aggregates recorded with :meth:`UnitOfWork.publish`; on
-:meth:`commit` they are written to the outbox in the same transaction as the change. A unit of
-work opened on a consumer's connection joins the consumer's transaction, so the inbox row, the
-change and the events it causes commit together.
+Repositories hand every aggregate they load or add to :meth:`UnitOfWork.track` (cosmicpython's
+``seen``); on :meth:`commit` the events those aggregates recorded, and any a handler published
+itself with :meth:`UnitOfWork.publish`, are written to the outbox in the same transaction as the
+change, each once. A unit of work opened on a consumer's connection joins the consumer's
+transaction, so the inbox row, the change and the events it causes commit together.
+
+The unit of work also carries the service's :class:`~shared.clock.Clock`, so every handler has
+the one signature ``async def handler(cmd, uow)`` and reads the time as ``uow.clock.now()``.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import ParamSpec, Protocol, Self, TypeVar
 
 import asyncpg
 
 from shared import outbox
+from shared.clock import Clock, SystemClock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
+
+P = ParamSpec("P")
+R = TypeVar("R")
+DEADLOCK_ATTEMPTS = 3
+
+
+class Aggregate(Protocol):
+    """What a unit of work tracks: anything that records the events it causes."""
+
+    events: list[EventData]
+
+
+A = TypeVar("A", bound=Aggregate)
 
 
 class UncommittedWork(RuntimeError):
@@ -23,19 +43,23 @@ class UncommittedWork(RuntimeError):
 
 
 class UnitOfWork:
-    def __init__(self, pool: asyncpg.Pool | None, topic: str) -> None:
+    def __init__(self, pool: asyncpg.Pool | None, topic: str, clock: Clock | None = None) -> None:
         self.pool = pool
         self.topic = topic
+        self.clock: Clock = clock or SystemClock()
         self.events: list[EventData] = []
+        self.seen: list[Aggregate] = []
         self.cause: Envelope | None = None
         self._conn: asyncpg.Connection | None = None
         self._borrowed: asyncpg.Connection | None = None
         self._tx: asyncpg.transaction.Transaction | None = None
 
     @classmethod
-    def joining(cls, conn: asyncpg.Connection, topic: str, cause: Envelope) -> Self:
+    def joining(
+        cls, conn: asyncpg.Connection, topic: str, cause: Envelope, clock: Clock | None = None
+    ) -> Self:
         """A unit of work inside a consumer's transaction, for the event ``cause``."""
-        uow = cls(pool=None, topic=topic)
+        uow = cls(pool=None, topic=topic, clock=clock)
         uow._borrowed = conn
         uow.cause = cause
         return uow
@@ -45,8 +69,9 @@ class UnitOfWork:
         assert self._conn is not None, "use the unit of work inside 'async with'"
         return self._conn
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         self.events = []
+        self.seen = []
         if self._borrowed is not None:
             self._conn = self._borrowed
         else:
@@ -89,19 +114,53 @@ class UnitOfWork:
                 " commit(); a handler with nothing to change still commits"
             )
 
+    def track(self, aggregate: A) -> A:
+        """Remember an aggregate a repository loaded or added: its events go out on commit."""
+        if not any(seen is aggregate for seen in self.seen):
+            self.seen.append(aggregate)
+        return aggregate
+
     def publish(self, *events: EventData) -> None:
+        """Events no tracked aggregate records (a bulk import's, a projection's)."""
         self.events.extend(events)
+
+    def collect_new_events(self) -> list[EventData]:
+        """Every event recorded since the last commit, each once, in the order recorded."""
+        for aggregate in self.seen:
+            self.events.extend(aggregate.events)
+            aggregate.events.clear()
+        events, self.events = self.events, []
+        return events
 
     async def commit(self) -> None:
         cause = self.cause
         await outbox.record(
             self.conn,
             self.topic,
-            self.events,
+            self.collect_new_events(),
             correlation_id=cause.correlationid if cause else None,
             causation_id=cause.id if cause else None,
         )
         assert self._tx is not None
         await self._tx.commit()
         self._tx = None
-        self.events = []
+
+
+def retry_on_deadlock(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run a use case again if Postgres chose its transaction as a deadlock's victim.
+
+    Two transactions that lock the same rows in different orders (a consumer applying a batch of
+    events, an API request for one member) can form a cycle; Postgres breaks it by aborting one.
+    The aborted one rolled back completely, so running it again from the start is safe.
+    """
+
+    @functools.wraps(handler)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for _ in range(DEADLOCK_ATTEMPTS - 1):
+            try:
+                return await handler(*args, **kwargs)
+            except asyncpg.DeadlockDetectedError:
+                continue
+        return await handler(*args, **kwargs)
+
+    return run

@@ -1,0 +1,130 @@
+"""One pattern for a service's routes: the dependencies every route takes, and the action route.
+
+Every service's ``api`` modules declare routes on ``shared.http.router()`` and take their
+dependencies from here:
+
+- ``Pool`` for reads (views and searches read on a pooled connection, no unit of work);
+- a unit of work from ``unit_of_work``: ``build()`` puts the service's factory in
+  ``app.state.unit_of_work`` (:func:`units_of_work`), and each service names the type once,
+  ``Uow = Annotated[MembershipUnitOfWork, Depends(unit_of_work)]``.
+
+An *action* acts on one thing the URL names and answers that thing as it is now, e.g.
+``POST /claims/{claim_id}/approve``. :func:`action` declares one from four parts (the command, the
+handler, the scope, the answer), so every action of every service is built alike: the caller is
+admitted, the body validated into the command, the thing's id (and the acting department, for
+commands that record who acted) put into the command, the handler run as ``handler(cmd, uow)``,
+and the answer read afresh.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from shared.auth import Caller, require_scope
+from shared.clock import Clock
+from shared.inputs import Command
+from shared.uow import UnitOfWork
+
+M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", bound=Command)
+U = TypeVar("U", bound=UnitOfWork)
+
+
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, per request.
+async def pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+async def unit_of_work(request: Request) -> UnitOfWork:
+    new: Callable[[], UnitOfWork] = request.app.state.unit_of_work
+    return new()
+
+
+Pool = Annotated[asyncpg.Pool, Depends(pool)]
+
+
+def units_of_work(runtime: Any, kind: type[U], clock: Clock) -> Callable[[], U]:
+    """The factory ``build()`` keeps in ``app.state.unit_of_work``: one unit of work a call, on the
+    runtime's pool (opened at start-up, after this is made), writing to the service's topic."""
+    return lambda: kind(runtime.pool, runtime.settings.events_topic, clock)
+
+
+Check = Callable[[asyncpg.Pool, str, Caller], Awaitable[None]]
+Answer = Callable[[asyncpg.Pool, str, Caller], Awaitable[M]]
+
+
+def action(
+    router: APIRouter,
+    path: str,
+    *,
+    command: type[C],
+    handler: Callable[[C, Any], Awaitable[object]],
+    uow: Any,
+    scope: str,
+    answer: Answer[M],
+    response_model: type[M],
+    summary: str,
+    description: str,
+    tags: list[str],
+    name: str | None = None,
+    method: str = "POST",
+    subject: Any = str,
+    may_act: Check | None = None,
+    actor_field: str | None = None,
+) -> None:
+    """Declare ``METHOD path``: an action on the one thing named by the path's parameter.
+
+    ``subject`` is the path parameter's type (with its length limit and example); the parameter
+    and the command field of the same name are the thing's id. ``may_act(pool, id, caller)``
+    refuses (403/404) before anything changes; ``actor_field`` names the command field that
+    records which department acted (the caller's app id, never taken from the body).
+    """
+    params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    if len(params) != 1:
+        raise ValueError(f"an action names exactly one thing in its path: {path!r}")
+    (param,) = params
+    for field in (param, actor_field):
+        if field is not None and field not in command.model_fields:
+            raise ValueError(f"{command.__name__} has no field {field!r} for {path!r}")
+
+    async def act(**given: Any) -> M:
+        thing: str = given[param]
+        db: asyncpg.Pool = given["pool"]
+        caller: Caller = given["caller"]
+        if may_act is not None:
+            await may_act(db, thing, caller)
+        filled: Mapping[str, str] = {param: thing}
+        if actor_field is not None:
+            filled = {**filled, actor_field: caller.app_id}
+        await handler(given["cmd"].about(**filled), given["uow"])
+        return await answer(db, thing, caller)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    act.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
+        [
+            inspect.Parameter(param, keyword, annotation=subject),
+            inspect.Parameter("cmd", keyword, annotation=command),
+            inspect.Parameter("uow", keyword, annotation=uow),
+            inspect.Parameter("pool", keyword, annotation=Pool),
+            inspect.Parameter(
+                "caller", keyword, annotation=Caller, default=Depends(require_scope(scope))
+            ),
+        ],
+        return_annotation=response_model,
+    )
+    router.add_api_route(
+        path,
+        act,
+        methods=[method],
+        name=name or handler.__name__,
+        response_model=response_model,
+        summary=summary,
+        description=description,
+        tags=list(tags),
+    )
