@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import ParamSpec, Protocol, Self, TypeVar
+from typing import Any, ParamSpec, Protocol, Self, TypeVar
 
 import asyncpg
 
@@ -36,6 +36,7 @@ class Aggregate(Protocol):
 
 
 A = TypeVar("A", bound=Aggregate)
+U = TypeVar("U", bound="UnitOfWork")
 
 
 class UncommittedWork(RuntimeError):
@@ -164,3 +165,16 @@ def retry_on_deadlock(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
         return await handler(*args, **kwargs)
 
     return run
+
+
+def following(
+    kind: type[U], topic: str, clock: Clock, handler: Callable[[Any, U], Awaitable[None]]
+) -> Callable[[asyncpg.Connection, EventData, Envelope], Awaitable[None]]:
+    """The consumer's handler for an event a service follows: ``handler(event, uow)``, its unit of
+    work joining the consumer's transaction (``uow.cause`` is the event's envelope)."""
+
+    async def apply(conn: asyncpg.Connection, event: EventData, envelope: Envelope) -> None:
+        await handler(event, kind.joining(conn, topic, envelope, clock))
+
+    apply.__name__ = getattr(handler, "__name__", "apply")
+    return apply
