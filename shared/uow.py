@@ -49,7 +49,9 @@ class UnitOfWork:
         self.topic = topic
         self.clock: Clock = clock or SystemClock()
         self.events: list[EventData] = []
-        self.seen: list[Aggregate] = []
+        # Keyed by identity: a bulk use case may track thousands, each checked once.
+        self.seen: dict[int, Aggregate] = {}
+        self.correlation_id: str | None = None  # a job's id, when no event caused this work
         self.cause: Envelope | None = None
         self._conn: asyncpg.Connection | None = None
         self._borrowed: asyncpg.Connection | None = None
@@ -72,7 +74,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self.events = []
-        self.seen = []
+        self.seen = {}
         if self._borrowed is not None:
             self._conn = self._borrowed
         else:
@@ -117,8 +119,7 @@ class UnitOfWork:
 
     def track(self, aggregate: A) -> A:
         """Remember an aggregate a repository loaded or added: its events go out on commit."""
-        if not any(seen is aggregate for seen in self.seen):
-            self.seen.append(aggregate)
+        self.seen.setdefault(id(aggregate), aggregate)
         return aggregate
 
     def publish(self, *events: EventData) -> None:
@@ -127,7 +128,7 @@ class UnitOfWork:
 
     def collect_new_events(self) -> list[EventData]:
         """Every event recorded since the last commit, each once, in the order recorded."""
-        for aggregate in self.seen:
+        for aggregate in self.seen.values():
             self.events.extend(aggregate.events)
             aggregate.events.clear()
         events, self.events = self.events, []
@@ -139,7 +140,7 @@ class UnitOfWork:
             self.conn,
             self.topic,
             self.collect_new_events(),
-            correlation_id=cause.correlationid if cause else None,
+            correlation_id=cause.correlationid if cause else self.correlation_id,
             causation_id=cause.id if cause else None,
         )
         assert self._tx is not None
