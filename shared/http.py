@@ -28,7 +28,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import make_asgi_app
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
@@ -36,6 +35,7 @@ from shared.auth.audit import AuditMiddleware, auth_note
 from shared.auth.dependency import admit
 from shared.edge import BodyLimit, TargetGuard, problem_body
 from shared.errors import DomainError, ServiceUnavailable
+from shared.metrics import RequestMetrics, exposition
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -230,12 +230,21 @@ def create_app(
     app.add_exception_handler(ServiceUnavailable, _unavailable)
     app.add_exception_handler(asyncpg.DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.mount("/metrics", make_asgi_app())
-    # Starlette runs the last added outermost: the target guard, the body limit, then the audit
-    # (which buffers signed bodies for shared.auth's check).
+    # Starlette runs the last added outermost: the request metrics (so every answer is timed,
+    # refusals included), the target guard, the body limit, then the audit (which buffers signed
+    # bodies for shared.auth's check).
     app.add_middleware(AuditMiddleware)
     app.add_middleware(BodyLimit, default=body_limit, limits=body_limits)
     app.add_middleware(TargetGuard)
+    app.add_middleware(RequestMetrics, service=service)
+
+    # A route, not a mounted app, so its requests carry the route template like any other
+    # (``/metrics/`` too: it was the mounted app's address).
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    @app.get("/metrics/", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> Health:

@@ -22,6 +22,7 @@ from datetime import datetime
 import asyncpg
 
 from services.notifications.wechat import Token, utc_now
+from shared.metrics import WECHAT_TOKEN_REFRESHES
 
 
 class PostgresTokenStore:
@@ -75,6 +76,7 @@ class PostgresTokenStore:
                 # token instead of fetching their own (which would invalidate this one).
                 token = await fetch()
                 self.fetches += 1
+                WECHAT_TOKEN_REFRESHES.inc()
                 await conn.execute(
                     "UPDATE wechat_tokens SET access_token = $2, expires_at = $3,"
                     " refreshed_at = $4, refreshes = refreshes + 1 WHERE appid = $1",

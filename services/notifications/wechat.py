@@ -27,6 +27,7 @@ from opentelemetry import propagate
 
 from services.notifications.domain import TemplateMessage
 from services.notifications.errcodes import Action, action_for
+from shared.metrics import wechat_answered
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
@@ -201,6 +202,7 @@ class WeChatClient:
         except httpx.HTTPError as e:
             raise TokenFetchError(None, _transport_error(e), Action.RETRY_BACKOFF) from None
         answer = _read(resp)
+        wechat_answered(f"/cgi-bin/{self._token_endpoint}", answer.errcode)
         if answer.action is not Action.OK:
             # 40001 from the token endpoint means a wrong secret, not a stale token.
             action = Action.CONFIG_ERROR if answer.action is Action.REFRESH_TOKEN else answer.action
@@ -258,7 +260,9 @@ class WeChatClient:
             )
         except httpx.HTTPError as e:
             return _Answer(None, _transport_error(e), Action.RETRY_BACKOFF, {})
-        return _read(resp)
+        answer = _read(resp)
+        wechat_answered(path, answer.errcode)
+        return answer
 
 
 def _json(body: dict[str, Any]) -> bytes:
