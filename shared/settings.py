@@ -7,10 +7,13 @@ anywhere else, so ops can see a service's whole configuration in its environment
 from __future__ import annotations
 
 from typing import ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import FEDERATION_ZONE
 
 DEVELOPMENT_PASSWORDS = {"membership", "mutual_aid", "training", "notifications", "union_funds"}
 # Fernet key for department credentials' secrets: base64 of b"gonghui-development-key-not-prod".
@@ -64,6 +67,8 @@ class ServiceSettings(BaseSettings):
     # Encrypts department systems' secrets at rest (shared.auth): a Fernet key, or "new,old"
     # while re-keying (encrypts with the first, decrypts with any).
     credentials_key: str = DEVELOPMENT_CREDENTIALS_KEY
+    # The federation's calendar (shared.clock): the day a claim, a completion or a join falls on.
+    timezone: str = FEDERATION_ZONE
 
     @model_validator(mode="after")
     def _defaults_and_secrets(self) -> ServiceSettings:
@@ -80,6 +85,10 @@ class ServiceSettings(BaseSettings):
             raise ValueError("credentials_key is the development key in production")
         for key in keys:
             Fernet(key.encode())  # a malformed key fails at start-up, not on a request
+        try:  # an unknown zone fails at start-up, not at the first request
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
         if self.topic_min_insync_replicas > self.topic_replication_factor:
             raise ValueError("topic_min_insync_replicas exceeds topic_replication_factor")
         if self.role == "api":
