@@ -13,6 +13,7 @@ from services.mutual_aid import api, api_claims, api_fund
 from services.mutual_aid.backstop import FollowUpPolicy
 from services.mutual_aid.clock import Clock, SystemClock
 from services.mutual_aid.followup import FollowUpWorker
+from services.mutual_aid.gauges import sample_backstop
 from services.mutual_aid.handlers import Context, membership_handlers
 from services.mutual_aid.payouts import PayoutWorker
 from shared.events.catalogue import published_by
@@ -72,6 +73,7 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
             "backstop_follow_up": follow_ups.run,
             "webhooks": webhook_sender,
         },
+        samples=[sample_backstop],
     )
     app = create_app(settings.service, lifespan=runtime.lifespan, readiness=runtime.readiness)
     app.state.runtime = runtime
