@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from shared.telemetry import traced_request
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -238,7 +240,8 @@ class LeanClient(httpx.AsyncClient):
         auth: Any = httpx.USE_CLIENT_DEFAULT,
         follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
-        response = await self._pooled.handle_async_request(request)
+        # In a trace (a message caused by a request), the call is an HTTP client span of it.
+        response = await traced_request(request, self._pooled.handle_async_request)
         if not stream:
             await response.aread()
         return response
