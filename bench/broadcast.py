@@ -4,8 +4,8 @@
 
 Runs the simulator (``python -m wechat_simulator``, minute quota 60·Q) and the notifications
 service (``python -m services.notifications``, send rate 0.98·Q) as processes of their own, in a
-scratch database on the running Postgres and a topic namespace of its own on the running Kafka
-(``GONGHUI_BENCH_KAFKA_BOOTSTRAP``, ``GONGHUI_BENCH_PG_ADMIN_DSN``; defaults: 127.0.0.1). The
+scratch database and a topic namespace of its own on Kafka and Postgres (started when they are
+not running: ``bench.common.servers``). The
 members and their WeChat bindings are written straight into the service's read model (what
 membership events and OAuth logins would have built), then one broadcast to everyone is timed
 from the request to its completion. Prints the achieved rate / Q (target >= 0.95), the duplicates
@@ -32,12 +32,14 @@ import asyncpg
 import httpx
 import psutil
 
+from bench.common import servers
+from bench.processes import Watch
+from bench.results import Figure, Outcome, Target
 from services.notifications.rules import load_rules
 from shared.auth.client import SignedAuth
 from shared.kafka import delete_topics
 from tests.support.auth import issue_credential
 from tests.support.database import ScratchDatabase, create_database, drop_database
-from tests.support.servers import Servers
 from wechat_simulator.config import DEFAULT_APPID, DEFAULT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,16 +52,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def servers() -> Servers:
-    kafka = os.environ.get("GONGHUI_BENCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    admin = os.environ.get(
-        "GONGHUI_BENCH_PG_ADMIN_DSN",
-        "postgresql://gonghui_test:gonghui_test@127.0.0.1:5432/gonghui",
-    )
-    host = os.environ.get("GONGHUI_BENCH_PG_HOST", "127.0.0.1")
-    return Servers(kafka, admin, host, int(os.environ.get("GONGHUI_BENCH_PG_PORT", "5432")))
 
 
 @dataclass
@@ -181,9 +173,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             process("simulator", sim_args, {}, logs) as sim,
             process("notifications", ["-m", "services.notifications"], svc_env, logs) as svc,
         ):
-            await until_ready(f"{sim_url}/_sim/health", sim)
-            await until_ready(f"{svc_url}/readyz", svc)
-            return await measure(args, db, sim_url, svc_url, svc.pid)
+            roots = {"wechat_simulator": sim.pid, "notifications": svc.pid}
+            async with Watch(roots, database=db.name) as watch:
+                await until_ready(f"{sim_url}/_sim/health", sim)
+                await until_ready(f"{svc_url}/readyz", svc)
+                result = await measure(args, db, sim_url, svc_url, svc.pid)
+            return result | {"peak_rss_of_every_process_mb": watch.peak_mb}
     finally:
         if not args.keep:
             await drop_database(db)
@@ -278,7 +273,33 @@ async def measure(
     }
 
 
-def main() -> None:
+FULL: dict[str, Any] = {"recipients": 300_000, "quota_per_second": 2000}
+QUICK: dict[str, Any] = {"recipients": 5_000, "quota_per_second": 2000}
+
+
+async def run_outcome(**params: Any) -> Outcome:
+    """For ``python -m bench``: the run with the defaults of :func:`parser` and ``params``."""
+    args = parser().parse_args([])
+    for name, value in params.items():
+        setattr(args, name, value)
+    result = await run(args)
+    outcome = Outcome("broadcast", peak_rss_mb=result.pop("peak_rss_of_every_process_mb"))
+    outcome.add(
+        Figure(
+            f"{args.recipients:,} recipients: achieved rate / WeChat quota",
+            result["achieved_over_quota"],
+            "",
+            Target(">=", 0.95),
+            note=f"{result['achieved_per_second']}/s of {args.quota_per_second}/s, sent at"
+            f" {args.pace:g} of the quota",
+        ),
+        Figure("duplicates WeChat received", result["duplicates"], "", Target("<=", 0)),
+        Figure("notifications CPU per message", result["service_cpu_us_per_message"], "µs"),
+    )
+    return outcome
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.broadcast", description=__doc__)
     parser.add_argument("--recipients", type=int, default=300_000)
     parser.add_argument("--quota-per-second", type=int, default=2000)
@@ -293,7 +314,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--logs", default=str(ROOT / "var/log/bench"))
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     result = asyncio.run(run(args))
     print()
     for key, value in result.items():

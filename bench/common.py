@@ -6,16 +6,27 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.servers import Servers, find_servers
+from bench.processes import Watch
+from shared.kafka import delete_topics
+from tests.support.database import ScratchDatabase, create_database, drop_database
+from tests.support.platform import Platform, launch_platform, wait_ready
+from tests.support.servers import ROOT, SERVICES, Servers, find_servers
+
+LOGS = ROOT / "var/log/bench"
+# Processes that are not the platform: CPU "per event, all processes" leaves them out.
+NOT_PLATFORM = ("load generator (bench)", "wechat_simulator")
 
 
 def servers() -> Servers:
+    """The running Kafka and Postgres; started first when they are not (deploy/local/infra up,
+    idempotent), so a benchmark never meets "connection refused"."""
     found = find_servers()
     print(f"[bench] Kafka {found.kafka_bootstrap}, Postgres {found.pg_host}:{found.pg_port}")
     return found
@@ -25,30 +36,41 @@ def namespace() -> str:
     return f"bench{uuid.uuid4().hex[:6]}."
 
 
-class PeakRss:
-    """Samples a process's resident memory in the background; ``peak`` in MiB."""
+@dataclass
+class Running:
+    servers: Servers
+    db: ScratchDatabase
+    namespace: str
+    platform: Platform
+    watch: Watch
 
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0.0
-        self._task: asyncio.Task[None] | None = None
 
-    async def _sample(self) -> None:
-        while True:
-            try:
-                rss = self.process.memory_info().rss / 2**20
-            except psutil.Error:
-                return
-            self.peak = max(self.peak, rss)
-            await asyncio.sleep(0.1)
+@asynccontextmanager
+async def platform_running(
+    split: dict[str, int] | None = None, settings: dict[str, str] | None = None
+) -> AsyncIterator[Running]:
+    """Every service as processes on a scratch database and a topic namespace of their own,
+    watched (peak RSS, CPU) from start to end; all of it gone afterwards."""
+    found = servers()
+    ns = namespace()
+    db = await create_database(found)
+    platform = launch_platform(
+        {s: db.dsn(s) for s in SERVICES}, found.kafka_bootstrap, ns, LOGS, split, settings
+    )
+    try:
+        roots = {name: p.pid for name, p in platform.processes.items()}
+        async with Watch(roots, database=db.name) as watch:
+            await wait_ready(platform)
+            yield Running(found, db, ns, platform, watch)
+    finally:
+        platform.stop()
+        await drop_database(db)
+        await delete_topics(found.kafka_bootstrap, ns)
 
-    def __enter__(self) -> PeakRss:
-        self._task = asyncio.create_task(self._sample())
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._task:
-            self._task.cancel()
+def platform_cpu(spent: dict[str, float]) -> float:
+    """CPU seconds of the platform's processes, Postgres and Kafka included."""
+    return sum(seconds for group, seconds in spent.items() if group not in NOT_PLATFORM)
 
 
 async def wait_until(
@@ -94,3 +116,15 @@ async def group_lag(bootstrap: str, topic: str) -> dict[str, int]:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def all_caught_up(bootstrap: str, topic: str, timeout: float = 120.0) -> float | None:
+    """Seconds until every consumer group following ``topic`` has committed its end; None if
+    some group was still behind after ``timeout``."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        lag = await group_lag(bootstrap, topic)
+        if lag and not any(lag.values()):
+            return time.perf_counter() - started
+        await asyncio.sleep(0.5)
+    return None

@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 
 from bench.common import namespace, servers
+from bench.processes import Watch
+from bench.results import Figure, Outcome
 from services.membership import main as membership
 from services.mutual_aid import main as mutual_aid
 from services.notifications import main as notifications
@@ -147,7 +150,7 @@ def postgres_cpu(database: str) -> float:
 
 async def follow(
     group: Group, db: ScratchDatabase, found: Servers, ns: str, topic: str, total: int
-) -> None:
+) -> dict[str, float]:
     settings = settings_for(group.settings, db, found, ns, run_relay=False)
     await upgrade_async(settings.service, settings.database_url, settings.db_schema)
     watcher = AIOKafkaConsumer(
@@ -181,28 +184,54 @@ async def follow(
         f"  cpu {cpu / total * 1000:6.3f} s/1000 events (postgres {db_cpu / total * 1000:6.3f})"
         f"  caught up in {finished - started:7.1f} s"
     )
+    return {
+        "events_per_second": rate,
+        "cpu_us_per_event": cpu / total * 1e6,
+        "postgres_us_per_event": db_cpu / total * 1e6,
+        "caught_up_s": finished - started,
+    }
 
 
 def group_name(settings: ServiceSettings) -> str:
     return f"{settings.topic_namespace}{settings.service}"  # as shared.runtime names it
 
 
-async def main(events: int, unions: int, only: list[str]) -> None:
+FULL: dict[str, Any] = {"events": 200_000, "unions": 400}
+QUICK: dict[str, Any] = {"events": 5_000, "unions": 40}
+
+
+async def run(events: int, unions: int, only: list[str] | None = None) -> Outcome:
+    outcome = Outcome("consumers")
     found = servers()
     db = await create_database(found)
     ns = namespace()
     topic = f"{ns}membership.events"
     try:
-        await ensure_topics(found.kafka_bootstrap, {topic: EVENT_PARTITIONS})
-        started = time.perf_counter()
-        total = await produce(found.kafka_bootstrap, topic, events, unions)
-        print(f"[bench] {total:,} events produced in {time.perf_counter() - started:.1f} s")
-        for group in GROUPS:
-            if not only or group.service in only:
-                await follow(group, db, found, ns, topic, total)
+        async with Watch(database=db.name) as watch:
+            await ensure_topics(found.kafka_bootstrap, {topic: EVENT_PARTITIONS})
+            started = time.perf_counter()
+            total = await produce(found.kafka_bootstrap, topic, events, unions)
+            print(f"[bench] {total:,} events produced in {time.perf_counter() - started:.1f} s")
+            for group in GROUPS:
+                if not only or group.service in only:
+                    hop = await follow(group, db, found, ns, topic, total)
+                    outcome.add(
+                        Figure(
+                            f"{group.service} group: CPU per MemberJoined (its process)",
+                            hop["cpu_us_per_event"],
+                            "µs",
+                            note=f"{hop['events_per_second']:,.0f} events/s alone; Postgres"
+                            f" {hop['postgres_us_per_event']:.0f} µs per event",
+                        )
+                    )
+        outcome.peak_rss_mb = dict(watch.peak_mb)
     finally:
         await delete_topics(found.kafka_bootstrap, ns)
         await drop_database(db)
+    outcome.notes.append(
+        "consumers: each group runs alone inside the benchmark's process, one after the other"
+    )
+    return outcome
 
 
 if __name__ == "__main__":
@@ -211,4 +240,4 @@ if __name__ == "__main__":
     parser.add_argument("--unions", type=int, default=400)
     parser.add_argument("--only", nargs="*", default=[], help="services to run (default: all)")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.unions, args.only))
+    asyncio.run(run(args.events, args.unions, args.only))

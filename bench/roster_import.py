@@ -1,33 +1,34 @@
-"""City-scale roster import: ``uv run python -m bench.roster_import [--rows 657000]``.
+"""City-scale roster import: ``uv run python -m bench roster_import [--set rows=657000]``.
 
 Generates N valid members as an HR system's CSV, runs the platform as separate processes on a
 scratch database, submits the roster to the membership service and measures: import rows/s, the
 time until every event is published, the time until every consumer group following membership's
-events has caught up, and the importer's peak RSS. The same run measures the floor: a bare COPY
-of the same rows, and producing and consuming the same number of messages of the same size.
+events has caught up, the peak RSS of every process and the CPU of every process (Postgres and
+Kafka included) per member. The same run measures the floor: a bare COPY of the same rows, and
+producing and consuming the same number of messages of the same size.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import PeakRss, group_lag, namespace, servers, wait_until
+from bench.common import Running, group_lag, platform_cpu, platform_running, wait_until
+from bench.processes import spent
+from bench.results import Figure, Outcome, Target
 from shared.auth.client import SignedAuth
 from shared.kafka import ensure_topics, idempotent_producer
 from tests.support.auth import issue_credential
-from tests.support.database import create_database, drop_database
 from tests.support.people import credit_code, roster_rows
-from tests.support.platform import launch_platform, wait_ready
-from tests.support.servers import ROOT, SERVICES
 
 
 def write_roster(path: Path, rows: int) -> None:
@@ -104,102 +105,128 @@ async def floor_kafka(bootstrap: str, topic: str, count: int, size: int) -> tupl
     return produced, consumed
 
 
-async def main(rows: int) -> None:
-    found = servers()
-    ns = namespace()
+FULL: dict[str, Any] = {"rows": 657_000}
+QUICK: dict[str, Any] = {"rows": 5_000}
+
+
+async def run(rows: int) -> Outcome:
+    outcome = Outcome("roster_import")
     workdir = Path(tempfile.mkdtemp(prefix="gonghui-bench-"))
     roster = workdir / "roster.csv"
     started = time.perf_counter()
     write_roster(roster, rows)
     print(f"[bench] generated {rows:,} members in {time.perf_counter() - started:.1f}s ({roster})")
-    db = await create_database(found)
-    platform = launch_platform(
-        {s: db.dsn(s) for s in SERVICES}, found.kafka_bootstrap, ns, ROOT / "var/log/bench"
-    )
     try:
-        await wait_ready(platform)
-        app_id, secret = await issue_credential(
-            db.dsn("membership"),
-            "membership",
-            scopes=["organisations:write", "roster:submit"],
-        )
-        auth = SignedAuth(app_id, secret)
-        async with httpx.AsyncClient(
-            base_url=platform.urls["membership"], auth=auth, timeout=120
-        ) as client:
-            union_id = await union(client)
-            importer = platform.processes["membership"].pid
-            with PeakRss(importer) as rss:
-                t0 = time.perf_counter()
-                answer = await client.post(
-                    f"/organisations/{union_id}/rosters",
-                    files={"file": ("roster.csv", roster.open("rb"), "text/csv")},
-                    data={"batch_id": "bench"},
-                )
-                answer.raise_for_status()
-                job_id = answer.json()["id"]
-
-                async def imported() -> tuple[int, int]:
-                    job = (await client.get(f"/rosters/{job_id}")).json()
-                    if job["state"] == "failed":
-                        raise RuntimeError(f"import failed: {job['failure']}")
-                    done = job["state"] == "done"
-                    return (rows if done else min(job["rows_read"], rows - 1)), rows
-
-                await wait_until("rows imported", imported)
-                t_import = time.perf_counter() - t0
-                admin = await asyncpg.connect(db.admin_dsn)
-                # Counted once: a count of the whole outbox every poll scanned 657,000 rows four
-                # times a second, competing with what it measured. The unpublished have an index.
-                total = await admin.fetchval("SELECT count(*) FROM membership.outbox")
-
-                async def published() -> tuple[int, int]:
-                    waiting = await admin.fetchval(
-                        "SELECT count(*) FROM membership.outbox WHERE published_at IS NULL"
-                    )
-                    return total - waiting, total
-
-                await wait_until("events published", published)
-                t_published = time.perf_counter() - t0
-                await admin.close()
-                topic = f"{ns}membership.events"
-
-                async def caught_up() -> tuple[int, int]:
-                    lag = await group_lag(found.kafka_bootstrap, topic)
-                    groups = [g for g in lag if not g.endswith(".floor")]
-                    behind = sum(lag[g] for g in groups)
-                    return (rows * len(groups) - behind if groups else 0), rows * max(
-                        len(groups), 1
-                    )
-
-                # Each poll opens two Kafka clients: once a second keeps the probe's cost small.
-                await wait_until("events applied by every consumer group", caught_up, interval=1.0)
-                t_consumed = time.perf_counter() - t0
-                groups = sorted(await group_lag(found.kafka_bootstrap, topic))
-        copy = await floor_copy(db.admin_dsn, roster)
-        produced, consumed = await floor_kafka(found.kafka_bootstrap, f"{ns}floor", rows, 400)
+        async with platform_running() as running:
+            times, groups, cpu = await measure(running, roster, rows)
+            copy = await floor_copy(running.db.admin_dsn, roster)
+            produced, consumed = await floor_kafka(
+                running.servers.kafka_bootstrap, f"{running.namespace}floor", rows, 400
+            )
+            outcome.peak_rss_mb = dict(running.watch.peak_mb)
     finally:
-        platform.stop()
-        await drop_database(db)
         roster.unlink(missing_ok=True)
-    target = 60.0
-    print()
-    print(f"rows                         {rows:>12,}")
-    print(f"import (rows/s)              {rows / t_import:>12,.0f}   {t_import:6.1f} s")
-    print(f"events published after      {t_published:>12.1f} s")
-    print(f"consumers caught up after    {t_consumed:>12.1f} s   groups: {', '.join(groups)}")
-    print(f"importer peak RSS            {rss.peak:>12.0f} MiB")
-    print(
-        f"floor: COPY of the rows      {copy:>12.1f} s   ratio import/COPY {t_import / copy:5.1f}"
+    t_import, t_published, t_consumed = times
+    floor = copy + produced + consumed
+    importer = max(
+        (mb for name, mb in outcome.peak_rss_mb.items() if name.startswith("membership")),
+        default=float("nan"),
     )
-    print(
-        f"floor: produce / consume     {produced:>6.1f} s / {consumed:.1f} s"
-        f"   ratio end-to-end/floor {t_consumed / (copy + produced + consumed):5.1f}"
+    outcome.add(
+        Figure(
+            f"{rows:,} members imported, every consumer group caught up",
+            t_consumed,
+            "s",
+            Target("<=", 60),
+            floor=floor,
+            floor_note="COPY + produce + consume the same rows",
+            note=f"{t_consumed / floor:.1f}× the floor; groups: {', '.join(groups)}",
+        ),
+        Figure(
+            "import (rows read and stored)",
+            rows / t_import,
+            "rows/s",
+            floor=rows / copy,
+            floor_note="bare COPY",
+            note=f"{t_import:.1f} s",
+        ),
+        Figure("every event published after", t_published, "s"),
+        Figure("importer (membership) peak RSS", importer, "MB", Target("<=", 150)),
+        Figure(
+            "platform CPU per member (all processes, Postgres and Kafka incl.)",
+            platform_cpu(cpu) / rows * 1e6,
+            "µs",
+            note=", ".join(f"{g} {s / rows * 1e6:.0f}" for g, s in sorted(cpu.items())),
+        ),
     )
-    print(f"target: all within {target:.0f} s -> {'met' if t_consumed <= target else 'NOT met'}")
+    return outcome
+
+
+async def measure(
+    running: Running, roster: Path, rows: int
+) -> tuple[tuple[float, float, float], list[str], dict[str, float]]:
+    """(import, published, consumed) seconds from the submission, the groups, CPU per group."""
+    db, found, ns = running.db, running.servers, running.namespace
+    app_id, secret = await issue_credential(
+        db.dsn("membership"), "membership", scopes=["organisations:write", "roster:submit"]
+    )
+    auth = SignedAuth(app_id, secret)
+    url = running.platform.urls["membership"]
+    async with httpx.AsyncClient(base_url=url, auth=auth, timeout=120) as client:
+        union_id = await union(client)
+        cpu_before = running.watch.cpu()
+        t0 = time.perf_counter()
+        with roster.open("rb") as file:
+            answer = await client.post(
+                f"/organisations/{union_id}/rosters",
+                files={"file": ("roster.csv", file, "text/csv")},
+                data={"batch_id": "bench"},
+            )
+        answer.raise_for_status()
+        job_id = answer.json()["id"]
+
+        async def imported() -> tuple[int, int]:
+            job = (await client.get(f"/rosters/{job_id}")).json()
+            if job["state"] == "failed":
+                raise RuntimeError(f"import failed: {job['failure']}")
+            done = job["state"] == "done"
+            return (rows if done else min(job["rows_read"], rows - 1)), rows
+
+        await wait_until("rows imported", imported)
+        t_import = time.perf_counter() - t0
+    admin = await asyncpg.connect(db.admin_dsn)
+    try:
+        # Counted once: a count of the whole outbox every poll scanned 657,000 rows four times a
+        # second, competing with what it measured. The unpublished have an index.
+        total = await admin.fetchval("SELECT count(*) FROM membership.outbox")
+
+        async def published() -> tuple[int, int]:
+            waiting = await admin.fetchval(
+                "SELECT count(*) FROM membership.outbox WHERE published_at IS NULL"
+            )
+            return total - waiting, total
+
+        await wait_until("events published", published)
+        t_published = time.perf_counter() - t0
+    finally:
+        await admin.close()
+    topic = f"{ns}membership.events"
+
+    async def caught_up() -> tuple[int, int]:
+        lag = await group_lag(found.kafka_bootstrap, topic)
+        groups = [g for g in lag if not g.endswith(".floor")]
+        behind = sum(lag[g] for g in groups)
+        return (rows * len(groups) - behind if groups else 0), rows * max(len(groups), 1)
+
+    # Each poll opens two Kafka clients: once a second keeps the probe's cost small.
+    await wait_until("events applied by every consumer group", caught_up, interval=1.0)
+    t_consumed = time.perf_counter() - t0
+    cpu = spent(cpu_before, running.watch.cpu())
+    groups = sorted(await group_lag(found.kafka_bootstrap, topic))
+    return (t_import, t_published, t_consumed), groups, cpu
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=657_000)
-    asyncio.run(main(parser.parse_args().rows))
+    from bench.__main__ import main
+
+    main(["roster_import", *sys.argv[1:]])

@@ -1,0 +1,303 @@
+"""The 云课堂 lecture: one online lecture open to every member, 300,000 of them watching.
+
+    uv run python -m bench lecture [--quick] [--set members=300000 enrol_rate=2000 ...]
+
+1. The members join (MemberJoined straight onto membership's topic, as ``bench.consumers`` writes
+   them) and the benchmark waits until every consumer group has them, training's view included.
+2. Staff create a lecture-series course for all members (complete: 45 minutes watched) and
+   schedule one class with no seat limit.
+3. Every member enrols through the API at ``enrol_rate`` a second, open loop: the sustained rate
+   and the p99 (target: >= 2,000/s at p99 <= 100 ms). The p50 of the first and the last thousand
+   enrolments shows whether an enrolment's cost grows with the class.
+4. The live platform's watched-minutes export (60 minutes each) is submitted and applied; the
+   time it takes (target <= 60 s).
+5. Each report completes its member's course; the time until every resulting event has reached
+   the notifications service (target <= 120 s), and the certificates it learnt of.
+
+Training has no batch intake for the export: step 4 sends one ``POST
+/classes/{id}/viewing-reports`` per viewer, ``viewing_concurrency`` at a time, and says so.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bench.common import Running, all_caught_up, platform_cpu, platform_running, wait_until
+from bench.consumers import produce
+from bench.load import Step, open_loop, percentile
+from bench.online_joins import lean_client
+from bench.processes import spent
+from bench.results import Figure, Outcome, Target
+from shared.auth import signing
+from tests.support.auth import issue_credential
+
+CERTIFICATE_ISSUED = "gonghui.training.certificate.issued"
+WATCHED_MINUTES = 60
+NEEDED = 45  # minutes watched to complete
+
+FULL: dict[str, Any] = {
+    "members": 300_000,
+    "unions": 400,
+    "enrol_rate": 2000,
+    "enrol_budget_s": 900.0,
+    "viewing_concurrency": 64,
+    "viewing_budget_s": 900.0,
+    "api_workers": 2,
+}
+QUICK: dict[str, Any] = {
+    "members": 2_000,
+    "unions": 40,
+    "enrol_rate": 200,
+    "enrol_budget_s": 60.0,
+    "viewing_concurrency": 32,
+    "viewing_budget_s": 60.0,
+    "api_workers": 2,
+}
+
+
+def member_id(serial: int) -> str:
+    return f"M{serial:08d}"  # as bench.consumers.joins names them
+
+
+class Training:
+    """A signed client of the training API."""
+
+    def __init__(self, url: str, app_id: str, secret: str) -> None:
+        self.client = lean_client(url)
+        self.app_id, self.secret = app_id, secret
+
+    async def post(self, path: str, body: bytes) -> httpx.Response:
+        headers = signing.sign(
+            self.app_id, self.secret, method="POST", path=path, query="", body=body
+        )
+        headers["content-type"] = "application/json"
+        return await self.client.post(path, content=body, headers=headers)
+
+    async def post_ok(self, path: str, body: bytes) -> Any:
+        answer = await self.post(path, body)
+        if answer.status_code >= 300:
+            raise RuntimeError(f"POST {path}: {answer.status_code} {answer.text}")
+        return answer.json()
+
+
+async def lecture_class(api: Training) -> str:
+    course = await api.post_ok(
+        "/courses",
+        orjson.dumps(
+            {
+                "title": "职工云课堂",
+                "kind": "lecture_series",
+                "provider": "市总工会",
+                "audience": {"kind": "all_members"},
+                "completion": {"min_attendance_percent": None, "min_watched_minutes": NEEDED},
+            }
+        ),
+    )
+    now = datetime.now(UTC)
+    starts = now + timedelta(days=1)
+    schedule = {
+        "name": "live",
+        "capacity": None,
+        "enrolment_opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "enrolment_closes_at": starts.isoformat(),
+        "sessions": [
+            {
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                "online_link": "https://live.example/lecture",
+            }
+        ],
+    }
+    made = await api.post_ok(f"/courses/{course['course_id']}/classes", orjson.dumps(schedule))
+    class_id: str = made["class_id"]
+    return class_id
+
+
+async def members_known(running: Running, params: dict[str, Any]) -> float:
+    """Seconds from writing the joins until every group following membership's events has them."""
+    topic = f"{running.namespace}membership.events"
+    started = time.perf_counter()
+    await produce(running.servers.kafka_bootstrap, topic, params["members"], params["unions"])
+    admin = await asyncpg.connect(running.db.admin_dsn)
+    try:
+
+        async def learnt() -> tuple[int, int]:
+            known = await admin.fetchval("SELECT count(*) FROM training.members")
+            return known, params["members"]
+
+        await wait_until("members learnt by training", learnt, interval=1.0)
+    finally:
+        await admin.close()
+    await all_caught_up(running.servers.kafka_bootstrap, topic, timeout=900)
+    return time.perf_counter() - started
+
+
+async def enrol_everyone(api: Training, class_id: str, params: dict[str, Any]) -> Step:
+    path = f"/classes/{class_id}/enrolments"
+
+    async def enrol(serial: int) -> str | None:
+        body = b'{"member_id": "%s"}' % member_id(serial).encode()
+        try:
+            answer = await api.post(path, body)
+        except httpx.HTTPError:
+            return None
+        return member_id(serial) if answer.status_code == 201 else None
+
+    return await open_loop(
+        enrol,
+        params["enrol_rate"],
+        params["members"] / params["enrol_rate"],
+        0,
+        max_in_flight=512,
+        budget=params["enrol_budget_s"],
+    )
+
+
+async def submit_export(
+    api: Training, class_id: str, enrolled: list[str], params: dict[str, Any]
+) -> Step:
+    path = f"/classes/{class_id}/viewing-reports"
+
+    async def report(index: int) -> str | None:
+        member = enrolled[index]
+        body = b'{"report_id": "live-%s", "member_id": "%s", "minutes": %d}' % (
+            member.encode(),
+            member.encode(),
+            WATCHED_MINUTES,
+        )
+        try:
+            answer = await api.post(path, body)
+        except httpx.HTTPError:
+            return None
+        return member if answer.status_code == 200 else None
+
+    # As fast as ``viewing_concurrency`` requests in flight allow: the export is one batch.
+    return await open_loop(
+        report,
+        1e6,
+        len(enrolled) / 1e6,
+        0,
+        max_in_flight=params["viewing_concurrency"],
+        count=len(enrolled),
+        budget=params["viewing_budget_s"],
+    )
+
+
+async def notified(running: Running, expected: int) -> tuple[float | None, int]:
+    """Seconds until every event training published has reached notifications' consumer, and
+    the certificates notifications took in."""
+    started = time.perf_counter()
+    admin = await asyncpg.connect(running.db.admin_dsn)
+    try:
+
+        async def published() -> tuple[int, int]:
+            waiting = await admin.fetchval(
+                "SELECT count(*) FROM training.outbox WHERE published_at IS NULL"
+            )
+            return expected - min(waiting, expected), expected
+
+        await wait_until("training's events published", published, timeout=600)
+        topic = f"{running.namespace}training.events"
+        behind = await all_caught_up(running.servers.kafka_bootstrap, topic, timeout=600)
+        certificates = await admin.fetchval(
+            "SELECT count(*) FROM notifications.inbox WHERE event_type = $1", CERTIFICATE_ISSUED
+        )
+    finally:
+        await admin.close()
+    return (time.perf_counter() - started if behind is not None else None), certificates
+
+
+async def run(**params: Any) -> Outcome:
+    outcome = Outcome("lecture")
+    workers = params["api_workers"]
+    split = {"training": workers} if workers else {}
+    async with platform_running(split) as running:
+        learnt = await members_known(running, params)
+        app_id, secret = await issue_credential(
+            running.db.dsn("training"),
+            "training",
+            scopes=["training:manage", "training:enrol", "training:viewing", "training:read"],
+        )
+        api = Training(running.platform.urls["training"], app_id, secret)
+        try:
+            class_id = await lecture_class(api)
+            cpu = running.watch.cpu()
+            enrolled = await enrol_everyone(api, class_id, params)
+            cpu_enrol, cpu = spent(cpu, running.watch.cpu()), running.watch.cpu()
+            members = sorted(enrolled.sent_at)
+            print(f"[bench] {len(members):,} enrolled; submitting the export...", flush=True)
+            export = await submit_export(api, class_id, members, params)
+            cpu_view = spent(cpu, running.watch.cpu())
+            reached, certificates = await notified(running, 2 * len(export.sent_at))
+        finally:
+            await api.client.aclose()
+        outcome.peak_rss_mb = dict(running.watch.peak_mb)
+    count = len(enrolled.latencies_ms)
+    first, last = enrolled.latencies_ms[:1000], enrolled.latencies_ms[-1000:]
+    cut = " (budget ran out)" if enrolled.cut_short else ""
+    outcome.add(
+        Figure(
+            "members learnt by every consumer group",
+            learnt,
+            "s",
+            note=f"{params['members']:,} joins",
+        ),
+        Figure(
+            "enrolments through the API, sustained",
+            enrolled.achieved,
+            "/s",
+            Target(">=", 2000),
+            note=f"{count:,} of {params['members']:,} enrolled{cut}, {enrolled.errors:,} errors,"
+            f" offered {params['enrol_rate']:,}/s",
+        ),
+        Figure("enrolment p99", enrolled.p99, "ms", Target("<=", 100)),
+        Figure(
+            "enrolment p50, last 1,000 (first 1,000 in note)",
+            percentile(last, 0.5),
+            "ms",
+            note=f"first 1,000: {percentile(first, 0.5):.1f} ms; growth means the class is loaded"
+            " per enrolment",
+        ),
+        Figure(
+            "platform CPU per enrolment (all processes)",
+            platform_cpu(cpu_enrol) / max(count, 1) * 1000,
+            "ms",
+        ),
+        Figure(
+            "watched-minutes export applied",
+            export.elapsed,
+            "s",
+            Target("<=", 60),
+            note=f"{len(export.sent_at):,} single reports,"
+            f" {params['viewing_concurrency']} in flight, {export.errors:,} errors:"
+            " training has no batch intake",
+        ),
+        Figure(
+            "platform CPU per viewing report (all processes)",
+            platform_cpu(cpu_view) / max(len(export.sent_at), 1) * 1000,
+            "ms",
+        ),
+        Figure(
+            "completion events reached notifications, after the export",
+            reached,
+            "s",
+            Target("<=", 120),
+            note=f"notifications took in {certificates:,} certificates of {len(export.sent_at):,}",
+        ),
+    )
+    if enrolled.client_cpu >= 0.9:
+        outcome.notes.append("the load generator kept ≥ 90% of a core busy while enrolling")
+    return outcome
+
+
+if __name__ == "__main__":
+    from bench.__main__ import main
+
+    main(["lecture", *sys.argv[1:]])

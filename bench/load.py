@@ -1,0 +1,103 @@
+"""Open-loop load: requests sent on a fixed schedule, latency counted from the scheduled time, so a
+slow answer does not slow the schedule (no coordinated omission). In-flight requests are capped:
+beyond the cap the schedule slips, and the slip counts in every later latency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+# send(serial) -> the id of what was made (e.g. the member id); None when answered with an error.
+Send = Callable[[int], Awaitable[str | None]]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0..1); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Step:
+    offered: float
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+    client_cpu: float = 0.0  # of one core, the load generator's own
+    cut_short: bool = False  # the budget ran out before every request was sent
+    # What each successful request made -> its wall-clock send time (for end-to-end latencies).
+    sent_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def achieved(self) -> float:
+        return len(self.latencies_ms) / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies_ms, 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies_ms, 0.99)
+
+    def row(self) -> dict[str, float]:
+        return {
+            "offered": self.offered,
+            "achieved": round(self.achieved, 1),
+            "errors": self.errors,
+            "p50_ms": round(self.p50, 2),
+            "p99_ms": round(self.p99, 2),
+            "client_cpu": round(self.client_cpu, 3),
+        }
+
+
+async def open_loop(
+    send: Send,
+    rate: float,
+    seconds: float,
+    first: int,
+    max_in_flight: int = 1024,
+    count: int | None = None,
+    budget: float | None = None,
+) -> Step:
+    """Send ``count`` (default rate x seconds) requests, serials from ``first``, at ``rate``/s;
+    none scheduled after ``budget`` seconds (a service too slow for the whole count is measured
+    on what it did in the budget, not waited for)."""
+    step = Step(rate, seconds)
+    total = count if count is not None else int(rate * seconds)
+    gate = asyncio.Semaphore(max_in_flight)
+
+    async def one(serial: int, due: float) -> None:
+        try:
+            made = await send(serial)
+        finally:
+            gate.release()
+        done = time.perf_counter()
+        if made is None:
+            step.errors += 1
+            return
+        step.latencies_ms.append((done - due) * 1000)
+        step.sent_at[made] = time.time() - (done - due)
+
+    cpu_before = time.process_time()
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        if budget is not None and time.perf_counter() - start > budget:
+            step.cut_short = True
+            break
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await gate.acquire()
+        tasks.append(asyncio.create_task(one(first + i, due)))
+    await asyncio.gather(*tasks)
+    step.elapsed = time.perf_counter() - start
+    step.client_cpu = (time.process_time() - cpu_before) / step.elapsed
+    return step

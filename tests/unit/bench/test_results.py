@@ -1,0 +1,112 @@
+"""The report: each figure next to its target and floor, verdicts, peak RSS, JSON that round-trips."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from bench.load import Step, percentile
+from bench.results import Figure, Outcome, Target, as_json, markdown, number
+
+MACHINE = {"CPU": "Test CPU @ 2.0GHz", "cores": "2 logical"}
+
+
+def outcome() -> Outcome:
+    result = Outcome("online_joins", peak_rss_mb={"membership": 120.4, "membership child 7": 160.2})
+    result.add(
+        Figure(
+            "highest rate",
+            385,
+            "joins/s",
+            Target(">=", 1000),
+            floor=2200,
+            floor_note="bare endpoint",
+        ),
+        Figure("ratio", 0.175, "", Target(">=", 0.5)),
+        Figure("CPU per join", 1.5, "ms", Target("<=", 2)),
+        Figure("caught up", None, "s", note="not | within 120 s"),
+    )
+    return result
+
+
+def rows(report: str, benchmark: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split(" | ")]
+        for line in report.splitlines()
+        if line.startswith(f"| {benchmark} |")
+    ]
+
+
+def test_each_figure_is_a_row_with_its_target_floor_and_verdict() -> None:
+    table = rows(markdown("run", MACHINE, [outcome()]), "online_joins")
+    by_name = {row[1]: row for row in table}
+    assert by_name["highest rate"][2:6] == [
+        "385 joins/s",
+        "≥ 1,000 joins/s",
+        "2,200 joins/s (bare endpoint)",
+        "**not met**",
+    ]
+    assert by_name["ratio"][5] == "**not met**"
+    assert by_name["CPU per join"][5] == "met"
+    assert by_name["caught up"][2] == "— s"
+    assert by_name["caught up"][6] == "not \\| within 120 s"
+
+
+def test_the_largest_process_is_held_to_the_memory_target() -> None:
+    table = rows(markdown("run", MACHINE, [outcome()]), "online_joins")
+    rss = next(row for row in table if row[1] == "largest process peak RSS")
+    assert rss[2:7] == ["160 MB", "≤ 150 MB", "", "**not met**", "membership child 7"]
+
+
+def test_the_machine_and_every_process_peak_are_listed() -> None:
+    report = markdown("run", MACHINE, [outcome()])
+    assert "| CPU | Test CPU @ 2.0GHz |" in report
+    assert "- online_joins: membership 120, membership child 7 160" in report
+
+
+def test_a_benchmark_that_failed_says_so() -> None:
+    report = markdown("run", MACHINE, [Outcome("lecture", error="RuntimeError: boom")])
+    assert rows(report, "lecture") == [
+        ["lecture", "failed", "", "", "", "**failed**", "RuntimeError: boom"]
+    ]
+
+
+def test_json_carries_the_figures_verdicts_and_series() -> None:
+    result = outcome()
+    result.series = {"platform": [{"offered": 50, "p99_ms": 12.5}]}
+    data = orjson.loads(orjson.dumps(as_json(MACHINE, [result])))
+    bench = data["benchmarks"][0]
+    first = bench["figures"][0]
+    assert first["target"] == {"op": ">=", "value": 1000}
+    assert first["met"] is False
+    assert first["floor"] == 2200
+    assert bench["figures"][3]["value"] is None
+    assert bench["series"]["platform"][0]["p99_ms"] == 12.5
+    assert data["machine"] == MACHINE
+
+
+def test_an_unmeasured_figure_never_meets_its_target() -> None:
+    assert Figure("x", None, "s", Target("<=", 60)).met is False
+    assert Figure("x", math.nan, "s", Target("<=", 60)).met is False
+    assert Figure("x", 60, "s", Target("<=", 60)).met is True
+    assert Figure("x", 1, "s").met is None
+
+
+def test_numbers_are_rounded_to_what_the_figure_can_say() -> None:
+    assert [number(v) for v in (234.94, 20.54, 1.234, 0.0123, 3.0, None)] == [
+        "235",
+        "20.5",
+        "1.23",
+        "0.0123",
+        "3",
+        "—",
+    ]
+
+
+def test_percentiles_and_rates_of_a_step() -> None:
+    step = Step(offered=100, seconds=1, latencies_ms=[float(i) for i in range(1, 101)], elapsed=2)
+    assert step.p50 == 51
+    assert step.p99 == 100
+    assert step.achieved == 50
+    assert math.isnan(percentile([], 0.99))
