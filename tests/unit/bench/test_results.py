@@ -1,4 +1,4 @@
-"""The report: each figure next to its target and floor, verdicts, peak RSS, JSON that round-trips."""
+"""The report: each figure next to its target and floor, verdicts, peak RSS, JSON."""
 
 from __future__ import annotations
 
