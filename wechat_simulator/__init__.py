@@ -5,9 +5,11 @@ Run it with ``python -m wechat_simulator``, or build it in-process with :func:`c
 """
 
 from .app import Simulator, create_app
+from .calls import WeChatCalls
 from .clock import ManualClock, SimClock
 from .config import SimulatorConfig, TemplateSpec, UserSpec
-from .state import CallbackEvent, SimulatorState
+from .events import CallbackEvent
+from .state import SimulatorState
 
 __all__ = [
     "CallbackEvent",
@@ -18,5 +20,6 @@ __all__ = [
     "SimulatorState",
     "TemplateSpec",
     "UserSpec",
+    "WeChatCalls",
     "create_app",
 ]

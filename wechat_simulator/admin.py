@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import SubscriptionName, TemplateSpec, UserSpec, UserStateName
-from .state import ForcedError
+from .faults import Faults, ForcedError
 
 if TYPE_CHECKING:
     from .app import Simulator
@@ -132,7 +132,7 @@ async def create_users(request: Request, body: UsersRequest) -> dict[str, Any]:
     result: dict[str, Any] = {
         "created": len(openids),
         "events_queued": events,
-        "counts": state.user_counts(),
+        "counts": state.followers.counts(),
     }
     if not body.quiet:
         result["openids"] = openids
@@ -147,17 +147,17 @@ async def list_users(
 ) -> dict[str, Any]:
     sim_state = _sim(request).state
     users: list[dict[str, Any]] = []
-    for user in sim_state.users():
+    for user in sim_state.followers.all():
         if len(users) >= limit:
             break
         if state is None or user.state == state or user.subscription == state:
             users.append(user.to_json())
-    return {"counts": sim_state.user_counts(), "users": users}
+    return {"counts": sim_state.followers.counts(), "users": users}
 
 
 @router.get("/users/{openid}")
 async def get_user(request: Request, openid: str) -> dict[str, Any]:
-    user = _sim(request).state.get_user(openid)
+    user = _sim(request).state.followers.get(openid)
     if user is None:
         raise HTTPException(status_code=404, detail=f"unknown openid {openid}")
     return user.to_json()
@@ -211,12 +211,12 @@ async def put_templates(request: Request, body: TemplatesRequest | TemplateSpec)
 
 @router.get("/templates")
 async def list_templates(request: Request) -> dict[str, Any]:
-    return {"templates": [t.to_json() for t in _sim(request).state.templates()]}
+    return {"templates": [t.to_json() for t in _sim(request).state.templates.all()]}
 
 
 @router.delete("/templates/{template_id}")
 async def delete_template(request: Request, template_id: str) -> dict[str, Any]:
-    if not _sim(request).state.delete_template(template_id):
+    if not _sim(request).state.templates.delete(template_id):
         raise HTTPException(status_code=404, detail=f"unknown template {template_id}")
     return {"deleted": template_id}
 
@@ -254,7 +254,7 @@ async def set_faults(request: Request, body: FaultsRequest) -> dict[str, Any]:
 @router.delete("/faults")
 async def clear_faults(request: Request) -> dict[str, Any]:
     state = _sim(request).state
-    state.faults = type(state.faults)()
+    state.faults = Faults()
     return state.faults.to_json()
 
 
@@ -273,7 +273,8 @@ async def advance_clock(request: Request, body: AdvanceRequest) -> dict[str, Any
 
 @router.get("/tokens")
 async def list_tokens(request: Request) -> dict[str, Any]:
-    return {"tokens": _sim(request).state.tokens_json()}
+    state = _sim(request).state
+    return {"tokens": state.tokens.to_json(state.clock.now())}
 
 
 @router.get("/messages")
@@ -287,7 +288,7 @@ async def list_messages(
     since_id: int | None = None,
     limit: int = Query(default=100, ge=0, le=10_000),
 ) -> dict[str, Any]:
-    return _sim(request).state.query_messages(
+    return _sim(request).state.messages.query(
         openid=openid,
         template_id=template_id,
         kind=kind,
@@ -300,7 +301,7 @@ async def list_messages(
 
 @router.get("/messages/{msgid}")
 async def get_message(request: Request, msgid: int) -> dict[str, Any]:
-    record = _sim(request).state.message(msgid)
+    record = _sim(request).state.messages.get(msgid)
     if record is None:
         raise HTTPException(status_code=404, detail=f"unknown msgid {msgid}")
     return record.to_json()
@@ -312,9 +313,9 @@ async def stats(request: Request) -> dict[str, Any]:
     state = sim.state
     return {
         **state.stats.to_json(),
-        "messages_stored": state.messages_stored(),
-        "users": state.user_counts(),
-        "quota": state.quota_json(),
+        "messages_stored": len(state.messages),
+        "users": state.followers.counts(),
+        "quota": state.quotas.to_json(state.clock.now(), state.config),
         "callbacks": sim.pusher.stats(),
     }
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from .admin import router as admin_router
 from .callbacks import CallbackPusher, CallbackTarget
+from .calls import WeChatCalls
 from .clock import SimClock
 from .config import (
     QUOTA_GET_PATH,
@@ -104,6 +105,7 @@ def create_app(
     test deliver event pushes to an in-process ASGI receiver instead of over the network."""
     sim = Simulator(config or SimulatorConfig(), clock or SimClock(), callback_transport)
     state = sim.state
+    calls = WeChatCalls(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -126,19 +128,19 @@ def create_app(
 
     def token(call: ApiCall) -> dict[str, Any]:
         query = call.query
-        return state.api_token(query.get("grant_type"), query.get("appid"), query.get("secret"))
+        return calls.token(query.get("grant_type"), query.get("appid"), query.get("secret"))
 
     def stable_token(call: ApiCall) -> dict[str, Any]:
-        return state.api_stable_token(call.body)
+        return calls.stable_token(call.body)
 
     def template_send(call: ApiCall) -> dict[str, Any]:
-        return state.api_template_send(call.query.get("access_token"), call.body, call.traceparent)
+        return calls.template_send(call.query.get("access_token"), call.body, call.traceparent)
 
     def subscribe_send(call: ApiCall) -> dict[str, Any]:
-        return state.api_subscribe_send(call.query.get("access_token"), call.body, call.traceparent)
+        return calls.subscribe_send(call.query.get("access_token"), call.body, call.traceparent)
 
     def quota_get(call: ApiCall) -> dict[str, Any]:
-        return state.api_quota_get(call.query.get("access_token"), call.body)
+        return calls.quota_get(call.query.get("access_token"), call.body)
 
     handlers: dict[tuple[str, str], ApiHandler] = {
         ("GET", TOKEN_PATH): token,

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from .events import TEMPLATE_SEND_JOB_FINISH, CallbackEvent
 from .rawhttp import RawHttpError, RawHttpPoster
-from .state import TEMPLATE_SEND_JOB_FINISH, CallbackEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ errmsg that names the offending field, as WeChat does, so a client can log which
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .config import TemplateKind, TemplateSpec
-from .errors import ARGUMENT_INVALID, WeChatError
+from .errors import ARGUMENT_INVALID, INVALID_TEMPLATE_ID, WeChatError
 
 # Subscription-message key types: (maximum length, pattern the value must match or None).
 _NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -117,3 +118,28 @@ class Template:
 
 def _invalid(detail: str) -> WeChatError:
     return WeChatError(ARGUMENT_INVALID, f"argument invalid! {detail}")
+
+
+class TemplateLibrary:
+    """The templates the account added, by id."""
+
+    def __init__(self) -> None:
+        self._templates: dict[str, Template] = {}
+
+    def put(self, spec: TemplateSpec, template_value_max_len: int) -> Template:
+        template = Template.from_spec(spec, template_value_max_len)
+        self._templates[spec.template_id] = template
+        return template
+
+    def delete(self, template_id: str) -> bool:
+        return self._templates.pop(template_id, None) is not None
+
+    def all(self) -> Iterable[Template]:
+        return self._templates.values()
+
+    def get(self, template_id: Any, kind: TemplateKind) -> Template:
+        """The template a send names; 40037 when unknown or of the other kind."""
+        template = self._templates.get(template_id) if isinstance(template_id, str) else None
+        if template is None or template.kind != kind:
+            raise WeChatError(INVALID_TEMPLATE_ID)
+        return template

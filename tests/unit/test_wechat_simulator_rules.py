@@ -9,10 +9,16 @@ import orjson
 import pytest
 import xmltodict
 
-from wechat_simulator import CallbackEvent, ManualClock, SimulatorConfig, SimulatorState
+from wechat_simulator import (
+    CallbackEvent,
+    ManualClock,
+    SimulatorConfig,
+    SimulatorState,
+    WeChatCalls,
+)
 from wechat_simulator.callbacks import render_event_xml, sign
 from wechat_simulator.config import TemplateSpec, UserSpec
-from wechat_simulator.state import day_index
+from wechat_simulator.quotas import day_index
 from wechat_simulator.templates import Template, subscribe_key_rule
 
 APPID, SECRET = "wxunit", "unit-secret"
@@ -34,14 +40,14 @@ def make_state(**settings: Any) -> tuple[SimulatorState, ManualClock, list[Callb
 
 
 def token(state: SimulatorState) -> str:
-    result = state.api_token("client_credential", APPID, SECRET)
+    result = WeChatCalls(state).token("client_credential", APPID, SECRET)
     value: str = result["access_token"]
     return value
 
 
 def send(state: SimulatorState, access_token: str, touser: str = "o_a", **extra: Any) -> Any:
     body = {"touser": touser, "template_id": "T", "data": {"keyword1": {"value": "v"}}, **extra}
-    return state.api_template_send(access_token, orjson.dumps(body))
+    return WeChatCalls(state).template_send(access_token, orjson.dumps(body))
 
 
 def test_day_index_rolls_over_at_beijing_midnight() -> None:
@@ -66,7 +72,7 @@ def test_overlap_only_caps_the_token_it_supersedes() -> None:
 def test_dedup_entries_are_pruned_after_the_window() -> None:
     state, clock, events = make_state()
     access = (
-        state.api_stable_token(
+        WeChatCalls(state).stable_token(
             orjson.dumps({"grant_type": "client_credential", "appid": APPID, "secret": SECRET})
         )
     )["access_token"]
@@ -74,7 +80,7 @@ def test_dedup_entries_are_pruned_after_the_window() -> None:
     assert send(state, access, client_msg_id="x")["msgid"] == first["msgid"]
     clock.advance(601)
     second = send(state, access, client_msg_id="y")
-    assert len(state._dedup) == 1  # "x" expired and was dropped on the way
+    assert len(state.client_msg_ids) == 1  # "x" expired and was dropped on the way
     assert second["msgid"] == first["msgid"] + 1
     assert [e.msgid for e in events] == [first["msgid"], second["msgid"]]
 
@@ -112,10 +118,10 @@ def test_message_store_is_capped_but_counts_stay_exact() -> None:
     access = token(state)
     for _ in range(25):
         assert send(state, access)["errcode"] == 0
-    assert state.messages_stored() <= 10
+    assert len(state.messages) <= 10
     assert state.stats.template_sends_accepted == 25
-    listing = state.query_messages(openid="o_a", limit=100)
-    assert listing["total"] == state.messages_stored()
+    listing = state.messages.query(openid="o_a", limit=100)
+    assert listing["total"] == len(state.messages)
     assert listing["items"][-1]["msgid"] == 1_000_000_025
 
 
