@@ -21,7 +21,9 @@ event's fault: the batch is retried with back-off until the database answers aga
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -30,10 +32,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
+from prometheus_client import Counter
 
 from shared.events.base import EventData
 from shared.events.envelope import BadEvent, Envelope
-from shared.telemetry import context_from_headers
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_APPLIED, forget
+from shared.telemetry import process_span
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,6 @@ Run = Sequence[tuple[EventData, Envelope]]  # consecutive events of one type, in
 BatchHandler = Callable[[asyncpg.Connection, Run], Awaitable[None]]
 Fresh = tuple[Envelope, EventData, Handler]  # an event of a batch not in the inbox yet
 _TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, TimeoutError)
-_tracer = trace.get_tracer("gonghui.consumer")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class ConsumerRunner:
         *,
         name: str,
         pool: asyncpg.Pool,
+        service: str | None = None,
         bootstrap: str,
         topics: Iterable[str],
         handlers: dict[str, Handler],
@@ -86,6 +90,7 @@ class ConsumerRunner:
         retry_budget_seconds: float = 5.0,
     ) -> None:
         self.name = name
+        self.service = service or name
         self.pool = pool
         self.topics = list(topics)
         self.handlers = handlers
@@ -107,6 +112,8 @@ class ConsumerRunner:
         )
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
+        self._applied_counters: dict[str, Counter] = {}
+        self._lag = LagReport(self.service, name)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -119,6 +126,7 @@ class ConsumerRunner:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 for tp, records in batches.items():
                     await self._process(tp, records)
+                await self._lag.report(self.consumer)
         finally:
             # Drain done: the last batch was committed above; leave the group cleanly.
             await self.consumer.stop()
@@ -148,7 +156,9 @@ class ConsumerRunner:
             if len(records) > 1:
                 try:
                     async with conn.transaction():
-                        await self._apply_together(conn, records)
+                        applied = await self._apply_together(conn, records)
+                    for event_type, count in applied.items():
+                        self._applied_counter(event_type).inc(count)
                     return
                 except _TRANSIENT:
                     raise
@@ -160,12 +170,14 @@ class ConsumerRunner:
 
     async def _apply_together(
         self, conn: asyncpg.Connection, records: list[ConsumerRecord]
-    ) -> None:
-        """The fast path: one inbox insert for the batch, handlers back to back, no savepoints.
+    ) -> collections.Counter[str]:
+        """The fast path: one inbox insert for the batch, handlers back to back, no savepoints;
+        how many events of each type it applied (counted by the caller once committed).
 
         Any unreadable event or failing handler raises, the batch's savepoint rolls back (inbox
         rows included), and the careful path takes the batch event by event.
         """
+        applied: collections.Counter[str] = collections.Counter()
         readable = []
         for record in records:
             envelope = Envelope.from_kafka(record.headers, record.value)
@@ -173,7 +185,7 @@ class ConsumerRunner:
             if handler is not None:
                 readable.append((envelope, envelope.read(), handler))
         if not readable:
-            return
+            return applied
         rows = await conn.fetch(
             "INSERT INTO inbox (consumer, event_id, event_type)"
             " SELECT $1, e, t FROM unnest($2::text[], $3::text[]) AS x(e, t)"
@@ -188,18 +200,21 @@ class ConsumerRunner:
             if envelope.id in new:  # else applied before (a redelivery), or twice in this batch
                 new.discard(envelope.id)
                 fresh.append((envelope, data, handler))
+        where = records[0]  # a batch comes from one partition
         for run in _runs(fresh):
             first, _, handler = run[0]
+            applied[first.type] += len(run)
             if isinstance(handler, Batched):
                 # One span for the run, in the first event's trace: a span per event would cost
                 # more than applying it.
-                with _consume_span(first, len(run)):
+                with self._span(where, first, len(run)):
                     await handler.apply(conn, [(data, envelope) for envelope, data, _ in run])
                 continue
             for envelope, data, handler in run:
-                with _consume_span(envelope):
+                with self._span(where, envelope):
                     await handler(conn, data, envelope)
         self.applied += len(fresh)  # counted only once the whole batch went through
+        return applied
 
     async def _apply_one(
         self, conn: asyncpg.Connection, record: ConsumerRecord, budget: list[float]
@@ -222,12 +237,13 @@ class ConsumerRunner:
         while True:
             attempt += 1
             try:
-                with _consume_span(envelope):
+                with self._span(record, envelope, offset=record.offset):
                     async with conn.transaction():
                         if not await self._remember(conn, record, "applied", envelope):
                             return  # already applied: a redelivery
                         await handler(conn, data, envelope)
                 self.applied += 1
+                self._applied_counter(envelope.type).inc()
                 return
             except _TRANSIENT:
                 raise
@@ -258,6 +274,30 @@ class ConsumerRunner:
             outcome,
         )
         return bool(inserted)
+
+    def _applied_counter(self, event_type: str) -> Counter:
+        counter = self._applied_counters.get(event_type)
+        if counter is None:
+            counter = self._applied_counters[event_type] = EVENTS_APPLIED.labels(
+                self.service, self.name, event_type
+            )
+        return counter
+
+    def _span(
+        self, record: ConsumerRecord, envelope: Envelope, count: int = 1, offset: int | None = None
+    ) -> AbstractContextManager[trace.Span]:
+        return trace.use_span(
+            process_span(
+                envelope.trace_headers,
+                topic=record.topic,
+                partition=record.partition,
+                group=self.name,
+                message_id=envelope.id,
+                offset=offset,
+                count=count,
+            ),
+            end_on_exit=True,
+        )
 
     async def _dead_letter(
         self, conn: asyncpg.Connection, letter: DeadLetter, envelope: Envelope | None = None
@@ -293,6 +333,7 @@ class ConsumerRunner:
         async with conn.transaction():
             await self._remember(conn, r, "dead_lettered", envelope)
         self.dead_lettered += 1
+        DEAD_LETTERS.labels(self.service, self.name, r.topic).inc()
         log.warning(
             "%s: dead-lettered %s@%s:%s: %s",
             self.name,
@@ -325,13 +366,34 @@ def _runs(fresh: list[Fresh]) -> Iterator[list[Fresh]]:
         yield run
 
 
-def _consume_span(envelope: Envelope, count: int = 1) -> AbstractContextManager[trace.Span]:
-    return _tracer.start_as_current_span(
-        f"consume {envelope.type}",
-        context=context_from_headers(envelope.trace_headers),
-        kind=trace.SpanKind.CONSUMER,
-        attributes={"messaging.batch.message_count": count} if count > 1 else None,
-    )
+class LagReport:
+    """``gonghui_consumer_lag`` of the partitions a consumer holds, from what it already knows:
+    its position and the highwater of its last fetch (no request to the broker). At most once a
+    second; a partition given to another consumer in a rebalance is dropped."""
+
+    def __init__(self, service: str, group: str, every: float = 1.0) -> None:
+        self.service = service
+        self.group = group
+        self.every = every
+        self._due = 0.0
+        self._reported: set[TopicPartition] = set()
+
+    async def report(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        if now < self._due:
+            return
+        self._due = now + self.every
+        held = consumer.assignment()
+        for tp in self._reported - held:
+            forget(CONSUMER_LAG, self.service, self.group, tp.topic, str(tp.partition))
+        self._reported &= held
+        for tp in held:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue  # not fetched yet; then its position is known without asking too
+            lag = max(highwater - await consumer.position(tp), 0)
+            CONSUMER_LAG.labels(self.service, self.group, tp.topic, str(tp.partition)).set(lag)
+            self._reported.add(tp)
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:

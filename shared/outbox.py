@@ -11,6 +11,7 @@ A crash between the broker's ack and the mark republishes the batch: consumers' 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import struct
@@ -21,11 +22,13 @@ from contextlib import suppress
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
+from prometheus_client import Counter
 
 from shared.db import connect, lock_key
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
-from shared.telemetry import current_trace_headers
+from shared.metrics import EVENTS_PUBLISHED
+from shared.telemetry import current_trace_headers, send_span
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +172,14 @@ class Relay:
         schema: str,
         producer: AIOKafkaProducer,
         *,
+        service: str | None = None,
         batch_size: int = 1000,
         poll_seconds: float = 1.0,
     ) -> None:
         self.dsn = dsn
         self.schema = schema
+        self.service = service or schema
+        self._published: dict[str, Counter] = {}
         self.producer = producer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -232,7 +238,7 @@ class Relay:
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
-            "SELECT id, topic, key, headers, payload FROM outbox"
+            "SELECT id, topic, key, type, headers, payload FROM outbox"
             " WHERE published_at IS NULL ORDER BY id LIMIT $1",
             self.batch_size,
         )
@@ -241,14 +247,24 @@ class Relay:
         # Rows go into record batches per partition, built here: the producer's per-message
         # send() cost three times as much CPU as the rest of a row's way to the broker.
         batches: dict[tuple[str, int], list[BatchBuilder]] = {}
+        traces: dict[tuple[str, int], list[dict[str, str]]] = {}
+        sent: collections.Counter[tuple[str, int]] = collections.Counter()
         partitions_of: dict[str, list[int]] = {}
         for r in rows:
-            topic, key, value = r["topic"], r["key"].encode(), r["payload"]
-            headers = [(k, v.encode()) for k, v in r["headers"].items()]
+            topic, key, value, row_headers = (
+                r["topic"],
+                r["key"].encode(),
+                r["payload"],
+                r["headers"],
+            )
+            headers = [(k, v.encode()) for k, v in row_headers.items()]
             if topic not in partitions_of:
                 partitions_of[topic] = sorted(await self.producer.partitions_for(topic))
             partitions = partitions_of[topic]
             where = (topic, partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])
+            sent[where] += 1
+            if "traceparent" in row_headers:
+                traces.setdefault(where, []).append(row_headers)
             chain = batches.setdefault(where, [])
             if chain and chain[-1].append(timestamp=None, key=key, value=value, headers=headers):
                 continue
@@ -258,7 +274,10 @@ class Relay:
         # a later batch in flight when an earlier one failed, the retry would land the earlier
         # events after the later ones: a member's events out of order.
         results = await asyncio.gather(
-            *(self._send_in_order(where, chain) for where, chain in batches.items()),
+            *(
+                self._send_in_order(where, chain, sent[where], traces.get(where, []))
+                for where, chain in batches.items()
+            ),
             return_exceptions=True,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -266,12 +285,29 @@ class Relay:
             raise failures[0]  # all settled first: nothing of this batch is still in flight
         await self.mark_published(conn, [r["id"] for r in rows])
         self.published += len(rows)
+        for event_type, count in collections.Counter(r["type"] for r in rows).items():
+            self._published_counter(event_type).inc(count)
         return len(rows)
 
-    async def _send_in_order(self, where: tuple[str, int], chain: list[BatchBuilder]) -> None:
+    def _published_counter(self, event_type: str) -> Counter:
+        counter = self._published.get(event_type)
+        if counter is None:
+            counter = self._published[event_type] = EVENTS_PUBLISHED.labels(
+                self.service, event_type
+            )
+        return counter
+
+    async def _send_in_order(
+        self,
+        where: tuple[str, int],
+        chain: list[BatchBuilder],
+        count: int,
+        traces: list[dict[str, str]],
+    ) -> None:
         topic, partition = where
-        for batch in chain:
-            await (await self.producer.send_batch(batch, topic, partition=partition))
+        with send_span(topic, partition, count, traces):
+            for batch in chain:
+                await (await self.producer.send_batch(batch, topic, partition=partition))
 
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         """Mark exactly these rows (ascending ids). Never a bare range over ids that were not

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -26,6 +26,7 @@ from shared.consumer import ConsumerRunner, Handler
 from shared.db import create_pool
 from shared.errors import ServiceUnavailable
 from shared.kafka import ensure_topics, idempotent_producer
+from shared.metrics import Sample, sample_outbox, sampling
 from shared.migrations import upgrade_async
 from shared.outbox import Relay
 from shared.retention import retention
@@ -54,13 +55,16 @@ class ServiceRuntime:
         settings: ServiceSettings,
         follows: dict[str, dict[str, Handler]] | None = None,
         workers: dict[str, Worker] | None = None,
+        samples: Sequence[Sample] = (),
     ) -> None:
         """``follows`` maps a topic's short name (``"membership.events"``) to handlers by type;
         ``workers`` are a service's own background loops (e.g. the WeChat sender), each started
-        under supervision once the runtime is connected, and cancelled at shutdown."""
+        under supervision once the runtime is connected, and cancelled at shutdown; ``samples``
+        set gauges from the service's own tables every few seconds (the outbox's always)."""
         self.settings = settings
         self.follows = follows or {}
         self.workers = workers or {}
+        self.samples = [sample_outbox, *samples]
         self.supervisor = Supervisor(
             settings.service, backoff_max=settings.restart_backoff_max_seconds
         )
@@ -159,6 +163,10 @@ class ServiceRuntime:
         if not s.runs_workers:
             return  # an API process (role "api"): the worker process runs them
         self.supervisor.start("retention", functools.partial(retention, self))
+        # Not required: a gauge that cannot be read must not take the service out of service.
+        self.supervisor.start(
+            "gauges", functools.partial(sampling(*self.samples), self), required=False
+        )
         for name, worker in self.workers.items():
             self.supervisor.start(name, functools.partial(worker, self))
 
@@ -168,6 +176,7 @@ class ServiceRuntime:
             s.database_url,
             s.db_schema,
             self.producer,
+            service=s.service,
             batch_size=s.relay_batch_size,
             poll_seconds=s.relay_poll_seconds,
         )
@@ -186,6 +195,7 @@ class ServiceRuntime:
         # the new one is given again.
         self.consumer = ConsumerRunner(
             name=f"{s.topic_namespace}{s.service}",
+            service=s.service,
             pool=self.pool,
             bootstrap=s.kafka_bootstrap,
             topics=[s.topic(t) for t in self.follows],

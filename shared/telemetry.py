@@ -1,14 +1,20 @@
 """OpenTelemetry set-up and trace-context helpers.
 
 The trace context travels as a W3C ``traceparent`` in the outbox row and in Kafka headers, so one
-trace spans HTTP request -> outbox -> Kafka -> consumer. A real SDK tracer provider is always
-installed (even with export off) because only a recording provider mints trace ids to propagate.
+trace spans HTTP request -> outbox -> Kafka -> consumer -> WeChat call. A real SDK tracer provider
+is always installed (even with export off) because only a recording provider mints trace ids to
+propagate. Spans follow OpenTelemetry's semantic conventions: the relay's ``send <topic>`` producer
+span and each consumer's ``process <topic>`` span (messaging: kafka), the HTTP server span of
+FastAPI's instrumentation and an HTTP client span around each WeChat call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
+import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -57,3 +63,111 @@ def current_trace_id() -> str | None:
 
 
 tracer = trace.get_tracer("gonghui")
+# The SDK keeps at most 128 links a span.
+MAX_LINKS = 128
+
+
+@contextmanager
+def send_span(
+    topic: str, partition: int, count: int, traces: Sequence[Mapping[str, str]]
+) -> Iterator[trace.Span]:
+    """The relay's producer span for the messages it sends to one partition at once: a child of
+    the first message's trace (the request that wrote it), linked to the others' (a batch
+    serves many requests, a span has one parent)."""
+    parent = context_from_headers(traces[0]) if traces else None
+    links = [
+        trace.Link(trace.get_current_span(context_from_headers(t)).get_span_context())
+        for t in traces[1:MAX_LINKS]
+    ]
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(partition),
+    }
+    if count > 1:
+        attributes["messaging.batch.message_count"] = count
+    with tracer.start_as_current_span(
+        f"send {topic}",
+        context=parent,
+        kind=trace.SpanKind.PRODUCER,
+        links=links,
+        attributes=attributes,
+    ) as span:
+        yield span
+
+
+def process_span(
+    trace_headers: Mapping[str, str],
+    *,
+    topic: str,
+    partition: int,
+    group: str,
+    message_id: str,
+    offset: int | None = None,
+    count: int = 1,
+) -> trace.Span:
+    """A consumer's span for applying a message (or a run of ``count`` from one partition),
+    a child of the trace the message carries. Use as a context manager."""
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.consumer.group.name": group,
+        "messaging.message.id": message_id,
+    }
+    if offset is not None:
+        attributes["messaging.kafka.offset"] = offset
+    if count > 1:
+        attributes["messaging.batch.message_count"] = count
+    return _consumer_tracer.start_span(
+        f"process {topic}",
+        context=context_from_headers(trace_headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=attributes,
+    )
+
+
+_consumer_tracer = trace.get_tracer("gonghui.consumer")
+# Credentials in a query (WeChat's access_token, the token call's secret) never reach a span.
+_SECRET_QUERY = re.compile(r"((?:^|[?&])(?:access_token|secret|appid)=)[^&]*")
+
+
+def redacted_url(url: httpx.URL) -> str:
+    return _SECRET_QUERY.sub(r"\1REDACTED", str(url))
+
+
+async def traced_request(
+    request: httpx.Request, send: Callable[[httpx.Request], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    """Send ``request`` inside an HTTP client span carrying the trace to the server
+    (``traceparent``). Outside any trace it is sent as is: a root span per call of a busy
+    sender would cost more than it tells."""
+    if not trace.get_current_span().is_recording():
+        return await send(request)
+    method = request.method
+    attributes: dict[str, str | int] = {
+        "http.request.method": method,
+        "url.full": redacted_url(request.url),
+        "server.address": request.url.host,
+    }
+    if request.url.port is not None:
+        attributes["server.port"] = request.url.port
+    with tracer.start_as_current_span(
+        method, kind=trace.SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        propagate.inject(request.headers)  # this span is the server's parent
+        try:
+            response = await send(request)
+        except httpx.HTTPError as exc:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(trace.StatusCode.ERROR)
+            raise
+        span.set_attribute("http.response.status_code", response.status_code)
+        if response.status_code >= 400:
+            span.set_attribute("error.type", str(response.status_code))
+            span.set_status(trace.StatusCode.ERROR)
+        return response

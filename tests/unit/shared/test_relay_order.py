@@ -75,7 +75,7 @@ class Connection:
 
 def rows(count: int) -> list[dict[str, Any]]:
     return [
-        {"id": i, "topic": "t", "key": f"m{i}", "headers": {}, "payload": b"{}"}
+        {"id": i, "topic": "t", "key": f"m{i}", "type": "Probe", "headers": {}, "payload": b"{}"}
         for i in range(1, count + 1)
     ]
 
