@@ -13,12 +13,11 @@ from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 
 from services.membership import commands as c
 from services.membership import handlers
 from services.membership.domain import Category, OrgKind, Status, roll_up
-from services.membership.handlers import MembershipUnitOfWork
 from services.membership.identity import (
     card_number_problem,
     normalise_card_number,
@@ -26,6 +25,7 @@ from services.membership.identity import (
     normalise_id_number,
 )
 from services.membership.repository import Members, Organisations
+from services.membership.unit_of_work import MembershipUnitOfWork
 from services.membership.views import (
     PERSONAL,
     CardHolder,
@@ -45,6 +45,7 @@ from shared.auth import Caller, require_scope
 from shared.errors import DomainError, NotFound
 from shared.http import router as shared_router
 from shared.inputs import IsoDate, Limit, Offset
+from shared.routes import Pool, action, unit_of_work
 
 router = shared_router()
 # The longest period statistics are asked for: the federation's reports look back a few years;
@@ -52,18 +53,7 @@ router = shared_router()
 STATISTICS_SPAN_YEARS = 20
 
 
-# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, per request.
-async def uow(request: Request) -> MembershipUnitOfWork:
-    runtime = request.app.state.runtime
-    return MembershipUnitOfWork(runtime.pool, runtime.settings.events_topic)
-
-
-async def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-Uow = Annotated[MembershipUnitOfWork, Depends(uow)]
-Pool = Annotated[asyncpg.Pool, Depends(pool)]
+Uow = Annotated[MembershipUnitOfWork, Depends(unit_of_work)]
 # Ids the service gives out are far shorter; a longer one cannot exist and is refused (422).
 OrgId = Annotated[
     str, Path(max_length=64, description="The organisation's id", examples=["bozhou-pharma"])
@@ -105,7 +95,7 @@ async def establish(
     cmd: c.EstablishOrganisation,
     uow: Uow,
     pool: Pool,
-    _: Caller = Depends(require_scope("organisations:write")),
+    caller: Caller = Depends(require_scope("organisations:write")),
 ) -> OrganisationView:
     """Places a new organisation in the city's tree: the city federation at the top, county
     federations under it, grassroots unions (enterprise, public institution, social
@@ -124,8 +114,7 @@ async def establish(
     `parent_dissolved` (409). Not idempotent without an `id`: give your own `id` so a retry
     answers 409 `organisation_exists` instead of creating a second one."""
     org_id = await handlers.establish_organisation(cmd, uow)
-    async with pool.acquire() as conn:
-        return organisation_view(await Organisations(conn).get(org_id))
+    return await organisation_answer(pool, org_id, caller)
 
 
 @router.get(
@@ -192,10 +181,14 @@ async def list_organisations(
     summary="One organisation",
 )
 async def get_organisation(
-    org_id: OrgId, pool: Pool, _: Caller = Depends(require_scope("organisations:read"))
+    org_id: OrgId, pool: Pool, caller: Caller = Depends(require_scope("organisations:read"))
 ) -> OrganisationView:
     """The organisation, dissolved or not, with its place in the tree (`path`) and employer.
     404 `organisation_not_found` for an id that does not exist."""
+    return await organisation_answer(pool, org_id, caller)
+
+
+async def organisation_answer(pool: asyncpg.Pool, org_id: str, _: Caller) -> OrganisationView:
     async with pool.acquire() as conn:
         return organisation_view(await Organisations(conn).get(org_id))
 
@@ -203,24 +196,18 @@ async def get_organisation(
 def _organisation_action(
     method: str, path: str, command: type[c.Command], handler: Any, summary: str, doc: str
 ) -> None:
-    async def act(
-        org_id: OrgId,
-        cmd: c.Command,
-        uow: Uow,
-        pool: Pool,
-        caller: Caller = Depends(require_scope("organisations:write")),
-    ) -> OrganisationView:
-        await handler(org_id, cmd, uow)
-        return await get_organisation(org_id, pool, caller)
-
-    act.__annotations__["cmd"] = command  # each route validates its own command
-    router.add_api_route(
+    action(
+        router,
         f"/organisations/{{org_id}}{path}",
-        act,
-        methods=[method],
-        tags=["organisations"],
-        name=f"{handler.__name__}",
+        method=method,
+        command=command,
+        handler=handler,
+        uow=Uow,
+        subject=OrgId,
+        scope="organisations:write",
+        answer=organisation_answer,
         response_model=OrganisationView,
+        tags=["organisations"],
         summary=summary,
         description=doc
         + " Answers the organisation as it is now. 404 `organisation_not_found`; 409"
@@ -482,7 +469,7 @@ async def correct(
     `changed_fields` lists what changed, so a retry answers with an empty list. The ID number
     never changes: a wrong one means a wrong person. Errors as for joining (422); 404
     `member_not_found`."""
-    changed = await handlers.correct_details(member_id, cmd, uow)
+    changed = await handlers.correct_details(cmd.about(member_id=member_id), uow)
     member = await _member(pool, member_id, caller)
     return CorrectedMember(**member.model_dump(), changed_fields=changed)
 
@@ -490,24 +477,18 @@ async def correct(
 def _member_action(
     path: str, command: type[c.Command], handler: Any, summary: str, doc: str
 ) -> None:
-    async def act(
-        member_id: MemberId,
-        cmd: c.Command,
-        uow: Uow,
-        pool: Pool,
-        caller: Caller = Depends(require_scope("members:write")),
-    ) -> MemberView:
-        await handler(member_id, cmd, uow)
-        return await _member(pool, member_id, caller)
-
-    act.__annotations__["cmd"] = command  # each route validates its own command
-    router.add_api_route(
+    action(
+        router,
         f"/members/{{member_id}}/{path}",
-        act,
-        methods=["POST"],
+        command=command,
+        handler=handler,
+        uow=Uow,
+        subject=MemberId,
+        scope="members:write",
+        answer=_member,
+        response_model=MemberView,
         tags=["members"],
         name=path,
-        response_model=MemberView,
         summary=summary,
         description=doc
         + " The date may not be in the future, before joining or before the last change (422"

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field
 
 from services.membership.member import Channel
 from services.membership.organisation import HeadcountBand, OrgKind
-from shared.inputs import Command, IsoDate
+from shared.inputs import Command, FromRoute, IsoDate
 
 # Organisation ids the service gives out, or a caller chooses, are at most 40 characters.
 OrgRef = Annotated[str, Field(min_length=1, max_length=40, examples=["bozhou-pharma"])]
@@ -81,14 +81,17 @@ class EstablishOrganisation(Command):
 
 
 class RenameOrganisation(Command):
+    org_id: FromRoute = ""
     name: str = Field(min_length=1, max_length=100, examples=["亳州药业集团工会"])
 
 
 class MoveOrganisation(Command):
+    org_id: FromRoute = ""
     parent_id: OrgRef = Field(description="The federation it reports to from now on")
 
 
 class DissolveOrganisation(Command):
+    org_id: FromRoute = ""
     dissolved_on: IsoDate = Field(description="Not in the future", examples=["2026-06-30"])
 
 
@@ -144,6 +147,7 @@ class JoinUnion(Command):
 
 
 class CorrectDetails(Command):
+    member_id: FromRoute = ""
     name: str | None = Field(default=None, max_length=50, examples=["王芳"])
     mobile: str | None = Field(default=None, max_length=20, examples=["13900000002"])
     categories: list[str] | None = Field(default=None, max_length=10, examples=[[]])
@@ -151,6 +155,7 @@ class CorrectDetails(Command):
 
 
 class Transfer(Command):
+    member_id: FromRoute = ""
     to_union_id: OrgRef
     transferred_on: IsoDate | None = Field(
         default=None, description="Today if left out", examples=["2026-07-01"]
@@ -158,6 +163,7 @@ class Transfer(Command):
 
 
 class Suspend(Command):
+    member_id: FromRoute = ""
     suspended_on: IsoDate | None = Field(
         default=None, description="Today if left out", examples=["2026-07-01"]
     )
@@ -165,12 +171,14 @@ class Suspend(Command):
 
 
 class Reinstate(Command):
+    member_id: FromRoute = ""
     reinstated_on: IsoDate | None = Field(
         default=None, description="Today if left out", examples=["2026-07-01"]
     )
 
 
 class Leave(Command):
+    member_id: FromRoute = ""
     left_on: IsoDate | None = Field(
         default=None, description="Today if left out", examples=["2026-07-01"]
     )
@@ -178,6 +186,7 @@ class Leave(Command):
 
 
 class ReissueCard(Command):
+    member_id: FromRoute = ""
     issued_on: IsoDate | None = Field(
         default=None, description="Today if left out", examples=["2026-07-01"]
     )

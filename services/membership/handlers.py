@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from services.membership import commands as c
 from services.membership.domain import Conflict, Employer, Member, NotFound, Organisation
 from services.membership.identity import normalise_id_number
-from services.membership.repository import Members, Organisations
-from shared.uow import UnitOfWork
-
-FEDERATION_TIME = ZoneInfo("Asia/Shanghai")
-
-
-def today() -> date:
-    """The federation's calendar day: dates in Bozhou, whatever the server's timezone."""
-    return datetime.now(FEDERATION_TIME).date()
-
-
-class MembershipUnitOfWork(UnitOfWork):
-    organisations: Organisations
-    members: Members
-
-    def on_enter(self) -> None:
-        self.organisations = Organisations(self.conn)
-        self.members = Members(self.conn)
-
-    async def commit_aggregates(self, *aggregates: Member | Organisation) -> None:
-        for aggregate in aggregates:
-            self.publish(*aggregate.events)
-            aggregate.events.clear()
-        await self.commit()
+from services.membership.unit_of_work import MembershipUnitOfWork
 
 
 async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUnitOfWork) -> str:
@@ -59,7 +34,7 @@ async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUn
             parent=parent,
             employer=employer,
             founded_on=cmd.founded_on,
-            today=today(),
+            today=uow.clock.today(),
         )
         try:
             async with uow.conn.transaction():  # a savepoint: the transaction survives a refusal
@@ -68,25 +43,21 @@ async def establish_organisation(cmd: c.EstablishOrganisation, uow: MembershipUn
             raise Conflict(
                 "id", "organisation_exists", f"organisation {org.id} exists", existing=org.id
             ) from None
-        await uow.commit_aggregates(org)
+        await uow.commit()
         return org.id
 
 
-async def rename_organisation(
-    org_id: str, cmd: c.RenameOrganisation, uow: MembershipUnitOfWork
-) -> None:
+async def rename_organisation(cmd: c.RenameOrganisation, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        org = await uow.organisations.get(org_id, lock=True)
+        org = await uow.organisations.get(cmd.org_id, lock=True)
         org.rename(cmd.name)
         await uow.organisations.save(org)
-        await uow.commit_aggregates(org)
+        await uow.commit()
 
 
-async def move_organisation(
-    org_id: str, cmd: c.MoveOrganisation, uow: MembershipUnitOfWork
-) -> None:
+async def move_organisation(cmd: c.MoveOrganisation, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        org = await uow.organisations.get(org_id, lock=True)
+        org = await uow.organisations.get(cmd.org_id, lock=True)
         parent = await uow.organisations.get(cmd.parent_id, field="parent_id")
         org.move_under(parent)
         moved: list[Organisation] = [org]
@@ -99,22 +70,20 @@ async def move_organisation(
             moved.append(child)
         for each in moved:
             await uow.organisations.save(each)
-        await uow.commit_aggregates(*moved)
+        await uow.commit()
 
 
-async def dissolve_organisation(
-    org_id: str, cmd: c.DissolveOrganisation, uow: MembershipUnitOfWork
-) -> None:
+async def dissolve_organisation(cmd: c.DissolveOrganisation, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        org = await uow.organisations.get(org_id, lock=True)
+        org = await uow.organisations.get(cmd.org_id, lock=True)
         org.dissolve(
             on=cmd.dissolved_on,
-            today=today(),
-            active_members=await uow.members.not_left_in(org_id),
-            child_organisations=await uow.organisations.children_count(org_id),
+            today=uow.clock.today(),
+            active_members=await uow.members.not_left_in(cmd.org_id),
+            child_organisations=await uow.organisations.children_count(cmd.org_id),
         )
         await uow.organisations.save(org)
-        await uow.commit_aggregates(org)
+        await uow.commit()
 
 
 async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
@@ -135,9 +104,9 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
             channel=cmd.channel,
             union=found.union,
             employer_name=cmd.employer_name,
-            joined_on=cmd.joined_on or today(),
+            joined_on=cmd.joined_on or uow.clock.today(),
             card_serial=found.card_serial,
-            today=today(),
+            today=uow.clock.today(),
         )
         if not await uow.members.add(member):
             # Two joins with one ID number raced; the other one won.
@@ -145,59 +114,62 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
             raise Conflict(
                 "id_number", "already_a_member", "already a member", existing_member_id=winner
             )
-        await uow.commit_aggregates(member)
+        await uow.commit()
         return member
 
 
-async def correct_details(
-    member_id: str, cmd: c.CorrectDetails, uow: MembershipUnitOfWork
-) -> list[str]:
+async def correct_details(cmd: c.CorrectDetails, uow: MembershipUnitOfWork) -> list[str]:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
-        changed = member.correct_details(**cmd.model_dump())
+        member = await uow.members.get(cmd.member_id, lock=True)
+        changed = member.correct_details(**cmd.model_dump(exclude=set(cmd.route_fields())))
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
         return changed
 
 
-async def transfer(member_id: str, cmd: c.Transfer, uow: MembershipUnitOfWork) -> None:
+async def transfer(cmd: c.Transfer, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
+        today = uow.clock.today()
+        member = await uow.members.get(cmd.member_id, lock=True)
         to_union = await uow.organisations.get(cmd.to_union_id, field="to_union_id")
-        member.transfer(to_union=to_union, on=cmd.transferred_on or today(), today=today())
+        member.transfer(to_union=to_union, on=cmd.transferred_on or today, today=today)
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
 
 
-async def suspend(member_id: str, cmd: c.Suspend, uow: MembershipUnitOfWork) -> None:
+async def suspend(cmd: c.Suspend, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
-        member.suspend(on=cmd.suspended_on or today(), reason=cmd.reason, today=today())
+        today = uow.clock.today()
+        member = await uow.members.get(cmd.member_id, lock=True)
+        member.suspend(on=cmd.suspended_on or today, reason=cmd.reason, today=today)
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
 
 
-async def reinstate(member_id: str, cmd: c.Reinstate, uow: MembershipUnitOfWork) -> None:
+async def reinstate(cmd: c.Reinstate, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
-        member.reinstate(on=cmd.reinstated_on or today(), today=today())
+        today = uow.clock.today()
+        member = await uow.members.get(cmd.member_id, lock=True)
+        member.reinstate(on=cmd.reinstated_on or today, today=today)
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
 
 
-async def leave(member_id: str, cmd: c.Leave, uow: MembershipUnitOfWork) -> None:
+async def leave(cmd: c.Leave, uow: MembershipUnitOfWork) -> None:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
-        member.leave(on=cmd.left_on or today(), reason=cmd.reason, today=today())
+        today = uow.clock.today()
+        member = await uow.members.get(cmd.member_id, lock=True)
+        member.leave(on=cmd.left_on or today, reason=cmd.reason, today=today)
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
 
 
-async def reissue_card(member_id: str, cmd: c.ReissueCard, uow: MembershipUnitOfWork) -> str:
+async def reissue_card(cmd: c.ReissueCard, uow: MembershipUnitOfWork) -> str:
     async with uow:
-        member = await uow.members.get(member_id, lock=True)
+        today = uow.clock.today()
+        member = await uow.members.get(cmd.member_id, lock=True)
         (serial,) = await uow.members.card_serials(1)
-        number = member.reissue_card(serial=serial, on=cmd.issued_on or today(), today=today())
+        number = member.reissue_card(serial=serial, on=cmd.issued_on or today, today=today)
         await uow.members.save(member)
-        await uow.commit_aggregates(member)
+        await uow.commit()
         return number

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
@@ -25,9 +26,12 @@ from services.membership.api_rosters import ROSTER_JOBS_CHANNEL
 from services.membership.api_rosters import router as rosters_router
 from services.membership.roster_files import CSV_UPLOAD_LIMIT, JSON_BATCH_LIMIT
 from services.membership.roster_import import RosterJob, RosterJobs
+from services.membership.unit_of_work import MembershipUnitOfWork
+from shared.clock import Clock, SystemClock
 from shared.db import connect
 from shared.events.catalogue import published_by
 from shared.http import create_app
+from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime, Worker
 from shared.settings import ServiceSettings
 from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
@@ -50,8 +54,16 @@ class _EachJobOnce(RosterJobs):
     """RosterJobs whose ``resume`` may be called again and again: it starts the jobs waiting
     in the database, and a job already started here is not started a second time."""
 
-    def __init__(self, spool_dir: Path, dsn: str, schema: str) -> None:
-        super().__init__(spool_dir, dsn, schema)
+    def __init__(
+        self,
+        spool_dir: Path,
+        units: Callable[[], MembershipUnitOfWork],
+        clock: Clock,
+        *,
+        dsn: str,
+        schema: str,
+    ) -> None:
+        super().__init__(spool_dir, units, clock, dsn=dsn, schema=schema)
         self.started: set[str] = set()  # a finished job is never waiting again
 
     def start(self, job: RosterJob) -> None:
@@ -60,9 +72,15 @@ class _EachJobOnce(RosterJobs):
             super().start(job)
 
 
-def _roster_jobs(settings: Settings) -> Worker:
+def _roster_jobs(settings: Settings, clock: Clock) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
-        jobs = _EachJobOnce(Path(settings.roster_dir), settings.database_url, settings.db_schema)
+        jobs = _EachJobOnce(
+            Path(settings.roster_dir),
+            units_of_work(runtime, MembershipUnitOfWork, clock),
+            clock,
+            dsn=settings.database_url,
+            schema=settings.db_schema,
+        )
         wake = asyncio.Event()
         listener = await connect(settings.database_url, settings.db_schema)
         await listener.add_listener(
@@ -72,7 +90,7 @@ def _roster_jobs(settings: Settings) -> Worker:
             while True:
                 wake.clear()
                 try:
-                    await jobs.resume(runtime.pool, settings.events_topic)
+                    await jobs.resume(runtime.pool)
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("roster jobs not picked up (%r); retrying", exc)
                 with suppress(TimeoutError):
@@ -84,13 +102,13 @@ def _roster_jobs(settings: Settings) -> Worker:
     return run
 
 
-def build(settings: ServiceSettings) -> FastAPI:
+def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     assert isinstance(settings, Settings)
-    workers: dict[str, Worker] = {"roster_jobs": _roster_jobs(settings), "webhooks": webhook_sender}
+    clock = clock or SystemClock(settings.timezone)
     runtime = ServiceRuntime(
         settings,
         follows={"membership.events": webhook_fanout_handlers(OFFERED)},
-        workers=workers if settings.runs_workers else {},
+        workers={"roster_jobs": _roster_jobs(settings, clock), "webhooks": webhook_sender},
     )
     app = create_app(
         settings.service,
@@ -105,6 +123,7 @@ def build(settings: ServiceSettings) -> FastAPI:
         },
     )
     app.state.runtime = runtime
+    app.state.unit_of_work = units_of_work(runtime, MembershipUnitOfWork, clock)
     app.include_router(router)
     app.include_router(rosters_router)
     app.include_router(webhooks_router(OFFERED))

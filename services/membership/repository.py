@@ -24,6 +24,7 @@ from services.membership.domain import (
 from services.membership.identity import ResidentId
 from services.membership.roster import MemberSnapshot
 from shared.errors import NotFound
+from shared.uow import Track, untracked
 
 MEMBER_COLUMNS = (
     "id",
@@ -123,8 +124,9 @@ def organisation_of(r: asyncpg.Record) -> Organisation:
 
 
 class Organisations:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track = untracked) -> None:
         self.conn = conn
+        self.track = track  # a unit of work's: what is loaded or added publishes its events
 
     async def get(
         self, org_id: str, *, field: str = "organisation_id", lock: bool = False
@@ -134,9 +136,10 @@ class Organisations:
         )
         if row is None:
             raise NotFound(field, "organisation_not_found", f"no organisation {org_id}")
-        return organisation_of(row)
+        return self.track(organisation_of(row))
 
     async def add(self, org: Organisation) -> None:
+        self.track(org)
         await self.conn.execute(
             "INSERT INTO organisations (id, name, kind, parent_id, path, employer, founded_on)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -173,7 +176,7 @@ class Organisations:
             "SELECT * FROM organisations WHERE $1 = ANY(path) ORDER BY cardinality(path), id",
             org_id,
         )
-        return [organisation_of(r) for r in rows]
+        return [self.track(organisation_of(r)) for r in rows]
 
     async def children_count(self, org_id: str) -> int:
         return await self.conn.fetchval(
@@ -229,8 +232,9 @@ def _employer(e: Employer | None) -> dict[str, str] | None:
 
 
 class Members:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track = untracked) -> None:
         self.conn = conn
+        self.track = track  # a unit of work's: what is loaded or added publishes its events
 
     async def get(self, member_id: str, *, lock: bool = False) -> Member:
         row = await self.conn.fetchrow(
@@ -238,13 +242,13 @@ class Members:
         )
         if row is None:
             raise NotFound("member_id", "member_not_found", f"no member {member_id}")
-        return member_of(row)
+        return self.track(member_of(row))
 
     async def by_ids(self, member_ids: Sequence[str]) -> list[Member]:
         rows = await self.conn.fetch(
             "SELECT * FROM members WHERE id = ANY($1) ORDER BY id FOR UPDATE", list(member_ids)
         )
-        return [member_of(r) for r in rows]
+        return [self.track(member_of(r)) for r in rows]
 
     async def id_of(
         self, *, id_number: str | None = None, card_number: str | None = None
@@ -280,12 +284,16 @@ class Members:
             " ON CONFLICT (id_number) DO NOTHING RETURNING true",
             *member_row(member),
         )
+        if added:
+            self.track(member)
         return bool(added)
 
     async def add_many(self, members: Iterable[Member]) -> None:
         # COPY: the roster import adds thousands per chunk.
         await self.conn.copy_records_to_table(
-            "members", records=[member_row(m) for m in members], columns=MEMBER_COLUMNS
+            "members",
+            records=[member_row(self.track(m)) for m in members],
+            columns=MEMBER_COLUMNS,
         )
 
     async def save(self, member: Member) -> None:

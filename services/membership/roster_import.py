@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -24,7 +24,6 @@ from typing import NamedTuple
 import asyncpg
 
 from services.membership.domain import DomainError, Member, Organisation
-from services.membership.handlers import today
 from services.membership.repository import Members, Organisations
 from services.membership.roster import (
     ChunkDiff,
@@ -35,7 +34,8 @@ from services.membership.roster import (
     RowError,
 )
 from services.membership.roster_files import rows_of
-from shared import outbox
+from services.membership.unit_of_work import MembershipUnitOfWork
+from shared.clock import Clock
 from shared.db import session_lock
 
 log = logging.getLogger(__name__)
@@ -145,15 +145,23 @@ class _Chunk(NamedTuple):
 
 class RosterJob:
     def __init__(
-        self, pool: asyncpg.Pool, topic: str, job_id: str, path: Path, *, dsn: str, schema: str
+        self,
+        pool: asyncpg.Pool,
+        units: Callable[[], MembershipUnitOfWork],
+        clock: Clock,
+        job_id: str,
+        path: Path,
+        *,
+        dsn: str,
+        schema: str,
     ) -> None:
-        self.pool = pool
-        self.topic = topic
+        self.pool = pool  # the job's own rows (state, counters); members change in units of work
+        self.units = units
         self.job_id = job_id
         self.path = path
         self.dsn = dsn  # the job's lock is held on a connection of its own, not a pooled one
         self.schema = schema
-        self.today = today()
+        self.today = clock.today()
 
     async def run(self) -> None:
         """Run the job unless another process already does: every process that runs roster jobs
@@ -185,7 +193,9 @@ class RosterJob:
         await self.pool.execute(
             "UPDATE roster_jobs SET state = 'running' WHERE id = $1", self.job_id
         )
-        sync = RosterSync(union_id=job["organisation_id"], complete=job["complete"], today=today())
+        sync = RosterSync(
+            union_id=job["organisation_id"], complete=job["complete"], today=self.today
+        )
         rows = rows_of(self.path)
         done = job["rows_read"]
         if done:  # resuming: re-read what was applied only to remember its ID numbers
@@ -247,14 +257,14 @@ class RosterJob:
         """One chunk's transaction: joiners, matched members (locked and changed here), events,
         change log, errors and the job's counters."""
         diff, joined, errors = chunk.diff, chunk.joined, chunk.errors
-        async with self.pool.acquire() as conn, conn.transaction():
-            members = Members(conn)
+        async with self.units() as uow:
+            uow.correlation_id = self.job_id
+            members, conn = uow.members, uow.conn
             changed = await self._matches(members, chunk.union, diff, errors)
             await members.add_many(joined)
             if changed:
                 await members.save_many(changed)
-            events = [e for m in (*joined, *changed) for e in m.events]
-            await outbox.record(conn, self.topic, events, correlation_id=self.job_id)
+            events = sum(len(m.events) for m in (*joined, *changed))
             await self._log(conn, joined, diff, errors)
             rejected = len({e.row for e in errors})
             await conn.execute(
@@ -268,8 +278,9 @@ class RosterJob:
                 len(joined),
                 len(changed),
                 len(diff.unchanged),
-                len(events),
+                events,
             )
+            await uow.commit()  # the members' events go to the outbox with the chunk
 
     async def _joins(
         self, members: Members, union: Organisation, diff: ChunkDiff, errors: list[RowError]
@@ -366,8 +377,9 @@ class RosterJob:
             )
 
     async def _apply_leavers(self, sync: RosterSync) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            members = Members(conn)
+        async with self.units() as uow:
+            uow.correlation_id = self.job_id
+            members, conn = uow.members, uow.conn
             numbers = sync.leavers(())  # none unless complete; refused if some ID was unreadable
             if sync.complete:  # the union's members, read in batches: there may be 657,000
                 async for current in members.current_id_numbers(sync.union_id):
@@ -380,8 +392,7 @@ class RosterJob:
                 reason = f"not on the complete roster {batch}"
                 member.leave(on=self.today, reason=reason, today=self.today)
             await members.save_many(leaving)
-            events = [e for m in leaving for e in m.events]
-            await outbox.record(conn, self.topic, events, correlation_id=self.job_id)
+            events = sum(len(m.events) for m in leaving)
             if leaving:
                 await conn.copy_records_to_table(
                     "roster_changes",
@@ -393,8 +404,9 @@ class RosterJob:
                 " WHERE id = $1",
                 self.job_id,
                 len(leaving),
-                len(events),
+                events,
             )
+            await uow.commit()
 
     async def _finish(self, state: str, failure: Failure | None) -> None:
         field, code, message = failure or (None, None, None)
@@ -412,8 +424,18 @@ class RosterJob:
 class RosterJobs:
     """The roster jobs running in this process; at start-up it resumes interrupted ones."""
 
-    def __init__(self, spool_dir: Path, dsn: str, schema: str) -> None:
+    def __init__(
+        self,
+        spool_dir: Path,
+        units: Callable[[], MembershipUnitOfWork],
+        clock: Clock,
+        *,
+        dsn: str,
+        schema: str,
+    ) -> None:
         self.spool_dir = spool_dir
+        self.units = units
+        self.clock = clock
         self.dsn = dsn
         self.schema = schema
         self.tasks: set[asyncio.Task[None]] = set()
@@ -423,12 +445,14 @@ class RosterJobs:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def resume(self, pool: asyncpg.Pool, topic: str) -> None:
+    async def resume(self, pool: asyncpg.Pool) -> None:
         rows = await pool.fetch("SELECT id FROM roster_jobs WHERE state IN ('queued', 'running')")
         for row in rows:
             spooled = list(self.spool_dir.glob(f"{row['id']}.*"))
             path = spooled[0] if spooled else Path("/nonexistent")
-            job = RosterJob(pool, topic, row["id"], path, dsn=self.dsn, schema=self.schema)
+            job = RosterJob(
+                pool, self.units, self.clock, row["id"], path, dsn=self.dsn, schema=self.schema
+            )
             if spooled:
                 self.start(job)
             else:

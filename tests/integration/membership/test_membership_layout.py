@@ -16,7 +16,10 @@ import pytest
 
 from services.membership.main import Settings, build
 from services.membership.roster_import import RosterJob, create_job
+from services.membership.unit_of_work import MembershipUnitOfWork
 from shared.auth.client import SignedAuth
+from shared.clock import SystemClock
+from shared.routes import units_of_work
 from tests.integration.membership.conftest import STAFF_SCOPES, Membership
 from tests.integration.membership.test_membership_members import joining
 from tests.integration.membership.test_membership_roster import csv_bytes, finished, submit_csv
@@ -44,9 +47,11 @@ async def test_the_api_role_answers_and_the_worker_role_relays_and_runs_roster_j
         running(build, api_settings) as (api, _),
     ):
         api_runtime, worker_runtime = api.state.runtime, worker.state.runtime
-        assert (api_runtime.relay, api_runtime.consumer, api_runtime.workers) == (None, None, {})
+        # What each process runs is what its supervisor started, not what the service offers.
+        assert (api_runtime.relay, api_runtime.consumer) == (None, None)
+        assert not {"roster_jobs", "webhooks"} & set(api_runtime.supervisor.workers)
         assert worker_runtime.relay is not None and worker_runtime.consumer is not None
-        assert set(worker_runtime.workers) == {"roster_jobs", "webhooks"}
+        assert {"roster_jobs", "webhooks"} <= set(worker_runtime.supervisor.workers)
         app_id, secret = await issue_credential(
             database.dsn("membership"), "membership", scopes=STAFF_SCOPES
         )
@@ -168,7 +173,13 @@ async def test_a_roster_job_that_two_processes_pick_up_runs_once(membership: Mem
     s = runtime.settings
     jobs = [
         RosterJob(
-            runtime.pool, s.events_topic, job_id, spooled, dsn=s.database_url, schema=s.db_schema
+            runtime.pool,
+            units_of_work(runtime, MembershipUnitOfWork, SystemClock()),
+            SystemClock(),
+            job_id,
+            spooled,
+            dsn=s.database_url,
+            schema=s.db_schema,
         )
         for _ in "ab"
     ]
