@@ -4,9 +4,9 @@ Every service's ``api`` modules declare routes on ``shared.http.router()`` and t
 dependencies from here:
 
 - ``Pool`` for reads (views and searches read on a pooled connection, no unit of work);
-- a unit of work from ``unit_of_work``: ``build()`` puts the service's factory in
-  ``app.state.unit_of_work`` (:func:`units_of_work`), and each service names the type once,
-  ``Uow = Annotated[MembershipUnitOfWork, Depends(unit_of_work)]``.
+- a unit of work from ``unit_of_work``: ``build()`` calls :func:`wire`, and each service names
+  the type once, ``Uow = Annotated[MembershipUnitOfWork, Depends(unit_of_work)]``;
+- ``Today`` for reads that depend on the federation's day.
 
 An *action* acts on one thing the URL names and answers that thing as it is now, e.g.
 ``POST /claims/{claim_id}/approve``. :func:`action` declares one from four parts (the command, the
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from shared.auth import Caller, require_scope
@@ -46,7 +47,22 @@ async def unit_of_work(request: Request) -> UnitOfWork:
     return new()
 
 
+async def today(request: Request) -> date:
+    """The federation's day, for reads that depend on it (who stands today, arrears to date)."""
+    clock: Clock = request.app.state.clock
+    return clock.today()
+
+
 Pool = Annotated[asyncpg.Pool, Depends(pool)]
+Today = Annotated[date, Depends(today)]
+
+
+def wire(app: FastAPI, runtime: Any, kind: type[UnitOfWork], clock: Clock) -> None:
+    """What a service's routes read from its app: the runtime (its pool), a unit of work per
+    call and the clock. ``build()`` calls it once."""
+    app.state.runtime = runtime
+    app.state.clock = clock
+    app.state.unit_of_work = units_of_work(runtime, kind, clock)
 
 
 def units_of_work(runtime: Any, kind: type[U], clock: Clock) -> Callable[[], U]:

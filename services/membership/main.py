@@ -31,7 +31,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import connect
 from shared.events.catalogue import published_by
 from shared.http import create_app
-from shared.routes import units_of_work
+from shared.routes import units_of_work, wire
 from shared.runtime import ServiceRuntime, Worker
 from shared.settings import ServiceSettings
 from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
@@ -122,8 +122,7 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
             r"/organisations/[^/]+/rosters/batch$": JSON_BATCH_LIMIT,
         },
     )
-    app.state.runtime = runtime
-    app.state.unit_of_work = units_of_work(runtime, MembershipUnitOfWork, clock)
+    wire(app, runtime, MembershipUnitOfWork, clock)
     app.include_router(router)
     app.include_router(rosters_router)
     app.include_router(webhooks_router(OFFERED))
