@@ -14,17 +14,16 @@ moment ago may not be known here yet. Every error is problem+json with a code li
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 
 from services.union_funds import commands as c
 from services.union_funds import handlers
-from services.union_funds.handlers import UnionFundsUnitOfWork
 from services.union_funds.periods import MAX_YEAR, MIN_YEAR, Period, uncovered_months
 from services.union_funds.repository import Remittances, Subsidies, Unions
+from services.union_funds.unit_of_work import UnionFundsUnitOfWork
 from services.union_funds.views import (
     Arrear,
     ArrearsReport,
@@ -41,6 +40,7 @@ from shared.auth import Caller, require_scope
 from shared.credit_code import normalise_credit_code
 from shared.errors import DomainError, Forbidden
 from shared.http import router as shared_router
+from shared.routes import Pool, Today, unit_of_work
 
 router = shared_router()
 TAX = "tax"
@@ -56,25 +56,7 @@ UnderQuery = Annotated[
 _RESENT = "200: the same batch or reference sent again, answered as the first time"
 
 
-# Dependencies are coroutines: FastAPI runs a plain function in a worker thread, per request.
-async def uow(request: Request) -> UnionFundsUnitOfWork:
-    runtime = request.app.state.runtime
-    return UnionFundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
-
-
-async def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-async def today(request: Request) -> date:
-    """The federation's calendar day (the service's ``timezone`` setting)."""
-    day: date = request.app.state.today()
-    return day
-
-
-Uow = Annotated[UnionFundsUnitOfWork, Depends(uow)]
-Pool = Annotated[asyncpg.Pool, Depends(pool)]
-Today = Annotated[date, Depends(today)]
+Uow = Annotated[UnionFundsUnitOfWork, Depends(unit_of_work)]
 
 
 def _within(caller: Caller, under: str | None) -> None:
@@ -107,7 +89,6 @@ async def _subtree_root(conn: asyncpg.Connection, under: str | None) -> None:
 async def submit_remittances(
     batch: c.RemittanceBatch,
     uow: Uow,
-    day: Today,
     response: Response,
     caller: Caller = Depends(require_scope("remittances:submit")),
 ) -> BatchReportView:
@@ -125,9 +106,7 @@ async def submit_remittances(
     Only credentials of the tax bureau may submit (403 `tax_bureau_only`)."""
     if caller.department != TAX:
         raise Forbidden("department", "tax_bureau_only", "only the tax bureau submits remittances")
-    result, repeat = await handlers.submit_remittances(
-        batch, uow, submitted_by=caller.app_id, today=day
-    )
+    result, repeat = await handlers.submit_remittances(batch.about(submitted_by=caller.app_id), uow)
     if repeat:
         response.status_code = 200
     return BatchReportView.model_validate(result)
@@ -292,7 +271,7 @@ async def record_subsidy(
     `year_out_of_range`. Only credentials of city finance may record (403 `finance_only`)."""
     if caller.department != FINANCE:
         raise Forbidden("department", "finance_only", "only city finance records subsidies")
-    subsidy, repeat = await handlers.record_subsidy(cmd, uow, recorded_by=caller.app_id)
+    subsidy, repeat = await handlers.record_subsidy(cmd.about(recorded_by=caller.app_id), uow)
     if repeat:
         response.status_code = 200
     return subsidy

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from shared.inputs import Command
+from shared.inputs import Command, FromRoute
 
 # Organisation ids membership gives out, or a caller chooses, are at most 40 characters.
 OrgRef = Annotated[str, Field(min_length=1, max_length=40, examples=["bozhou-pharma"])]
@@ -36,6 +36,8 @@ class RemittanceBatch(Command):
     (services.union_funds.remittances.read_record), so a bad one is reported with its index and
     the others are still recorded: here only their number is bounded."""
 
+    submitted_by: FromRoute = ""  # the tax bureau's credential that sent it
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"batch_id": "tax-2026-11-01", "records": [REMITTANCE_RECORD_EXAMPLE]}]
@@ -56,6 +58,7 @@ class RemittanceBatch(Command):
 
 
 class RecordSubsidy(Command):
+    recorded_by: FromRoute = ""  # city finance's credential that sent it
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -1,14 +1,11 @@
 """Use cases of the union funds service: the tax bureau's remittance batches, finance's subsidies,
 and the view of unions kept from membership's events. One function per command or followed
-event, each in one unit of work; ``today`` (the federation's calendar day) comes from the caller.
+event, each ``(cmd, uow)`` in one unit of work, the day read from ``uow.clock``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
-
-import asyncpg
 
 from services.union_funds import commands as c
 from services.union_funds.remittances import (
@@ -18,35 +15,23 @@ from services.union_funds.remittances import (
     match,
     read_batch,
 )
-from services.union_funds.repository import Remittances, Subsidies, Unions
 from services.union_funds.subsidies import check_subsidised, subsidy_period
 from services.union_funds.unions import apply_membership_event
+from services.union_funds.unit_of_work import UnionFundsUnitOfWork
 from services.union_funds.views import SubsidyView, subsidy_view
+from shared.clock import Clock
 from shared.consumer import Handler
 from shared.errors import Conflict
 from shared.events import membership as m
 from shared.events.base import EventData
-from shared.events.envelope import Envelope
 from shared.events.union_funds import SubsidyGranted
-from shared.uow import UnitOfWork
-
-
-class UnionFundsUnitOfWork(UnitOfWork):
-    unions: Unions
-    remittances: Remittances
-    subsidies: Subsidies
-
-    def on_enter(self) -> None:
-        self.unions = Unions(self.conn)
-        self.remittances = Remittances(self.conn)
-        self.subsidies = Subsidies(self.conn)
-
+from shared.uow import following
 
 # ----- the tax bureau's remittances -----
 
 
 async def submit_remittances(
-    cmd: c.RemittanceBatch, uow: UnionFundsUnitOfWork, *, submitted_by: str, today: date
+    cmd: c.RemittanceBatch, uow: UnionFundsUnitOfWork
 ) -> tuple[dict[str, Any], bool]:
     """Record a batch once; (its report, whether it was a resend answered from the first time).
 
@@ -54,12 +39,13 @@ async def submit_remittances(
     event, in the same transaction. Records already recorded (overlapping batches) are reported
     as duplicates and cause nothing.
     """
+    today = uow.clock.today()
     digest = batch_digest(cmd.records)
     read = read_batch(cmd.records, today=today)
     report = BatchReport(cmd.batch_id, len(cmd.records))
     report.reject(read.errors)
     async with uow:
-        earlier = await uow.remittances.start_batch(cmd.batch_id, digest, submitted_by)
+        earlier = await uow.remittances.start_batch(cmd.batch_id, digest, cmd.submitted_by)
         if earlier is not None:
             if earlier["digest"] != digest:
                 raise Conflict(
@@ -109,7 +95,7 @@ async def submit_remittances(
 
 
 async def record_subsidy(
-    cmd: c.RecordSubsidy, uow: UnionFundsUnitOfWork, *, recorded_by: str
+    cmd: c.RecordSubsidy, uow: UnionFundsUnitOfWork
 ) -> tuple[SubsidyView, bool]:
     """Record finance's subsidy once; (the subsidy, whether the reference was recorded before).
 
@@ -128,7 +114,7 @@ async def record_subsidy(
                 amount_fen=cmd.amount_fen,
                 period=period,
                 members_covered=cmd.members_covered,
-                recorded_by=recorded_by,
+                recorded_by=cmd.recorded_by,
             )
             if added is not None:
                 uow.publish(
@@ -159,10 +145,11 @@ async def record_subsidy(
 # ----- membership's organisation events -----
 
 
-async def organisation_event(event: EventData, at: datetime, uow: UnionFundsUnitOfWork) -> None:
-    """Apply an organisation event (published at ``at``) to the view of unions. An event older
-    than what the row shows (a replay after the runbook seeded the view) changes nothing."""
-    assert isinstance(event, m.OrganisationEvent)
+async def organisation_event(event: EventData, uow: UnionFundsUnitOfWork) -> None:
+    """Apply an organisation event to the view of unions. An event older than what the row shows
+    (a replay after the runbook seeded the view) changes nothing."""
+    assert isinstance(event, m.OrganisationEvent) and uow.cause is not None
+    at = uow.cause.time
     async with uow:
         known = await uow.unions.known(event.organisation_id)
         if known is None or at >= known[1]:
@@ -172,13 +159,9 @@ async def organisation_event(event: EventData, at: datetime, uow: UnionFundsUnit
         await uow.commit()
 
 
-def membership_handlers(topic: str) -> dict[str, Handler]:
+def membership_handlers(topic: str, clock: Clock) -> dict[str, Handler]:
     """What union funds follows on ``membership.events``: organisations, never members."""
-
-    async def follow(conn: asyncpg.Connection, event: EventData, envelope: Envelope) -> None:
-        uow = UnionFundsUnitOfWork.joining(conn, topic, envelope)
-        await organisation_event(event, envelope.time, uow)
-
+    follow = following(UnionFundsUnitOfWork, topic, clock, organisation_event)
     return dict.fromkeys(
         (
             m.OrganisationEstablished.type,

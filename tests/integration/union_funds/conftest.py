@@ -16,7 +16,9 @@ from fastapi import FastAPI
 
 from services.union_funds import handlers
 from services.union_funds.main import Settings, build
+from services.union_funds.unit_of_work import UnionFundsUnitOfWork
 from shared.events.base import EventData
+from shared.events.envelope import Envelope
 from shared.events.membership import OrganisationDissolved, OrganisationEstablished
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
@@ -52,10 +54,15 @@ class UnionFunds:
     async def announce(self, *events: EventData) -> None:
         """Membership's events, applied by the handler its consumer calls, each in its own unit
         of work, published now."""
-        runtime = self.app.state.runtime
         for event in events:
-            uow = handlers.UnionFundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
-            await handlers.organisation_event(event, datetime.now(UTC), uow)
+            await handlers.organisation_event(event, self.unit_for(event, datetime.now(UTC)))
+
+    def unit_for(self, event: EventData, at: datetime) -> UnionFundsUnitOfWork:
+        """A unit of work as the consumer gives the handler: caused by the event, published at."""
+        runtime = self.app.state.runtime
+        uow = UnionFundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
+        uow.cause = Envelope.wrap(event).model_copy(update={"time": at})
+        return uow
 
     async def establish(
         self, parent: str, kind: str, founded_on: str, code: str, name: str | None = None

@@ -164,8 +164,7 @@ async def test_an_event_older_than_what_a_union_shows_changes_nothing(
     seeded_at = datetime.now(UTC)
 
     async def apply(event: Any, at: datetime) -> None:
-        uow = handlers.UnionFundsUnitOfWork(runtime.pool, runtime.settings.events_topic)
-        await handlers.organisation_event(event, at, uow)
+        await handlers.organisation_event(event, union_funds.unit_for(event, at))
 
     await apply(
         OrganisationEstablished(

@@ -15,6 +15,7 @@ from services.membership import main as membership
 from services.union_funds import commands as c
 from services.union_funds.handlers import membership_handlers
 from services.union_funds.main import OFFERED, Settings, build
+from shared.clock import SystemClock
 from shared.edge import BodyLimit
 from shared.events import membership as m
 from shared.events.catalogue import CATALOGUE, published_by
@@ -85,7 +86,7 @@ def test_it_offers_what_it_publishes_and_follows_membership_organisations() -> N
     }
     assert all(CATALOGUE[t].source == "gonghui/union_funds" for t in OFFERED)
     assert not set(OFFERED) & set(published_by("membership"))
-    assert set(membership_handlers("t")) == {
+    assert set(membership_handlers("t", SystemClock())) == {
         m.OrganisationEstablished.type,
         m.OrganisationChanged.type,
         m.OrganisationDissolved.type,
