@@ -3,7 +3,7 @@
 Every route needs a signed request whose credential holds the scope declared beside it. A
 credential limited to organisations acts only for those units. Amounts are integer fen in
 ``*_fen`` fields (see ``commands``). Claims are in ``api_claims``; the fund, the backstop and
-reports in ``api_fund``. Lists are pages: ``limit`` (1 to 1000) and ``offset``; a page shorter
+reports in ``api_ledger``. Lists are pages: ``limit`` (1 to 1000) and ``offset``; a page shorter
 than ``limit`` is the last.
 """
 
@@ -12,21 +12,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
 from services.mutual_aid import commands as c
 from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
-    Ctx,
     Days,
     IdFilter,
     PageLimit,
     PageOffset,
-    Pool,
+    Paying,
     Uow,
     Year,
     visible_units,
-    wake_payouts,
 )
 from services.mutual_aid.commands import api_fields
 from services.mutual_aid.plans import PlanStatus
@@ -45,6 +43,7 @@ from shared.auth import Caller, require_scope
 from shared.errors import NotFound
 from shared.http import router as service_router
 from shared.inputs import IsoDate
+from shared.routes import Pool, action
 
 router = service_router()
 
@@ -76,7 +75,7 @@ async def draft_plan(
     cmd: c.DraftPlan, uow: Uow, _: Caller = Depends(require_scope("plans:write"))
 ) -> PlanView:
     with api_fields():
-        return PlanView.of(await handlers.draft_plan(uow, cmd))
+        return PlanView.of(await handlers.draft_plan(cmd, uow))
 
 
 @router.post(
@@ -92,10 +91,12 @@ async def draft_plan(
     ),
 )
 async def publish_plan(
-    plan_id: str, uow: Uow, ctx: Ctx, _: Caller = Depends(require_scope("plans:write"))
+    plan_id: str, uow: Uow, _: Caller = Depends(require_scope("plans:write"))
 ) -> PlanView:
+    # Not a shared.routes.action: publishing takes no body, and an action's command is one.
+    cmd = c.PublishPlan().about(plan_id=plan_id)
     with api_fields():
-        return PlanView.of(await handlers.publish_plan(uow, plan_id, ctx.clock.today()))
+        return PlanView.of(await handlers.publish_plan(cmd, uow))
 
 
 @router.get(
@@ -159,15 +160,26 @@ async def _enrolment(pool: asyncpg.Pool, enrolment_id: str, caller: Caller) -> E
 async def enrol_unit(
     cmd: c.EnrolUnit,
     uow: Uow,
-    ctx: Ctx,
     caller: Caller = Depends(require_scope("enrolment:write")),
 ) -> EnrolmentView:
     caller.ensure_organisation(cmd.unit_id, field="unit_id")
-    return EnrolmentView.of(await handlers.enrol_unit(uow, cmd, ctx.clock.today()))
+    return EnrolmentView.of(await handlers.enrol_unit(cmd, uow))
 
 
-@router.post(
+async def _may_enrol(pool: asyncpg.Pool, enrolment_id: str, caller: Caller) -> None:
+    await _enrolment(pool, enrolment_id, caller)
+
+
+action(
+    router,
     "/enrolments/{enrolment_id}/staff",
+    command=c.CoverStaff,
+    handler=handlers.cover_staff,
+    uow=Uow,
+    scope="enrolment:write",
+    may_act=_may_enrol,
+    answer=_enrolment,
+    response_model=EnrolmentView,
     tags=["enrolment"],
     summary="Cover more of the unit's staff",
     description=(
@@ -176,17 +188,6 @@ async def enrol_unit(
         " `not_covered`. 422 `after_plan_end`. " + _NO_SUCH.format("enrolment")
     ),
 )
-async def cover_staff(
-    enrolment_id: str,
-    cmd: c.CoverStaff,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("enrolment:write")),
-) -> EnrolmentView:
-    await _enrolment(pool, enrolment_id, caller)
-    on = cmd.on or ctx.clock.today()
-    return EnrolmentView.of(await handlers.cover_staff(uow, enrolment_id, cmd.member_ids, on))
 
 
 @router.get(
@@ -253,7 +254,7 @@ async def list_coverages(
         unit_id = await repo.unit_of(enrolment_id)
         caller.ensure_organisation(unit_id, field="enrolment_id")
         found = await repo.covered(enrolment_id, covered_on=covered_on, limit=limit, offset=offset)
-    return [CoverageView.of(x) for x in found]
+    return [CoverageView.model_validate(x) for x in found]
 
 
 @router.get(
@@ -277,7 +278,7 @@ async def member_coverage(
     return MemberCoverageView(
         member_id=member_id,
         union_id=known.union_id,
-        active_periods=[ActivePeriodView.of(p) for p in known.standing.periods],
+        active_periods=[ActivePeriodView.model_validate(p) for p in known.standing.periods],
         coverages=[
             MemberCoverView.of_member(x)
             for x in cover
@@ -305,17 +306,15 @@ async def member_coverage(
 async def record_contribution(
     enrolment_id: str,
     cmd: c.RecordContribution,
-    request: Request,
-    uow: Uow,
-    ctx: Ctx,
+    uow: Paying,  # claims waiting for funds may be payable now
     pool: Pool,
     caller: Caller = Depends(require_scope("contributions:write")),
 ) -> EnrolmentView:
+    # Not a shared.routes.action: it answers 201 (a contribution is recorded).
     if caller.organisations is not None:
         await _enrolment(pool, enrolment_id, caller)
     with api_fields():
-        enrolment = await handlers.receive_contribution(uow, ctx, enrolment_id, cmd)
-    wake_payouts(request)  # claims waiting for funds may be payable now
+        enrolment = await handlers.receive_contribution(cmd.about(enrolment_id=enrolment_id), uow)
     return EnrolmentView.of(enrolment)
 
 

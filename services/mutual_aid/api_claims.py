@@ -8,33 +8,31 @@ claims (403 ``organisation_not_allowed``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
 from services.mutual_aid import commands as c
 from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
-    Ctx,
     Days,
     IdFilter,
     PageLimit,
     PageOffset,
-    Pool,
+    Paying,
     Uow,
     Year,
     visible_units,
-    wake_payouts,
 )
 from services.mutual_aid.claims import ClaimState
 from services.mutual_aid.claims_repository import Claims
-from services.mutual_aid.commands import api_fields
-from services.mutual_aid.fund_repository import BackstopRequests, Payments
-from services.mutual_aid.intake import Submitter
+from services.mutual_aid.commands import api_fields, in_api_terms
+from services.mutual_aid.ledger_repository import BackstopRequests, Payments
 from services.mutual_aid.views import ClaimView
 from shared.auth import Caller, require_scope
 from shared.http import router as service_router
+from shared.routes import Pool, action
 
 router = service_router()
 
@@ -86,15 +84,12 @@ async def _may_act_on(pool: asyncpg.Pool, claim_id: str, caller: Caller) -> None
 async def submit_claim(
     cmd: c.SubmitClaim,
     uow: Uow,
-    ctx: Ctx,
     pool: Pool,
     caller: Caller = Depends(require_scope("claims:submit")),
 ) -> ClaimView:
     caller.ensure_organisation(cmd.unit_id, field="unit_id")
-    submitter = Submitter(kind=cmd.submitted_by.kind, id=cmd.submitted_by.id)
     with api_fields():
-        intake = cmd.to_intake(submitter, ctx.clock.today())
-        claim = await handlers.submit_claim(uow, ctx, intake, caller.app_id)
+        claim = await handlers.submit_claim(cmd.about(via=caller.app_id), uow)
     return await claim_answer(pool, claim.claim_id, caller)
 
 
@@ -113,23 +108,15 @@ async def resubmit_claim(
     claim_id: str,
     cmd: c.Resubmit,
     uow: Uow,
-    ctx: Ctx,
     pool: Pool,
     caller: Caller = Depends(require_scope("claims:submit")),
 ) -> ClaimView:
+    # Not a shared.routes.action: the caller's organisations are checked against the body too.
     await _may_act_on(pool, claim_id, caller)
+    if cmd.corrected is not None:
+        caller.ensure_organisation(cmd.corrected.unit_id, field="corrected.unit_id")
     with api_fields():
-        corrected = None
-        if cmd.corrected is not None:
-            caller.ensure_organisation(cmd.corrected.unit_id, field="corrected.unit_id")
-            async with pool.acquire() as conn:
-                first = (await Claims(conn).get(claim_id)).intake
-            corrected = cmd.corrected.to_intake(
-                first.submitted_by, ctx.clock.today(), prefix=("corrected",)
-            )
-        await handlers.resubmit_claim(
-            uow, ctx, claim_id, cmd.by, cmd.documents, corrected, caller.app_id
-        )
+        await handlers.resubmit_claim(cmd.about(claim_id=claim_id, via=caller.app_id), uow)
     return await claim_answer(pool, claim_id, caller)
 
 
@@ -183,9 +170,21 @@ async def get_claim(
     return await claim_answer(pool, claim_id, caller)
 
 
-@router.post(
+# The review: each decision acts on one claim and answers it as it stands.
+_DECISION: dict[str, Any] = {
+    "uow": Uow,
+    "scope": "claims:review",
+    "may_act": _may_act_on,
+    "answer": claim_answer,
+    "response_model": ClaimView,
+    "tags": ["review"],
+    "actor_field": "via",
+}
+action(
+    router,
     "/claims/{claim_id}/approve",
-    tags=["review"],
+    command=c.Officer,
+    handler=in_api_terms(handlers.approve_claim),
     summary="Approve the computed benefit",
     description=(
         "The benefit is valued again with the member's year as it is now and the fund owes it"
@@ -193,90 +192,38 @@ async def get_claim(
         " 409 `no_longer_covered`: the member's cover ended before the admission day; reject"
         " the claim as NOT_COVERED." + _REVIEW + _NO_CLAIM
     ),
+    **_DECISION | {"uow": Paying},
 )
-async def approve_claim(
-    claim_id: str,
-    cmd: c.Officer,
-    request: Request,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> ClaimView:
-    await _may_act_on(pool, claim_id, caller)
-    with api_fields():
-        await handlers.approve_claim(uow, ctx, claim_id, cmd.officer, caller.app_id)
-    wake_payouts(request)
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post(
+action(
+    router,
     "/claims/{claim_id}/adjust",
-    tags=["review"],
+    command=c.Adjust,
+    handler=in_api_terms(handlers.adjust_claim),
     summary="Approve a lower amount than computed, with a reason",
     description=(
         "As approve, for `amount_fen` instead of the computed benefit. 422 `above_computed`"
         " (with `computed_fen`): never more than the rules give." + _REVIEW + _NO_CLAIM
     ),
+    **_DECISION | {"uow": Paying},
 )
-async def adjust_claim(
-    claim_id: str,
-    cmd: c.Adjust,
-    request: Request,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> ClaimView:
-    await _may_act_on(pool, claim_id, caller)
-    with api_fields():
-        await handlers.approve_claim(
-            uow, ctx, claim_id, cmd.officer, caller.app_id, (cmd.amount_fen, cmd.reason)
-        )
-    wake_payouts(request)
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post(
+action(
+    router,
     "/claims/{claim_id}/reject",
-    tags=["review"],
+    command=c.Reject,
+    handler=handlers.reject_claim,
     summary="Reject with a reason code",
     description="The member is told the code and text (`ClaimRejected`)." + _REVIEW + _NO_CLAIM,
+    **_DECISION,
 )
-async def reject_claim(
-    claim_id: str,
-    cmd: c.Reject,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> ClaimView:
-    await _may_act_on(pool, claim_id, caller)
-    await handlers.reject_claim(
-        uow, ctx, claim_id, cmd.officer, cmd.reason_code, cmd.reason_text, caller.app_id
-    )
-    return await claim_answer(pool, claim_id, caller)
-
-
-@router.post(
+action(
+    router,
     "/claims/{claim_id}/return",
-    tags=["review"],
+    command=c.ReturnForDocuments,
+    handler=handlers.return_claim,
     summary="Return for more documents",
     description=(
         "The claim goes back to the submitter (`ClaimReturned`) until it is resubmitted. 422"
         " `say_what_is_missing` when neither a document nor a note is given." + _REVIEW + _NO_CLAIM
     ),
+    **_DECISION,
 )
-async def return_claim(
-    claim_id: str,
-    cmd: c.ReturnForDocuments,
-    uow: Uow,
-    ctx: Ctx,
-    pool: Pool,
-    caller: Caller = Depends(require_scope("claims:review")),
-) -> ClaimView:
-    await _may_act_on(pool, claim_id, caller)
-    await handlers.return_claim(
-        uow, ctx, claim_id, cmd.officer, cmd.missing_documents, cmd.note, caller.app_id
-    )
-    return await claim_answer(pool, claim_id, caller)

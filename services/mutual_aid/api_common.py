@@ -1,42 +1,33 @@
-"""What every mutual-aid route takes besides its own input: the unit of work, the pool, the
-clock, the payout worker's wake-up, and the query parameters lists share (year, period, page)."""
+"""What mutual-aid routes take besides their own input: the unit of work (``Uow``, or
+``Paying`` for a use case after which claims may be payable), and the query parameters lists
+share (year, period, page)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Query, Request
 
-from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
 from shared.auth import Caller
 from shared.errors import DomainError
 from shared.inputs import IsoDate, Limit, Offset
+from shared.routes import unit_of_work
+
+Uow = Annotated[MutualAidUnitOfWork, Depends(unit_of_work)]
 
 
-def uow(request: Request) -> MutualAidUnitOfWork:
-    runtime = request.app.state.runtime
-    return MutualAidUnitOfWork(runtime.pool, runtime.settings.events_topic)
-
-
-def pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-def context(request: Request) -> Context:
-    ctx: Context = request.app.state.context
-    return ctx
-
-
-def wake_payouts(request: Request) -> None:
+async def waking_payouts(request: Request, uow: Uow) -> AsyncIterator[MutualAidUnitOfWork]:
+    """The route's unit of work; once the route has succeeded the payout worker is woken, so an
+    approval, a contribution or a grant is settled now rather than at the next poll."""
+    yield uow
     request.app.state.payouts.wake()
 
 
-Uow = Annotated[MutualAidUnitOfWork, Depends(uow)]
-Pool = Annotated[asyncpg.Pool, Depends(pool)]
-Ctx = Annotated[Context, Depends(context)]
+Paying = Annotated[MutualAidUnitOfWork, Depends(waking_payouts)]
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="a scheme year")]
 # Ids as other systems hold them; the bound keeps a query from carrying a document.
 IdFilter = Annotated[str | None, Query(min_length=1, max_length=100)]

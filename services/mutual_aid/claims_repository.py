@@ -13,9 +13,8 @@ from services.mutual_aid.backstop import PayableClaim
 from services.mutual_aid.benefits import BenefitCalculation, BenefitStep, YearToDate
 from services.mutual_aid.claims import COMMITTED, SYSTEM, Claim, ClaimState, ClaimStep
 from services.mutual_aid.intake import ClaimIntake, Rejection, RejectionCode
+from services.mutual_aid.repository import REJECTED, Track, read_only
 from shared.errors import NotFound
-
-REJECTED = ("auto_rejected", "rejected")
 
 
 def assessment_json(calc: BenefitCalculation) -> dict[str, Any]:
@@ -70,8 +69,9 @@ def _claim(row: asyncpg.Record, steps: list[asyncpg.Record]) -> Claim:
 
 
 class Claims:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track[Claim] = read_only) -> None:
         self.conn = conn
+        self.track = track
         self._steps_saved: dict[str, int] = {}
         # Through which department system (app id) each loaded step was taken, step by step.
         self.vias: dict[str, list[str | None]] = {}
@@ -105,6 +105,7 @@ class Claims:
             by_claim.setdefault(s["claim_id"], []).append(s)
         found = {r["claim_id"]: _claim(r, by_claim.get(r["claim_id"], [])) for r in rows}
         for claim in found.values():
+            self.track(claim)
             self._steps_saved[claim.claim_id] = len(claim.history)
             self.vias[claim.claim_id] = [s["via"] for s in by_claim.get(claim.claim_id, [])]
         return found
@@ -121,6 +122,7 @@ class Claims:
             claim.history[0].at,
         )
         self._steps_saved[claim.claim_id] = 0
+        self.track(claim)
         await self.save_many([claim], via=via)
 
     async def save(self, claim: Claim, *, via: str | None, approval_seq: int | None = None) -> None:

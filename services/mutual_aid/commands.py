@@ -15,12 +15,13 @@ the API's field names here, so a client is always told the field it actually sen
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ConfigDict, Field, ValidationError
@@ -29,7 +30,7 @@ from services.mutual_aid.errors import PlanInvalid
 from services.mutual_aid.intake import ClaimIntake, RejectionCode, Submitter
 from services.mutual_aid.plans import BenefitRules, RatioBand
 from shared.errors import DomainError
-from shared.inputs import Command, IsoDate
+from shared.inputs import Command, FromRoute, IsoDate
 
 # 1,000,000,000.00 yuan: far above any claim, contribution or grant the scheme sees, and low
 # enough that the fund's sums of such amounts stay well inside Postgres' bigint.
@@ -92,6 +93,23 @@ def api_fields() -> Iterator[None]:
             exc.field = renamed
             exc.args = (f"{renamed}: {exc.message}",)
         raise
+
+
+C = TypeVar("C", bound=Command)
+U = TypeVar("U")
+R = TypeVar("R")
+
+
+def in_api_terms(handler: Callable[[C, U], Awaitable[R]]) -> Callable[[C, U], Awaitable[R]]:
+    """The handler with :func:`api_fields` around it, for ``shared.routes.action`` (which calls
+    the handler itself); its name stays the route's name."""
+
+    @functools.wraps(handler)
+    async def run(cmd: C, uow: U) -> R:
+        with api_fields():
+            return await handler(cmd, uow)
+
+    return run
 
 
 def _validation_error(exc: ValidationError, prefix: Sequence[str | int] = ()) -> Exception:
@@ -179,6 +197,12 @@ class DraftPlan(Command):
     rules: RulesIn
 
 
+class PublishPlan(Command):
+    """Publish a draft; the route names the plan and sends no body."""
+
+    plan_id: FromRoute = ""
+
+
 # Enrolment and contributions -------------------------------------------------------------------
 
 
@@ -207,6 +231,7 @@ class CoverStaff(Command):
         json_schema_extra={"examples": [{"member_ids": ["M00012347"], "on": "2026-03-01"}]}
     )
 
+    enrolment_id: FromRoute = ""
     member_ids: list[Id] = Field(min_length=1, max_length=20000)
     on: IsoDate | None = Field(None, description="cover starts this day; default: today")
 
@@ -226,6 +251,7 @@ class RecordContribution(Command):
         }
     )
 
+    enrolment_id: FromRoute = ""
     receipt_number: Id = Field(description="the receipt's number; unique across all units")
     amount_fen: PositiveAmount
     payer: Text
@@ -316,6 +342,7 @@ class SubmitClaim(ClaimIn):
         }
     )
 
+    via: FromRoute = ""  # the department system (app id) the claim came through
     submitted_by: SubmitterIn = Field(description="the unit or member handing the claim in")
 
 
@@ -324,6 +351,8 @@ class Resubmit(Command):
         json_schema_extra={"examples": [{"by": "u-factory-7", "documents": ["itemised-bill"]}]}
     )
 
+    claim_id: FromRoute = ""
+    via: FromRoute = ""
     by: Id = Field(description="who hands the documents in")
     documents: list[Id] = Field(default_factory=list, max_length=50)
     corrected: ClaimIn | None = Field(None, description="corrected details, if any")
@@ -332,6 +361,8 @@ class Resubmit(Command):
 class Officer(Command):
     model_config = ConfigDict(json_schema_extra={"examples": [{"officer": "officer-wang"}]})
 
+    claim_id: FromRoute = ""
+    via: FromRoute = ""  # the department system (app id) the decision came through
     officer: Id = Field(description="the reviewing officer (kept in the claim's history)")
 
 
@@ -398,6 +429,8 @@ class RecordGrant(Command):
         }
     )
 
+    request_id: FromRoute = ""
+    recorded_by: FromRoute = ""  # finance's app id
     amount_fen: PositiveAmount = Field(description="not above what the request has outstanding")
     reference: Id = Field(description="finance's reference for the transfer; unique")
     granted_on: IsoDate = Field(description="not in the future")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import asyncpg
-
 from services.mutual_aid.backstop import FollowUp, FollowUpPolicy
-from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
+from shared.clock import Clock
+from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,8 @@ class FollowedUp:
     action: FollowUp
 
 
-async def follow_up(
-    uow: MutualAidUnitOfWork, ctx: Context, policy: FollowUpPolicy
-) -> list[FollowedUp]:
-    today = ctx.clock.today()
+async def follow_up(policy: FollowUpPolicy, uow: MutualAidUnitOfWork) -> list[FollowedUp]:
+    today = uow.clock.today()
     done: list[FollowedUp] = []
     async with uow:
         for request in await uow.backstop.open(lock=True):
@@ -36,28 +35,30 @@ async def follow_up(
             if action is not None:
                 await uow.backstop.save(request)
                 done.append(FollowedUp(request.request_id, action))
-                uow.publish(*request.events)
-                request.events.clear()
         await uow.commit()
     return done
 
 
 class FollowUpWorker:
     def __init__(
-        self, ctx: Context, topic: str, policy: FollowUpPolicy, *, interval_seconds: float
+        self,
+        clock: Clock,
+        policy: FollowUpPolicy,
+        *,
+        interval_seconds: float,
     ) -> None:
-        self.ctx = ctx
-        self.topic = topic
+        self.clock = clock
         self.policy = policy
         self.interval_seconds = interval_seconds
 
-    async def check_once(self, pool: asyncpg.Pool) -> list[FollowedUp]:
-        return await follow_up(MutualAidUnitOfWork(pool, self.topic), self.ctx, self.policy)
+    async def check_once(self, units: Callable[[], MutualAidUnitOfWork]) -> list[FollowedUp]:
+        return await follow_up(self.policy, units())
 
     async def run(self, runtime: ServiceRuntime) -> None:
+        units = units_of_work(runtime, MutualAidUnitOfWork, self.clock)
         while True:
             try:
-                for done in await self.check_once(runtime.pool):
+                for done in await self.check_once(units):
                     log.warning("backstop request %s: %s", done.request_id, done.action.value)
             except Exception:  # the requests keep their dates: the next check catches up
                 log.exception("following up backstop requests failed")

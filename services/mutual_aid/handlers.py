@@ -9,74 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 
 import asyncpg
 
+from services.mutual_aid import commands as c
 from services.mutual_aid.backstop import BackstopRequest, open_request_for
 from services.mutual_aid.benefits import YearToDate
 from services.mutual_aid.claims import Claim, ClaimState
-from services.mutual_aid.claims_repository import Claims
-from services.mutual_aid.clock import Clock
-from services.mutual_aid.commands import DraftPlan, EnrolUnit, RecordContribution, RecordGrant
 from services.mutual_aid.eligibility import EligibilityView, MemberStanding
 from services.mutual_aid.enrolment import Coverage, Enrolment
 from services.mutual_aid.errors import DuplicateEntry, InvalidTransition
-from services.mutual_aid.fund_repository import (
-    BackstopRequests,
-    Fund,
-    Payments,
+from services.mutual_aid.intake import ClaimIntake, Submitter, calculate_claim_benefit
+from services.mutual_aid.ledger import JournalEntry
+from services.mutual_aid.ledger_repository import (
     approval_entry,
     contribution_entry,
     grant_entry,
 )
-from services.mutual_aid.intake import ClaimIntake, RejectionCode, calculate_claim_benefit
-from services.mutual_aid.ledger import JournalEntry
 from services.mutual_aid.money import Fen
 from services.mutual_aid.plans import Plan, plan_in_force
-from services.mutual_aid.repository import Enrolments, MemberCoverage, Members, Plans
-from shared.consumer import Batched, Handler, Run
+from services.mutual_aid.repository import MemberCoverage, Members
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
+from shared.consumer import Run
 from shared.errors import Conflict, DomainError
 from shared.events import membership as m
-from shared.events.base import EventData
-from shared.events.envelope import Envelope
-from shared.uow import UnitOfWork
-
-
-class MutualAidUnitOfWork(UnitOfWork):
-    plans: Plans
-    members: Members
-    enrolments: Enrolments
-    claims: Claims
-    fund: Fund
-    payments: Payments
-    backstop: BackstopRequests
-
-    def on_enter(self) -> None:
-        self.plans = Plans(self.conn)
-        self.members = Members(self.conn)
-        self.enrolments = Enrolments(self.conn)
-        self.claims = Claims(self.conn)
-        self.fund = Fund(self.conn)
-        self.payments = Payments(self.conn)
-        self.backstop = BackstopRequests(self.conn)
-
-    async def commit_aggregates(
-        self, *aggregates: Plan | Enrolment | Claim | BackstopRequest
-    ) -> None:
-        for aggregate in aggregates:
-            self.publish(*aggregate.events)
-            aggregate.events.clear()
-        await self.commit()
-
-
-@dataclass(frozen=True)
-class Context:
-    """What use cases need besides their input: the time, and when the fund counts as low."""
-
-    clock: Clock
-    low_balance_threshold: Fen
 
 
 @contextmanager
@@ -91,7 +48,7 @@ def unique(field: str, code: str, message: str) -> Iterator[None]:
 # Plans -----------------------------------------------------------------------------------------
 
 
-async def draft_plan(uow: MutualAidUnitOfWork, cmd: DraftPlan) -> Plan:
+async def draft_plan(cmd: c.DraftPlan, uow: MutualAidUnitOfWork) -> Plan:
     year = cmd.scheme_year
     async with uow:
         version = await uow.plans.next_version(year)
@@ -114,20 +71,20 @@ async def draft_plan(uow: MutualAidUnitOfWork, cmd: DraftPlan) -> Plan:
     return plan
 
 
-async def publish_plan(uow: MutualAidUnitOfWork, plan_id: str, today: date) -> Plan:
+async def publish_plan(cmd: c.PublishPlan, uow: MutualAidUnitOfWork) -> Plan:
     async with uow:
-        plan = await uow.plans.get(plan_id, lock=True)
-        plan.publish(today)
+        plan = await uow.plans.get(cmd.plan_id, lock=True)
+        plan.publish(uow.clock.today())
         await uow.plans.save_status(plan)
-        await uow.commit_aggregates(plan)
+        await uow.commit()
     return plan
 
 
 # Enrolment and contributions -------------------------------------------------------------------
 
 
-async def enrol_unit(uow: MutualAidUnitOfWork, cmd: EnrolUnit, today: date) -> Enrolment:
-    on = cmd.enrolled_on or today
+async def enrol_unit(cmd: c.EnrolUnit, uow: MutualAidUnitOfWork) -> Enrolment:
+    on = cmd.enrolled_on or uow.clock.today()
     async with uow:
         plans = await uow.plans.published_of_year(cmd.scheme_year)
         if not plans:
@@ -161,35 +118,33 @@ async def enrol_unit(uow: MutualAidUnitOfWork, cmd: EnrolUnit, today: date) -> E
         )
         with unique("unit_id", "already_enrolled", "the unit is already enrolled for this year"):
             await uow.enrolments.add(enrolment)
-        await uow.commit_aggregates(enrolment)
+        await uow.commit()
     return enrolment
 
 
-async def cover_staff(
-    uow: MutualAidUnitOfWork, enrolment_id: str, member_ids: Sequence[str], on: date
-) -> Enrolment:
+async def cover_staff(cmd: c.CoverStaff, uow: MutualAidUnitOfWork) -> Enrolment:
+    on = cmd.on or uow.clock.today()
     async with uow:
-        enrolment = await uow.enrolments.get(enrolment_id, lock=True)
+        enrolment = await uow.enrolments.get(cmd.enrolment_id, lock=True)
         if on > enrolment.plan_ends_on:
             raise DomainError("on", "after_plan_end", "the plan year has ended by then")
-        standings = await uow.members.standings(member_ids)
-        since = await uow.enrolments.continuous_since(member_ids, enrolment.plan_starts_on)
-        for member_id in dict.fromkeys(member_ids):
+        standings = await uow.members.standings(cmd.member_ids)
+        since = await uow.enrolments.continuous_since(cmd.member_ids, enrolment.plan_starts_on)
+        for member_id in dict.fromkeys(cmd.member_ids):
             enrolment.cover(member_id, on, standings.get(member_id), since.get(member_id))
         await uow.enrolments.save(enrolment)
-        await uow.commit_aggregates(enrolment)
+        await uow.commit()
     return enrolment
 
 
-async def receive_contribution(
-    uow: MutualAidUnitOfWork, ctx: Context, enrolment_id: str, cmd: RecordContribution
-) -> Enrolment:
-    received_on = cmd.received_on or ctx.clock.today()
-    if received_on > ctx.clock.today():
+async def receive_contribution(cmd: c.RecordContribution, uow: MutualAidUnitOfWork) -> Enrolment:
+    today = uow.clock.today()
+    received_on = cmd.received_on or today
+    if received_on > today:
         raise DomainError("received_on", "in_the_future", "must not be in the future")
     async with uow:
-        ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
-        enrolment = await uow.enrolments.get(enrolment_id, lock=True)
+        ledger = await uow.fund.open_ledger()
+        enrolment = await uow.enrolments.get(cmd.enrolment_id, lock=True)
         elsewhere = await uow.enrolments.receipt_taken(cmd.receipt_number)
         if elsewhere is not None:
             raise DuplicateEntry(
@@ -212,8 +167,7 @@ async def receive_contribution(
         with unique("receipt_number", "already_recorded", "this receipt is already recorded"):
             await uow.enrolments.save(enrolment)
             await uow.fund.save(ledger)
-        uow.publish(*ledger.events)
-        await uow.commit_aggregates(enrolment)
+        await uow.commit()
     return enrolment
 
 
@@ -232,7 +186,7 @@ def best_coverage(found: Sequence[MemberCoverage], intake: ClaimIntake) -> Cover
     return ranked[0].coverage if ranked else None
 
 
-async def _assess(uow: MutualAidUnitOfWork, claim: Claim, ctx: Context) -> None:
+async def _assess(uow: MutualAidUnitOfWork, claim: Claim) -> None:
     intake = claim.intake
     admitted = intake.admission_date
     plan = plan_in_force(await uow.plans.published_on_day(admitted), admitted)
@@ -248,15 +202,15 @@ async def _assess(uow: MutualAidUnitOfWork, claim: Claim, ctx: Context) -> None:
         coverage=coverage,
         other_invoices=await uow.claims.invoices_of(intake.member_id, excluding=claim.claim_id),
         year_to_date=ytd,
-        at=ctx.clock.now(),
+        at=uow.clock.now(),
     )
 
 
-async def submit_claim(
-    uow: MutualAidUnitOfWork, ctx: Context, intake: ClaimIntake, via: str
-) -> Claim:
+async def submit_claim(cmd: c.SubmitClaim, uow: MutualAidUnitOfWork) -> Claim:
     """Take a claim in and run the automatic checks at once: it leaves either under review or
     rejected with coded reasons."""
+    submitter = Submitter(kind=cmd.submitted_by.kind, id=cmd.submitted_by.id)
+    intake = cmd.to_intake(submitter, uow.clock.today())
     async with uow:
         # The member's row lock serialises their claims: two cannot both pass the invoice check.
         if await uow.members.get(intake.member_id, lock=True) is None:
@@ -264,48 +218,49 @@ async def submit_claim(
                 "member_id", "unknown_member", "not a union member known to mutual aid"
             )
         claim = Claim.submit(
-            await uow.claims.next_id(intake.submitted_on.year), intake, ctx.clock.now()
+            await uow.claims.next_id(intake.submitted_on.year), intake, uow.clock.now()
         )
-        await _assess(uow, claim, ctx)
-        await uow.claims.add(claim, via=via)
-        await uow.commit_aggregates(claim)
+        await _assess(uow, claim)
+        await uow.claims.add(claim, via=cmd.via)
+        await uow.commit()
     return claim
 
 
-async def resubmit_claim(
-    uow: MutualAidUnitOfWork,
-    ctx: Context,
-    claim_id: str,
-    by: str,
-    documents: Sequence[str],
-    corrected: ClaimIntake | None,
-    via: str,
-) -> Claim:
+async def resubmit_claim(cmd: c.Resubmit, uow: MutualAidUnitOfWork) -> Claim:
     async with uow:
-        member_id = (await uow.claims.get(claim_id)).member_id
-        await uow.members.get(member_id, lock=True)
-        claim = await uow.claims.get(claim_id, lock=True)
-        claim.resubmit(by, ctx.clock.now(), documents, corrected)
-        await _assess(uow, claim, ctx)
-        await uow.claims.save(claim, via=via)
-        await uow.commit_aggregates(claim)
+        first = (await uow.claims.get(cmd.claim_id)).intake
+        corrected = None
+        if cmd.corrected is not None:
+            corrected = cmd.corrected.to_intake(
+                first.submitted_by, uow.clock.today(), prefix=("corrected",)
+            )
+        await uow.members.get(first.member_id, lock=True)
+        claim = await uow.claims.get(cmd.claim_id, lock=True)
+        claim.resubmit(cmd.by, uow.clock.now(), cmd.documents, corrected)
+        await _assess(uow, claim)
+        await uow.claims.save(claim, via=cmd.via)
+        await uow.commit()
     return claim
 
 
-async def approve_claim(
-    uow: MutualAidUnitOfWork,
-    ctx: Context,
-    claim_id: str,
-    officer: str,
-    via: str,
-    adjustment: tuple[Fen, str] | None = None,
+async def approve_claim(cmd: c.Officer, uow: MutualAidUnitOfWork) -> Claim:
+    return await _approve(cmd, uow, adjustment=None)
+
+
+async def adjust_claim(cmd: c.Adjust, uow: MutualAidUnitOfWork) -> Claim:
+    return await _approve(cmd, uow, adjustment=(cmd.amount_fen, cmd.reason))
+
+
+async def _approve(
+    cmd: c.Officer, uow: MutualAidUnitOfWork, adjustment: tuple[Fen, str] | None
 ) -> Claim:
     """Approve (or approve a lower amount, with a reason). The benefit is valued again with the
     member's year as it is now, and the fund owes it from this moment (claims payable). The fund's
     lock is taken first, so approval order is the order in which claims are paid."""
+    claim_id = cmd.claim_id
     action = "approve" if adjustment is None else "adjust"
     async with uow:
-        ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
+        ledger = await uow.fund.open_ledger()
         claim = await uow.claims.get(claim_id, lock=True)
         if claim.state is not ClaimState.UNDER_REVIEW or claim.plan_id is None:
             raise InvalidTransition(f"claim {claim_id}", action, claim.state)
@@ -324,56 +279,39 @@ async def approve_claim(
         plan = await uow.plans.get(claim.plan_id)
         ytd = await uow.claims.year_to_date(intake.member_id, claim.scheme_year, excluding=claim_id)
         revalued = calculate_claim_benefit(plan.rules, intake, ytd)
-        now, today = ctx.clock.now(), ctx.clock.today()
+        now, today = uow.clock.now(), uow.clock.today()
         if adjustment is None:
-            claim.approve(officer, now, revalued)
+            claim.approve(cmd.officer, now, revalued)
         else:
             claim.assessment = revalued
-            claim.adjust(officer, now, *adjustment)
+            claim.adjust(cmd.officer, now, *adjustment)
         amount = claim.approved_amount or 0
         if amount > 0:  # a zero benefit moves no money, so it has no entry
             ledger.post(
                 JournalEntry.benefit_approved(approval_entry(claim_id), amount, today, claim_id)
             )
         seq = await uow.claims.next_approval_seq()
-        await uow.claims.save(claim, via=via, approval_seq=seq)
+        await uow.claims.save(claim, via=cmd.via, approval_seq=seq)
         await uow.fund.save(ledger)
-        uow.publish(*ledger.events)
-        await uow.commit_aggregates(claim)
+        await uow.commit()
     return claim
 
 
-async def reject_claim(
-    uow: MutualAidUnitOfWork,
-    ctx: Context,
-    claim_id: str,
-    officer: str,
-    code: RejectionCode,
-    text: str,
-    via: str,
-) -> Claim:
+async def reject_claim(cmd: c.Reject, uow: MutualAidUnitOfWork) -> Claim:
     async with uow:
-        claim = await uow.claims.get(claim_id, lock=True)
-        claim.reject(officer, ctx.clock.now(), code, text)
-        await uow.claims.save(claim, via=via)
-        await uow.commit_aggregates(claim)
+        claim = await uow.claims.get(cmd.claim_id, lock=True)
+        claim.reject(cmd.officer, uow.clock.now(), cmd.reason_code, cmd.reason_text)
+        await uow.claims.save(claim, via=cmd.via)
+        await uow.commit()
     return claim
 
 
-async def return_claim(
-    uow: MutualAidUnitOfWork,
-    ctx: Context,
-    claim_id: str,
-    officer: str,
-    missing: Sequence[str],
-    note: str,
-    via: str,
-) -> Claim:
+async def return_claim(cmd: c.ReturnForDocuments, uow: MutualAidUnitOfWork) -> Claim:
     async with uow:
-        claim = await uow.claims.get(claim_id, lock=True)
-        claim.return_for_documents(officer, ctx.clock.now(), missing, note)
-        await uow.claims.save(claim, via=via)
-        await uow.commit_aggregates(claim)
+        claim = await uow.claims.get(cmd.claim_id, lock=True)
+        claim.return_for_documents(cmd.officer, uow.clock.now(), cmd.missing_documents, cmd.note)
+        await uow.claims.save(claim, via=cmd.via)
+        await uow.commit()
     return claim
 
 
@@ -381,7 +319,7 @@ async def return_claim(
 
 
 async def grant_backstop(
-    uow: MutualAidUnitOfWork, ctx: Context, request_id: str, cmd: RecordGrant, recorded_by: str
+    cmd: c.RecordGrant, uow: MutualAidUnitOfWork
 ) -> tuple[BackstopRequest, bool]:
     """Journal finance's grant against its request; (the request, whether this was a repeat).
 
@@ -389,10 +327,11 @@ async def grant_backstop(
     same request and amount is acknowledged, not journaled twice. Anything else that does not
     match an open request is refused. Paying the waiting claims is the payout worker's job.
     """
-    if cmd.granted_on > ctx.clock.today():
+    request_id = cmd.request_id
+    if cmd.granted_on > uow.clock.today():
         raise DomainError("granted_on", "in_the_future", "must not be in the future")
     async with uow:
-        ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
+        ledger = await uow.fund.open_ledger()
         earlier = await uow.backstop.grant_by_reference(cmd.reference)
         if earlier is not None:
             if (earlier["request_id"], earlier["amount_fen"], earlier["granted_on"]) != (
@@ -422,57 +361,45 @@ async def grant_backstop(
             )
         )
         await uow.fund.save(ledger)
-        await uow.backstop.save(request, recorded_by=recorded_by)
-        uow.publish(*ledger.events)
-        await uow.commit_aggregates(request)
+        await uow.backstop.save(request, recorded_by=cmd.recorded_by)
+        await uow.commit()
     return request, False
 
 
 # Membership events -----------------------------------------------------------------------------
 
 
-def membership_handlers(topic: str) -> dict[str, Handler]:
+async def standing_changed(e: m.MemberEvent, uow: MutualAidUnitOfWork) -> None:
     """Keep the eligibility view; a member who leaves stops being covered from that day."""
+    async with uow:
+        if isinstance(e, m.MemberLeft):
+            # Lock order: enrolments before the member.
+            for enrolment in await uow.enrolments.covering(e.member_id, lock=True):
+                enrolment.end_coverage(e.member_id, e.left_on, f"left the union: {e.reason}")
+                await uow.enrolments.save(enrolment)
+        known = await uow.members.get(e.member_id, lock=True)
+        standing = known.standing if known else MemberStanding(e.member_id)
+        EligibilityView({e.member_id: standing}).apply(e)
+        union_id = (
+            e.union_id
+            if isinstance(e, m.MemberJoined)
+            else e.to_union_id
+            if isinstance(e, m.MemberTransferred)
+            else None
+        )
+        await uow.members.save(standing, union_id)
+        await uow.commit()
 
-    async def standing_changed(conn: asyncpg.Connection, e: EventData, cause: Envelope) -> None:
-        assert isinstance(e, m.MemberEvent)
-        uow = MutualAidUnitOfWork.joining(conn, topic, cause)
-        async with uow:
-            if isinstance(e, m.MemberLeft):
-                # Lock order: enrolments before the member.
-                for enrolment in await uow.enrolments.covering(e.member_id, lock=True):
-                    enrolment.end_coverage(e.member_id, e.left_on, f"left the union: {e.reason}")
-                    await uow.enrolments.save(enrolment)
-                    uow.publish(*enrolment.events)
-            known = await uow.members.get(e.member_id, lock=True)
-            standing = known.standing if known else MemberStanding(e.member_id)
-            EligibilityView({e.member_id: standing}).apply(e)
-            union_id = (
-                e.union_id
-                if isinstance(e, m.MemberJoined)
-                else e.to_union_id
-                if isinstance(e, m.MemberTransferred)
-                else None
-            )
-            await uow.members.save(standing, union_id)
-            await uow.commit()
 
-    async def joined(conn: asyncpg.Connection, events: Run) -> None:
-        """A run of joins (a roster's) in two statements: joining opens an active period and
-        ends no cover, so nothing but the members is locked or written."""
-        joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
-        known = await Members(conn).locked([e.member_id for e in joins])
-        view = EligibilityView({k: v.standing for k, v in known.items()})
-        for e in joins:
-            view.apply(e)
-        await Members(conn).save_many([(view.standings[e.member_id], e.union_id) for e in joins])
-
-    return {m.MemberJoined.type: Batched(joined)} | dict.fromkeys(
-        (
-            m.MemberSuspended.type,
-            m.MemberReinstated.type,
-            m.MemberLeft.type,
-            m.MemberTransferred.type,
-        ),
-        standing_changed,
-    )
+async def members_joined(conn: asyncpg.Connection, events: Run) -> None:
+    """A run of joins (a roster's) in two statements: joining opens an active period and ends no
+    cover, so nothing but the members is locked or written and no event follows. It stays a
+    batched consumer handler on the consumer's connection, the one bulk path for followed
+    events, rather than one unit of work a member."""
+    joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
+    members = Members(conn)
+    known = await members.locked([e.member_id for e in joins])
+    view = EligibilityView({k: v.standing for k, v in known.items()})
+    for e in joins:
+        view.apply(e)
+    await members.save_many([(view.standings[e.member_id], e.union_id) for e in joins])

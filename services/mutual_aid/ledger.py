@@ -194,6 +194,11 @@ def balances(entries: Iterable[JournalEntry]) -> dict[Account, Fen]:
     return result
 
 
+# The federation's rule: a posting that takes the fund below 50,000.00 yuan announces
+# FundBalanceLow, so finance hears before the fund runs dry.
+LOW_BALANCE: Fen = 5_000_000
+
+
 class Ledger:
     """The fund's journal. ``post`` is the only way money moves."""
 

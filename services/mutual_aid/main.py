@@ -9,17 +9,21 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.mutual_aid import api, api_claims, api_fund
+from services.mutual_aid import api, api_claims, api_ledger, api_reports
 from services.mutual_aid.backstop import FollowUpPolicy
-from services.mutual_aid.clock import Clock, SystemClock
 from services.mutual_aid.followup import FollowUpWorker
-from services.mutual_aid.gauges import sample_backstop
-from services.mutual_aid.handlers import Context, membership_handlers
+from services.mutual_aid.handlers import members_joined, standing_changed
 from services.mutual_aid.payouts import PayoutWorker
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
+from shared.clock import FEDERATION_ZONE, Clock, SystemClock
+from shared.consumer import Batched, Handler
+from shared.events import membership as m
 from shared.events.catalogue import published_by
 from shared.http import create_app
+from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.uow import following
 from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
 
 OFFERED = published_by("mutual_aid")
@@ -30,9 +34,7 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GONGHUI_MUTUAL_AID_", extra="ignore")
     http_port: int = 8002
     # The federation's calendar: dates of claims, payments and reports are days in this zone.
-    timezone: str = "Asia/Shanghai"
-    # Below this the fund announces FundBalanceLow (fen; default 50,000.00 yuan).
-    low_balance_threshold_fen: int = Field(5_000_000, ge=0)
+    timezone: str = FEDERATION_ZONE
     # The payout worker settles when woken, and at least this often.
     payout_poll_seconds: float = Field(30.0, gt=0)
     # Claims approved within this window wait for the next backstop request, so a burst of
@@ -44,27 +46,40 @@ class Settings(ServiceSettings):
     backstop_follow_up_seconds: float = Field(3600.0, gt=0)
 
 
+def follows(topic: str, clock: Clock) -> dict[str, Handler]:
+    """Membership's events keep the eligibility view; a roster's joins are applied a run at a
+    time (``members_joined``), every other change of standing in a unit of work of its own."""
+    one_by_one = following(MutualAidUnitOfWork, topic, clock, standing_changed)
+    return {m.MemberJoined.type: Batched(members_joined)} | dict.fromkeys(
+        (
+            m.MemberSuspended.type,
+            m.MemberReinstated.type,
+            m.MemberLeft.type,
+            m.MemberTransferred.type,
+        ),
+        one_by_one,
+    )
+
+
 def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     """The app; ``clock`` is for tests that move time (reminders, the batching window)."""
     assert isinstance(settings, Settings)
-    ctx = Context(clock or SystemClock(settings.timezone), settings.low_balance_threshold_fen)
+    clock = clock or SystemClock(settings.timezone)
     topic = settings.events_topic
     payouts = PayoutWorker(
-        ctx,
-        topic,
+        clock,
         poll_seconds=settings.payout_poll_seconds,
         batch_window=timedelta(minutes=settings.backstop_batch_minutes),
     )
     follow_ups = FollowUpWorker(
-        ctx,
-        topic,
+        clock,
         FollowUpPolicy(settings.backstop_remind_after_days, settings.backstop_escalate_after_days),
         interval_seconds=settings.backstop_follow_up_seconds,
     )
     runtime = ServiceRuntime(
         settings,
         follows={
-            "membership.events": membership_handlers(topic),
+            "membership.events": follows(topic, clock),
             # Finance subscribes to backstop requests here, among other things.
             "mutual_aid.events": webhook_fanout_handlers(OFFERED),
         },
@@ -73,15 +88,15 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
             "backstop_follow_up": follow_ups.run,
             "webhooks": webhook_sender,
         },
-        samples=[sample_backstop],
     )
     app = create_app(settings.service, lifespan=runtime.lifespan, readiness=runtime.readiness)
     app.state.runtime = runtime
-    app.state.context = ctx
+    app.state.unit_of_work = units_of_work(runtime, MutualAidUnitOfWork, clock)
     app.state.payouts = payouts
     app.state.follow_ups = follow_ups
     app.include_router(api.router)
     app.include_router(api_claims.router)
-    app.include_router(api_fund.router)
+    app.include_router(api_ledger.router)
+    app.include_router(api_reports.router)
     app.include_router(webhooks_router(OFFERED))
     return app

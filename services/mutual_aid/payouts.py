@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
-import asyncpg
-
 from services.mutual_aid.backstop import BackstopRequest, decide_payouts, withdraw_surplus
 from services.mutual_aid.claims import Claim
-from services.mutual_aid.fund_repository import payout_entry
-from services.mutual_aid.handlers import Context, MutualAidUnitOfWork
 from services.mutual_aid.ledger import JournalEntry
+from services.mutual_aid.ledger_repository import payout_entry
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
+from shared.clock import Clock
+from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,15 @@ class Settlement:
     withdrawn: tuple[str, ...] = ()  # requests finance need no longer pay (in part or whole)
 
 
-async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta) -> Settlement:
+async def settle(batch_window: timedelta, uow: MutualAidUnitOfWork) -> Settlement:
     async with uow:
-        ledger = await uow.fund.open_ledger(ctx.low_balance_threshold)
+        ledger = await uow.fund.open_ledger()
         queue, newly_approved = await uow.claims.payable()
         # Locked: the follow-up worker must not remind finance of a request withdrawn here.
         open_requests = await uow.backstop.open(lock=True)
         if not queue and not open_requests:
             return Settlement()
-        now, today = ctx.clock.now(), ctx.clock.today()
+        now, today = uow.clock.now(), uow.clock.today()
         balance = ledger.fund_balance
         decision = decide_payouts(balance, queue, open_requests)
         withdrawn = withdraw_surplus(open_requests, decision.surplus, today)
@@ -92,8 +93,7 @@ async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta
         await uow.claims.save_many(changed, via=None)
         await uow.fund.save(ledger)
         await uow.payments.add_many(payments)
-        uow.publish(*ledger.events)
-        await uow.commit_aggregates(*changed, *withdrawn, *([request] if request else []))
+        await uow.commit()
     return Settlement(
         paid=tuple(c.claim_id for c in decision.pay_now),
         awaiting=tuple(c.claim_id for c in decision.unpaid),
@@ -104,10 +104,13 @@ async def settle(uow: MutualAidUnitOfWork, ctx: Context, batch_window: timedelta
 
 class PayoutWorker:
     def __init__(
-        self, ctx: Context, topic: str, *, poll_seconds: float, batch_window: timedelta
+        self,
+        clock: Clock,
+        *,
+        poll_seconds: float,
+        batch_window: timedelta,
     ) -> None:
-        self.ctx = ctx
-        self.topic = topic
+        self.clock = clock
         self.poll_seconds = poll_seconds
         self.batch_window = batch_window
         self._wake = asyncio.Event()
@@ -116,14 +119,15 @@ class PayoutWorker:
         """Money moved or a claim was approved: settle soon rather than at the next poll."""
         self._wake.set()
 
-    async def settle_once(self, pool: asyncpg.Pool) -> Settlement:
-        return await settle(MutualAidUnitOfWork(pool, self.topic), self.ctx, self.batch_window)
+    async def settle_once(self, units: Callable[[], MutualAidUnitOfWork]) -> Settlement:
+        return await settle(self.batch_window, units())
 
     async def run(self, runtime: ServiceRuntime) -> None:
+        units = units_of_work(runtime, MutualAidUnitOfWork, self.clock)
         while True:
             self._wake.clear()
             try:
-                done = await self.settle_once(runtime.pool)
+                done = await self.settle_once(units)
                 if done.paid or done.request or done.withdrawn:
                     log.info(
                         "paid %d claims; %d awaiting funds; backstop request %s; withdrawn %s",

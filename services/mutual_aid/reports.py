@@ -9,8 +9,8 @@ import asyncpg
 from pydantic import BaseModel, Field
 
 from services.mutual_aid.claims import ClaimState
-from services.mutual_aid.fund_views import Balances
 from services.mutual_aid.ledger import Account
+from services.mutual_aid.ledger_views import Balances
 from services.mutual_aid.money import format_yuan
 from services.mutual_aid.views import Money, Yuan
 

@@ -1,15 +1,16 @@
 """SQL for the mutual_aid schema: plans, the eligibility view and enrolments.
 
 Claims are in ``claims_repository``, the fund (journal, payments, backstop requests) in
-``fund_repository``, read-only reports in ``reports``. Aggregates are loaded whole and saved as
+``ledger_repository``, read-only reports in ``reports``. Aggregates are loaded whole and saved as
 the difference from what was loaded, so a save writes only what the use case changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TypeVar
 
 import asyncpg
 import orjson
@@ -20,6 +21,14 @@ from services.mutual_aid.plans import BenefitRules, Plan, PlanStatus
 from shared.errors import NotFound
 
 REJECTED = ("auto_rejected", "rejected")
+A = TypeVar("A")
+# A unit of work's ``track``: the aggregate's events go out when the unit of work commits.
+Track = Callable[[A], A]
+
+
+def read_only(aggregate: A) -> A:
+    """For reads outside a unit of work (views, reports): nothing loaded there is saved."""
+    return aggregate
 
 
 # Plans -----------------------------------------------------------------------------------------
@@ -40,8 +49,12 @@ def _plan(row: asyncpg.Record) -> Plan:
 
 
 class Plans:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track[Plan] = read_only) -> None:
         self.conn = conn
+        self.track = track
+
+    def _plan(self, row: asyncpg.Record) -> Plan:
+        return self.track(_plan(row))
 
     async def next_version(self, scheme_year: int) -> int:
         found = await self.conn.fetchval(
@@ -64,6 +77,7 @@ class Plans:
             plan.status.value,
             plan.published_on,
         )
+        self.track(plan)
 
     async def save_status(self, plan: Plan) -> None:
         # A plan's terms never change once drafted (a new version is drafted instead).
@@ -80,7 +94,7 @@ class Plans:
         )
         if row is None:
             raise NotFound(field, "unknown_plan", "no such plan", plan_id=plan_id)
-        return _plan(row)
+        return self._plan(row)
 
     async def search(
         self,
@@ -99,13 +113,13 @@ class Plans:
             limit,
             offset,
         )
-        return [_plan(r) for r in rows]
+        return [self._plan(r) for r in rows]
 
     async def published_of_year(self, scheme_year: int) -> list[Plan]:
         rows = await self.conn.fetch(
             "SELECT * FROM plans WHERE scheme_year = $1 AND status = 'published'", scheme_year
         )
-        return [_plan(r) for r in rows]
+        return [self._plan(r) for r in rows]
 
     async def published_on_day(self, day: date) -> list[Plan]:
         rows = await self.conn.fetch(
@@ -113,7 +127,7 @@ class Plans:
             " AND effective_from <= $1 AND effective_to >= $1",
             day,
         )
-        return [_plan(r) for r in rows]
+        return [self._plan(r) for r in rows]
 
 
 # The eligibility view --------------------------------------------------------------------------
@@ -222,8 +236,9 @@ class MemberCoverage:
 
 
 class Enrolments:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track[Enrolment] = read_only) -> None:
         self.conn = conn
+        self.track = track
         self._loaded: dict[str, _Loaded] = {}
 
     async def next_id(self, scheme_year: int) -> str:
@@ -288,7 +303,7 @@ class Enrolments:
             ],
         )
         self._remember(enrolment)
-        return enrolment
+        return self.track(enrolment)
 
     def _remember(self, enrolment: Enrolment) -> None:
         self._loaded[enrolment.enrolment_id] = _Loaded(
@@ -310,6 +325,7 @@ class Enrolments:
             enrolment.contribution_per_member,
         )
         self._loaded[enrolment.enrolment_id] = _Loaded({}, {}, 0)
+        self.track(enrolment)
         await self.save(enrolment)
 
     async def save(self, enrolment: Enrolment) -> None:

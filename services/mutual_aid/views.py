@@ -1,5 +1,5 @@
 """How the API answers about plans, enrolments and claims: one pydantic model per answer, built
-from domain objects. The fund, the backstop and reports answer with ``fund_views``' models.
+from domain objects. The fund, the backstop and reports answer with ``ledger_views``' models.
 
 Every amount is integer fen in a ``*_fen`` field; the main ones also come as ``*_yuan`` text
 ("12,345.67") so a person reading a response (or a demo) need not divide by 100. Member and unit
@@ -13,16 +13,16 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from services.mutual_aid.benefits import BenefitCalculation
 from services.mutual_aid.claims import Claim, ClaimState
-from services.mutual_aid.eligibility import ActivePeriod
-from services.mutual_aid.enrolment import Contribution, Coverage, Enrolment
+from services.mutual_aid.enrolment import Enrolment
 from services.mutual_aid.intake import RejectionCode
 from services.mutual_aid.money import Fen, format_yuan
 from services.mutual_aid.plans import Plan, PlanStatus
 from services.mutual_aid.repository import MemberCoverage
+from shared.views import View
 
 Yuan = Annotated[
     str, Field(description="the same amount in yuan, for people", examples=["1,200.00"])
@@ -37,14 +37,14 @@ def yuan_or_none(amount: Fen | None) -> str | None:
 # Plans -----------------------------------------------------------------------------------------
 
 
-class BandView(BaseModel):
+class BandView(View):
     lower_fen: Money
     upper_fen: Money | None = Field(description="null for the open-ended top band")
     ratio: Decimal = Field(description="share paid in this band", examples=["0.5"])
     label: str = Field(examples=["band 0–10,000 at 50%"])
 
 
-class RulesView(BaseModel):
+class RulesView(View):
     deductible_fen: Money = Field(description="paid by the member first, once per scheme year")
     bands: list[BandView]
     per_claim_ceiling_fen: Money
@@ -57,7 +57,7 @@ class RulesView(BaseModel):
     submission_deadline_days: int = Field(description="from discharge to the first submission")
 
 
-class PlanView(BaseModel):
+class PlanView(View):
     plan_id: str = Field(examples=["plan-2026-v1"])
     scheme_year: int = Field(examples=[2026])
     version: int = Field(description="1, 2...: a published version is never edited")
@@ -101,7 +101,7 @@ class PlanView(BaseModel):
 # Enrolment -------------------------------------------------------------------------------------
 
 
-class CoverageView(BaseModel):
+class CoverageView(View):
     member_id: str = Field(examples=["M00012345"])
     starts_on: date
     ends_on: date = Field(description="the last day covered")
@@ -110,38 +110,19 @@ class CoverageView(BaseModel):
     )
     ended_reason: str | None = Field(description="why cover ended early (the member left)")
 
-    @classmethod
-    def of(cls, c: Coverage) -> CoverageView:
-        return cls(
-            member_id=c.member_id,
-            starts_on=c.starts_on,
-            ends_on=c.ends_on,
-            waiting_from=c.waiting_from,
-            ended_reason=c.ended_reason,
-        )
 
-
-class NotCoveredView(BaseModel):
+class NotCoveredView(View):
     member_id: str
     reason: str = Field(examples=["not an active union member on the start date"])
 
 
-class ContributionView(BaseModel):
+class ContributionView(View):
     receipt_number: str = Field(examples=["R-2026-000123"])
-    amount_fen: Money
+    # Read off a ``Contribution`` (``amount``) or a row (``amount_fen``).
+    amount_fen: Money = Field(validation_alias=AliasChoices("amount_fen", "amount"))
     payer: str
     received_on: date
     period: str = Field(examples=["2026"])
-
-    @classmethod
-    def of(cls, c: Contribution) -> ContributionView:
-        return cls(
-            receipt_number=c.receipt_number,
-            amount_fen=c.amount,
-            payer=c.payer,
-            received_on=c.received_on,
-            period=c.period,
-        )
 
 
 class ContributionRecord(ContributionView):
@@ -153,7 +134,7 @@ class ContributionRecord(ContributionView):
     recorded_at: datetime
 
 
-class EnrolmentSummary(BaseModel):
+class EnrolmentSummary(View):
     """An enrolment without its lists of staff and receipts (see ``GET /enrolments/{id}``)."""
 
     enrolment_id: str = Field(examples=["EN-2026-00001"])
@@ -219,20 +200,16 @@ class EnrolmentView(EnrolmentSummary):
             enrolled_on=e.enrolled_on,
             covered_count=len(e.coverages),
             not_covered_count=len(e.not_covered),
-            covered=[CoverageView.of(c) for c in e.coverages.values()],
+            covered=[CoverageView.model_validate(c) for c in e.coverages.values()],
             not_covered=[NotCoveredView(member_id=m, reason=r) for m, r in e.not_covered.items()],
-            contributions=[ContributionView.of(c) for c in e.contributions],
+            contributions=[ContributionView.model_validate(c) for c in e.contributions],
             **_contribution_money(e.contribution_per_member, e.expected, e.received),
         )
 
 
-class ActivePeriodView(BaseModel):
+class ActivePeriodView(View):
     starts_on: date
     ends_on: date | None = Field(description="the first day no longer active; null while active")
-
-    @classmethod
-    def of(cls, p: ActivePeriod) -> ActivePeriodView:
-        return cls(starts_on=p.starts_on, ends_on=p.ends_on)
 
 
 class MemberCoverView(CoverageView):
@@ -243,17 +220,16 @@ class MemberCoverView(CoverageView):
 
     @classmethod
     def of_member(cls, x: MemberCoverage) -> MemberCoverView:
-        c = x.coverage
         return cls(
             enrolment_id=x.enrolment_id,
             unit_id=x.unit_id,
             scheme_year=x.scheme_year,
             plan_id=x.plan_id,
-            **CoverageView.of(c).model_dump(),
+            **CoverageView.model_validate(x.coverage).model_dump(),
         )
 
 
-class MemberCoverageView(BaseModel):
+class MemberCoverageView(View):
     member_id: str
     union_id: str | None = Field(description="the member's union as membership last said")
     active_periods: list[ActivePeriodView] = Field(description="when the member was active")
@@ -263,7 +239,7 @@ class MemberCoverageView(BaseModel):
 # Claims ----------------------------------------------------------------------------------------
 
 
-class BenefitStepView(BaseModel):
+class BenefitStepView(View):
     rule: Literal[
         "eligible_expense", "deductible", "band", "per_claim_ceiling", "yearly_ceiling", "benefit"
     ]
@@ -272,7 +248,7 @@ class BenefitStepView(BaseModel):
     text: str = Field(examples=["deductible applied 1,000.00 (remaining this year 0.00)"])
 
 
-class AssessmentView(BaseModel):
+class AssessmentView(View):
     """How the benefit was computed, step by step (docs/mutual_aid.md, the benefit formula)."""
 
     benefit_fen: Money
@@ -301,24 +277,24 @@ class AssessmentView(BaseModel):
         )
 
 
-class SubmitterView(BaseModel):
+class SubmitterView(View):
     kind: Literal["unit", "member"]
     id: str
 
 
-class RejectionView(BaseModel):
+class RejectionView(View):
     code: RejectionCode
     text: str
 
 
-class PaymentView(BaseModel):
+class PaymentView(View):
     reference: str = Field(examples=["PAY-2026-000001"])
     amount_fen: Money
     amount_yuan: Yuan
     paid_at: datetime
 
 
-class ClaimStepView(BaseModel):
+class ClaimStepView(View):
     model_config = ConfigDict(populate_by_name=True)
 
     action: str = Field(examples=["approve"])
@@ -330,7 +306,7 @@ class ClaimStepView(BaseModel):
     note: str
 
 
-class ClaimView(BaseModel):
+class ClaimView(View):
     claim_id: str = Field(examples=["CL-2026-000001"])
     state: ClaimState
     member_id: str

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.mutual_aid.handlers import membership_handlers as mutual_aid_handlers
+from services.mutual_aid.main import follows as mutual_aid_follows
 from services.notifications.handlers import follows as notifications_follows
 from services.notifications.live_rules import LiveRules
 from services.notifications.main import RULES
@@ -30,6 +30,7 @@ from shared.events.membership import (
 from shared.kafka import idempotent_producer
 from shared.migrations import upgrade_async
 from tests.support.backbone import Probe, Running, joined, note, read_all
+from tests.support.clock import ManualClock
 from tests.support.database import ScratchDatabase
 from tests.support.waiting import eventually
 
@@ -130,11 +131,11 @@ TABLES = {
 def handlers_of(service: str) -> dict[str, Handler]:
     topic = f"t{uuid.uuid4().hex[:6]}.{service}.events"
     if service == "mutual_aid":
-        return mutual_aid_handlers(topic)
+        return mutual_aid_follows(topic, ManualClock(FIXED_NOW))
     if service == "training":
-        return training_handlers(topic, lambda: FIXED_NOW)
+        return training_handlers(topic, ManualClock(FIXED_NOW))
     rules = LiveRules(RULES)
-    return notifications_follows(rules, lambda: FIXED_NOW, timedelta(minutes=10))[
+    return notifications_follows(rules, ManualClock(FIXED_NOW), timedelta(minutes=10), topic)[
         "membership.events"
     ]
 

@@ -12,7 +12,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,12 +21,15 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
+from services.mutual_aid.followup import FollowedUp, FollowUpWorker
 from services.mutual_aid.main import Settings, build
+from services.mutual_aid.payouts import PayoutWorker, Settlement
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, MemberLeft
 from shared.kafka import idempotent_producer
 from tests.support.auth import issue_credential, signed_client
+from tests.support.clock import ManualClock
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 from tests.support.service import running, settings_for
@@ -48,22 +51,6 @@ OFFICE = (
 FINANCE = ("backstop:read", "backstop:grant", "reports:read")
 UNIT = ("claims:submit", "claims:read", "enrolment:read")
 CONTRIBUTION = 12_000  # 120.00 a member a year, in the standard plan
-
-
-class ManualClock:
-    """Stands still until the test moves it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def now(self) -> datetime:
-        return self.at
-
-    def today(self) -> date:
-        return self.at.astimezone(ZONE).date()
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 def clock_at(day: date, hour: int = 9) -> ManualClock:
@@ -246,6 +233,16 @@ class MutualAid:
         answer = await self.finance.get("/backstop/requests")
         assert answer.status_code == 200, answer.text
         return answer.json()  # type: ignore[no-any-return]
+
+    async def settle_once(self) -> Settlement:
+        """One run of the payout worker's use case, now."""
+        payouts: PayoutWorker = self.app.state.payouts
+        return await payouts.settle_once(self.app.state.unit_of_work)
+
+    async def follow_up(self) -> list[FollowedUp]:
+        """One check of the unanswered backstop requests, now."""
+        follow_ups: FollowUpWorker = self.app.state.follow_ups
+        return await follow_ups.check_once(self.app.state.unit_of_work)
 
     async def settled(self) -> None:
         """Wait until the payout worker has looked at every approval (none left unmarked)."""

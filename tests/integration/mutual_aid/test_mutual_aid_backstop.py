@@ -5,7 +5,7 @@ grants that match nothing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -60,7 +60,7 @@ async def test_200_concurrent_approvals_one_request_for_the_shortfall_all_paid_o
             "awaiting_funds": 200 - len(paid_first),
         }
 
-        clock.advance(minutes=11)
+        clock.advance(timedelta(minutes=11))
         service.app.state.payouts.wake()
         [request] = await eventually(service.requests)
         assert request["amount_fen"] == shortfall
@@ -69,7 +69,7 @@ async def test_200_concurrent_approvals_one_request_for_the_shortfall_all_paid_o
         balance = contributed - sum((1001 * (claim_ids.index(c) + 1) + 1) // 2 for c in paid_first)
         assert request["fund_balance_fen"] == balance  # the fund's position when asked
         # Settling again (a second replica, a restart) asks for nothing more.
-        again = await service.app.state.payouts.settle_once(service.pool)
+        again = await service.settle_once()
         assert again.request is None and again.paid == ()
         assert len(await service.requests()) == 1
 
@@ -85,8 +85,7 @@ async def test_200_concurrent_approvals_one_request_for_the_shortfall_all_paid_o
         assert grant.json()["status"] == "granted" and grant.json()["outstanding_fen"] == 0
         # Other replicas settle at the same moment as this one's worker: the fund's lock makes
         # them take turns, and a claim paid by one is no longer payable for the next.
-        worker = service.app.state.payouts
-        await asyncio.gather(*(worker.settle_once(service.pool) for _ in range(5)))
+        await asyncio.gather(*(service.settle_once() for _ in range(5)))
         await eventually(lambda: _all_paid(service, 200), timeout=30)
 
         payments = await service.pool.fetch("SELECT claim_id, amount_fen FROM payments")
@@ -141,7 +140,7 @@ async def test_partial_grant_reminders_escalation_and_grants_that_match_nothing(
         for claim_id in claim_ids:  # one by one: approval order is submission order here
             await approve_all(service, [claim_id])
         await service.settled()
-        clock.advance(minutes=11)
+        clock.advance(timedelta(minutes=11))
         service.app.state.payouts.wake()
         [request] = await eventually(service.requests)
         # 501 paid; 499 left; unpaid 1001 + 1502 + 2002 = 4505 → ask for 4006
@@ -181,16 +180,15 @@ async def test_partial_grant_reminders_escalation_and_grants_that_match_nothing(
         assert await table_counts(service.pool) == before
 
         # Unanswered: reminded after 7 days, again after 14, escalated at 30.
-        follow_ups = service.app.state.follow_ups
-        clock.advance(days=6)
-        assert await follow_ups.check_once(service.pool) == []
-        clock.advance(days=1)
-        assert [f.action.value for f in await follow_ups.check_once(service.pool)] == ["remind"]
-        assert await follow_ups.check_once(service.pool) == []  # once a day, not once a check
-        clock.advance(days=7)
-        assert [f.action.value for f in await follow_ups.check_once(service.pool)] == ["remind"]
-        clock.advance(days=16)
-        assert [f.action.value for f in await follow_ups.check_once(service.pool)] == ["escalate"]
+        clock.advance(timedelta(days=6))
+        assert await service.follow_up() == []
+        clock.advance(timedelta(days=1))
+        assert [f.action.value for f in await service.follow_up()] == ["remind"]
+        assert await service.follow_up() == []  # once a day, not once a check
+        clock.advance(timedelta(days=7))
+        assert [f.action.value for f in await service.follow_up()] == ["remind"]
+        clock.advance(timedelta(days=16))
+        assert [f.action.value for f in await service.follow_up()] == ["escalate"]
         shown = (await service.finance.get(f"/backstop/requests/{request_id}")).json()
         assert shown["status"] == "escalated"
         assert shown["reminders"] == [f"{YEAR}-06-27", f"{YEAR}-07-04"]
@@ -205,7 +203,7 @@ async def test_partial_grant_reminders_escalation_and_grants_that_match_nothing(
         assert partial.json()["status"] == "escalated"  # stays with a person until fully granted
         await eventually(lambda: _paid_count(service, 2))  # 499 + 1000 pays the 1001 claim
         assert (await service.claim(claim_ids[2]))["state"] == "awaiting_funds"
-        assert (await service.app.state.payouts.settle_once(service.pool)).request is None
+        assert (await service.settle_once()).request is None
         # Finance re-sends the same grant (it never saw our answer): acknowledged, not doubled.
         resent = await service.finance.post(
             grants, json={"amount_fen": 1_000, "reference": "CZ-P1", "granted_on": f"{YEAR}-07-20"}
@@ -222,7 +220,7 @@ async def test_partial_grant_reminders_escalation_and_grants_that_match_nothing(
         assert rest.json()["status"] == "granted"
         await eventually(lambda: _all_paid(service, 4))
         assert (await service.office.get("/fund")).json()["fund_cash_fen"] == 0
-        assert await follow_ups.check_once(service.pool) == []  # nothing left to chase
+        assert await service.follow_up() == []  # nothing left to chase
 
         events = await emitted(
             servers,
@@ -245,7 +243,7 @@ async def test_contributions_arriving_before_the_grant_withdraw_what_is_no_longe
         for claim_id in claim_ids:
             await approve_all(service, [claim_id])
         await service.settled()
-        clock.advance(minutes=11)
+        clock.advance(timedelta(minutes=11))
         service.app.state.payouts.wake()
         [request] = await eventually(service.requests)
         # 501 paid; 499 left; unpaid 1001 + 1502 = 2503 → ask for 2004
@@ -276,8 +274,8 @@ async def test_contributions_arriving_before_the_grant_withdraw_what_is_no_longe
             json={"amount_fen": 904, "reference": "CZ-LATE", "granted_on": f"{YEAR}-06-20"},
         )
         assert (late.status_code, late.json()["errors"][0]["field"]) == (409, "request_id")
-        clock.advance(days=8)
-        assert await service.app.state.follow_ups.check_once(service.pool) == []  # not chased
+        clock.advance(timedelta(days=8))
+        assert await service.follow_up() == []  # not chased
 
         events = await emitted(
             servers,

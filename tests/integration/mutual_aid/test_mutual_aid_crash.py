@@ -4,11 +4,11 @@ half-paid, and the restarted service pays every waiting claim exactly once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
-from services.mutual_aid.fund_repository import Payments
+from services.mutual_aid.ledger_repository import Payments
 from tests.integration.mutual_aid.harness import (
     YEAR,
     approve_all,
@@ -37,7 +37,7 @@ async def test_a_crash_after_the_grant_resumes_on_restart_and_pays_each_claim_on
         for claim_id in claim_ids:
             await approve_all(first, [claim_id])
         await first.settled()
-        clock.advance(minutes=11)
+        clock.advance(timedelta(minutes=11))
         first.app.state.payouts.wake()
         [request] = await eventually(first.requests)
         assert request["amount_fen"] == grant["amount_fen"]

@@ -5,7 +5,7 @@ fund's range) is a 4xx naming the field, and changes nothing."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -60,7 +60,7 @@ async def setting(service: MutualAid) -> dict[str, Any]:
         answer = await service.office.post(f"/claims/{claim_id}/approve", json={"officer": "o"})
         assert answer.status_code == 200, answer.text
     await service.settled()
-    service.clock.advance(minutes=11)
+    service.clock.advance(timedelta(minutes=11))
     service.app.state.payouts.wake()
     [request] = await eventually(service.requests)
     rejected = await service.office.post(

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from services.mutual_aid import api, api_claims, api_fund
+from services.mutual_aid import api, api_claims, api_ledger, api_reports
 from services.mutual_aid import commands as c
 from services.mutual_aid.api_common import Days, IdFilter, PageLimit, PageOffset
 from services.mutual_aid.commands import MAX_FEN, api_fields
@@ -26,7 +26,10 @@ from shared.http import create_app, router
 from shared.inputs import INT64_MAX, INT64_MIN, Command, IsoDate
 
 ROUTES = [
-    r for m in (api, api_claims, api_fund) for r in m.router.routes if isinstance(r, APIRoute)
+    r
+    for m in (api, api_claims, api_ledger, api_reports)
+    for r in m.router.routes
+    if isinstance(r, APIRoute)
 ]
 # The documented examples, which must themselves be valid.
 CLAIM = c.CLAIM_EXAMPLE | {"submitted_by": {"kind": "unit", "id": "u-factory-7"}}

@@ -1,4 +1,4 @@
-"""HTTP routes for the fund, the finance backstop and reports.
+"""HTTP routes for the fund's ledger (balances, journal) and the finance backstop.
 
 Finance (a credential of department ``finance``) reads backstop requests with
 ``backstop:read`` and answers them with a grant with ``backstop:grant``.
@@ -8,43 +8,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 
 from services.mutual_aid import commands as c
 from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
-    Ctx,
     Days,
     IdFilter,
     PageLimit,
     PageOffset,
-    Pool,
-    Uow,
+    Paying,
     Year,
-    wake_payouts,
 )
 from services.mutual_aid.backstop import BackstopStatus
 from services.mutual_aid.commands import api_fields
-from services.mutual_aid.fund_repository import BackstopRequests, Fund
-from services.mutual_aid.fund_views import (
+from services.mutual_aid.ledger import Account, EntryKind
+from services.mutual_aid.ledger_repository import BackstopRequests, Fund
+from services.mutual_aid.ledger_views import (
     BackstopRequestView,
     Balances,
     FundView,
     JournalEntryView,
 )
-from services.mutual_aid.ledger import Account, EntryKind
 from services.mutual_aid.money import format_yuan
-from services.mutual_aid.reports import (
-    Arrears,
-    BackstopYear,
-    BenefitsPaidReport,
-    ClaimsReport,
-    FundDay,
-    Reports,
-)
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, NotFound
 from shared.http import router as service_router
+from shared.routes import Pool
 
 router = service_router()
 FINANCE = "finance"
@@ -99,7 +89,7 @@ async def journal(
             limit=limit,
             offset=offset,
         )
-    return [JournalEntryView.of_row(r) for r in rows]
+    return [JournalEntryView.model_validate(dict(r)) for r in rows]
 
 
 # The backstop ----------------------------------------------------------------------------------
@@ -175,97 +165,19 @@ async def get_request(
 async def grant(
     request_id: str,
     cmd: c.RecordGrant,
-    request: Request,
     response: Response,
-    uow: Uow,
-    ctx: Ctx,
+    uow: Paying,  # the waiting claims are paid by the payout worker
     caller: Caller = Depends(require_scope("backstop:grant")),
 ) -> BackstopRequestView:
+    # Not a shared.routes.action: it answers 201, or 200 for a grant sent again.
     if caller.department != FINANCE:
         raise Forbidden(
             "department", "finance_only", "only the finance bureau grants backstop money"
         )
     with api_fields():
         answered, repeat = await handlers.grant_backstop(
-            uow, ctx, request_id, cmd, recorded_by=caller.app_id
+            cmd.about(request_id=request_id, recorded_by=caller.app_id), uow
         )
     if repeat:
         response.status_code = 200
-    wake_payouts(request)  # the waiting claims are paid by the payout worker
     return BackstopRequestView.of(answered)
-
-
-# Reports ---------------------------------------------------------------------------------------
-
-
-@router.get(
-    "/reports/fund-position",
-    tags=["reports"],
-    summary="The fund's position, day by day",
-    description=(
-        "Each day money moved between `since` and `until` (both included, ISO dates): what"
-        " moved on each account and the balances at the day's end. 422 `before_since` when"
-        " `until` is earlier than `since`."
-    ),
-)
-async def fund_position(
-    pool: Pool, days: Days, _: Caller = Depends(require_scope("reports:read"))
-) -> list[FundDay]:
-    async with pool.acquire() as conn:
-        return await Reports(conn).fund_position(days.since, days.until)
-
-
-@router.get(
-    "/reports/claims",
-    tags=["reports"],
-    summary="Claims by status and by unit",
-    description="Counts, approved amounts and declared expense per state; claims per unit.",
-)
-async def claims_report(
-    pool: Pool, scheme_year: Year = None, _: Caller = Depends(require_scope("reports:read"))
-) -> ClaimsReport:
-    async with pool.acquire() as conn:
-        return await Reports(conn).claims(scheme_year)
-
-
-@router.get(
-    "/reports/benefits-paid",
-    tags=["reports"],
-    summary="Benefits paid, by month and unit",
-    description="Payments made for claims of the scheme year (all years when omitted).",
-)
-async def benefits_paid(
-    request: Request,
-    pool: Pool,
-    scheme_year: Year = None,
-    _: Caller = Depends(require_scope("reports:read")),
-) -> BenefitsPaidReport:
-    zone = request.app.state.runtime.settings.timezone
-    async with pool.acquire() as conn:
-        return await Reports(conn).benefits_paid(scheme_year, zone)
-
-
-@router.get(
-    "/reports/backstop",
-    tags=["reports"],
-    summary="Backstop requested, granted, withdrawn and outstanding per year",
-    description="One row per year in which the fund asked finance for money.",
-)
-async def backstop_report(
-    pool: Pool, _: Caller = Depends(require_scope("reports:read"))
-) -> list[BackstopYear]:
-    async with pool.acquire() as conn:
-        return await Reports(conn).backstop()
-
-
-@router.get(
-    "/reports/arrears",
-    tags=["reports"],
-    summary="Units whose contributions are not level",
-    description="Enrolments whose units paid less (or more: negative arrears) than they owe.",
-)
-async def arrears(
-    pool: Pool, scheme_year: Year = None, _: Caller = Depends(require_scope("reports:read"))
-) -> list[Arrears]:
-    async with pool.acquire() as conn:
-        return await Reports(conn).arrears(scheme_year)

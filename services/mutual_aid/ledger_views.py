@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 
-import asyncpg
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, Field
 
 from services.mutual_aid.backstop import BackstopRequest, BackstopStatus
 from services.mutual_aid.ledger import Account, EntryKind
 from services.mutual_aid.money import Fen, format_yuan
 from services.mutual_aid.views import Money, Yuan
+from shared.views import View
 
 
-class Balances(BaseModel):
+class Balances(View):
     """One amount per account of the fund's ledger, each in its normal direction."""
 
     fund_cash_fen: Money = Field(description="what the fund holds; never below zero")
@@ -31,7 +31,7 @@ class Balances(BaseModel):
         return cls(**{f"{a.value}_fen": amounts.get(a, 0) for a in Account})
 
 
-class FundView(BaseModel):
+class FundView(View):
     balances: Balances
     fund_cash_fen: Money
     fund_cash_yuan: Yuan
@@ -40,13 +40,13 @@ class FundView(BaseModel):
     )
 
 
-class JournalLineView(BaseModel):
+class JournalLineView(View):
     account: Account
     debit_fen: Money
     credit_fen: Money
 
 
-class JournalEntryView(BaseModel):
+class JournalEntryView(View):
     seq: int = Field(description="posting order")
     entry_id: str = Field(examples=["contribution:R-2026-000123"])
     posted_on: date
@@ -56,27 +56,14 @@ class JournalEntryView(BaseModel):
     posted_at: datetime
     lines: list[JournalLineView] = Field(description="debits equal credits")
 
-    @classmethod
-    def of_row(cls, r: asyncpg.Record) -> JournalEntryView:
-        return cls(
-            seq=r["seq"],
-            entry_id=r["entry_id"],
-            posted_on=r["posted_on"],
-            kind=EntryKind(r["kind"]),
-            reference=r["reference"],
-            memo=r["memo"],
-            posted_at=r["posted_at"],
-            lines=r["lines"],
-        )
 
-
-class GrantView(BaseModel):
+class GrantView(View):
     reference: str = Field(examples=["CZ-2026-0042"])
-    amount_fen: Money
+    amount_fen: Money = Field(validation_alias=AliasChoices("amount_fen", "amount"))
     granted_on: date
 
 
-class BackstopRequestView(BaseModel):
+class BackstopRequestView(View):
     request_id: str = Field(examples=["BR-2026-0001"])
     status: BackstopStatus
     amount_fen: Money = Field(description="the shortfall asked for")
@@ -114,10 +101,7 @@ class BackstopRequestView(BaseModel):
             claim_count=len(r.claim_ids),
             fund_balance_fen=r.fund_balance,
             requested_on=r.requested_on,
-            grants=[
-                GrantView(reference=g.reference, amount_fen=g.amount, granted_on=g.granted_on)
-                for g in r.grants
-            ],
+            grants=[GrantView.model_validate(g) for g in r.grants],
             reminders=r.reminders,
             escalated_on=r.escalated_on,
         )

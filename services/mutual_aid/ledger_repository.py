@@ -15,8 +15,9 @@ from datetime import date, datetime
 import asyncpg
 
 from services.mutual_aid.backstop import CLOSED, BackstopRequest, BackstopStatus, Grant
-from services.mutual_aid.ledger import Account, EntryKind, Ledger
+from services.mutual_aid.ledger import LOW_BALANCE, Account, EntryKind, Ledger
 from services.mutual_aid.money import Fen
+from services.mutual_aid.repository import Track, read_only
 
 # Entry ids say what the entry is for, so the same movement can never be posted twice: the
 # journal's primary key refuses a second payout of a claim or a second posting of a receipt.
@@ -39,16 +40,18 @@ def grant_entry(reference: str) -> str:
 
 
 class Fund:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track[Ledger] = read_only) -> None:
         self.conn = conn
+        self.track = track
         self._saved: set[str] = set()
 
-    async def open_ledger(self, low_balance_threshold: Fen) -> Ledger:
+    async def open_ledger(self) -> Ledger:
         """Lock the fund until the transaction ends and carry on its ledger from the balances."""
         await self.conn.execute(
             "SELECT 1 FROM account_balances WHERE account = 'fund_cash' FOR UPDATE"
         )
-        return Ledger.resume(await self.balances(), low_balance_threshold=low_balance_threshold)
+        balances = await self.balances()
+        return self.track(Ledger.resume(balances, low_balance_threshold=LOW_BALANCE))
 
     async def balances(self) -> dict[Account, Fen]:
         rows = await self.conn.fetch("SELECT account, balance_fen FROM account_balances")
@@ -154,8 +157,9 @@ def _request(row: asyncpg.Record, grants: list[asyncpg.Record]) -> BackstopReque
 
 
 class BackstopRequests:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track[BackstopRequest] = read_only) -> None:
         self.conn = conn
+        self.track = track
         self._grants_saved: dict[str, int] = {}
 
     async def next_id(self, year: int) -> str:
@@ -190,6 +194,7 @@ class BackstopRequests:
             by_request.setdefault(g["request_id"], []).append(g)
         found = [_request(r, by_request.get(r["request_id"], [])) for r in rows]
         for request in found:
+            self.track(request)
             self._grants_saved[request.request_id] = len(request.grants)
         return found
 
@@ -244,6 +249,7 @@ class BackstopRequests:
             request.status.value,
         )
         self._grants_saved[request.request_id] = 0
+        self.track(request)
 
     async def save(self, request: BackstopRequest, *, recorded_by: str = "system") -> None:
         await self.conn.execute(
