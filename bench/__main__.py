@@ -90,15 +90,15 @@ async def run_all(names: list[str], quick: bool, overrides: dict[str, Any], out:
         outcomes.append(outcome)
         for process, peak in sorted(outcome.peak_rss_mb.items()):
             print(f"[bench] {name}: peak RSS {process}: {peak:.1f} MB")
-    write(out, machine, outcomes)
+        write(out, machine, outcomes)  # after each: an interrupted run keeps what it measured
+    print(markdown(title(out), machine, outcomes))
+    print(f"[bench] written to {out}")
     return 1 if any(o.error for o in outcomes) else 0
 
 
 def write(out: Path, machine: dict[str, str], outcomes: list[Outcome]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    title = f"Gonghui benchmarks, {out.name}"
-    report = markdown(title, machine, outcomes)
-    (out / "report.md").write_text(report, encoding="utf-8")
+    (out / "report.md").write_text(markdown(title(out), machine, outcomes), encoding="utf-8")
     (out / "results.json").write_bytes(
         orjson.dumps(as_json(machine, outcomes), option=orjson.OPT_INDENT_2)
     )
@@ -110,8 +110,10 @@ def write(out: Path, machine: dict[str, str], outcomes: list[Outcome]) -> None:
                 online_joins.P99_BUDGET_MS,
                 "Online joins: latency against offered load",
             )
-    print(report)
-    print(f"[bench] written to {out}")
+
+
+def title(out: Path) -> str:
+    return f"Gonghui benchmarks, {out.name}"
 
 
 def main(argv: list[str] | None = None) -> None:

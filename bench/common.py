@@ -22,6 +22,8 @@ from tests.support.servers import ROOT, SERVICES, Servers, find_servers
 LOGS = ROOT / "var/log/bench"
 # Processes that are not the platform: CPU "per event, all processes" leaves them out.
 NOT_PLATFORM = ("load generator (bench)", "wechat_simulator")
+# On a loaded machine (other test runs) a dozen Python processes take minutes to import and start.
+READY_SECONDS = 300.0
 
 
 def servers() -> Servers:
@@ -60,7 +62,7 @@ async def platform_running(
     try:
         roots = {name: p.pid for name, p in platform.processes.items()}
         async with Watch(roots, database=db.name) as watch:
-            await wait_ready(platform)
+            await wait_ready(platform, READY_SECONDS)
             yield Running(found, db, ns, platform, watch)
     finally:
         platform.stop()
