@@ -8,6 +8,12 @@ work never holds up an answer. Every process applies the migrations under an adv
 before it starts, so processes starting together do not race to create the schema. ``migrate``
 applies them and exits: a deployment runs it as a job before the rollout, so a failing migration
 stops the rollout instead of crash-looping the new pods.
+
+Every serving process answers HTTP on ``http_port``: a ``worker`` serves only ``/healthz``,
+``/readyz`` and ``/metrics`` there (run it on a port of its own when it shares a host with the
+API). With ``--workers N`` the N HTTP processes share one multiprocess metrics directory
+(``PROMETHEUS_MULTIPROC_DIR``, a fresh temporary one unless set), so ``/metrics`` from any of
+them reports all of them.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
-from collections.abc import Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
 
 from shared.db import connect, lock_key
+from shared.http import create_app
 from shared.masking import setup_logging
+from shared.metrics import MULTIPROCESS_DIR, prepare_multiprocess
 from shared.migrations import upgrade_async
 from shared.runtime import FIRST_RETRY_SECONDS, UNREACHABLE
 from shared.settings import ServiceSettings
@@ -62,15 +71,22 @@ def serve(
     settings = type(settings)()
     asyncio.run(_migrate(settings))
     if settings.role == "worker":
-        asyncio.run(_work(build(settings)))
+        _run(operations(build(settings), settings.service), settings)
         return
     single = settings.http_workers == 1
     if not single:  # each worker process builds its own app (and pool) from the environment
         os.environ[SERVICE_MODULE] = build.__module__
+        prefix = f"gonghui-{settings.service}-metrics-"
+        prepare_multiprocess(os.environ.get(MULTIPROCESS_DIR) or tempfile.mkdtemp(prefix=prefix))
+    _run(build(settings) if single else f"{__name__}:app", settings, settings.http_workers)
+
+
+def _run(app: FastAPI | str, settings: ServiceSettings, workers: int = 1) -> None:
+    """Serve ``app``, or with several workers the factory it names, until SIGTERM or SIGINT."""
     uvicorn.run(
-        build(settings) if single else f"{__name__}:app",
-        factory=not single,
-        workers=settings.http_workers,
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,  # keep our masking log handler
@@ -110,11 +126,13 @@ async def _migrate(settings: ServiceSettings) -> None:
         await conn.close()  # releases the lock
 
 
-async def _work(app: FastAPI) -> None:
-    """Run the app's lifespan (relay, consumers, workers) without HTTP until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with app.router.lifespan_context(app):
-        await stop.wait()
+def operations(service_app: FastAPI, service: str) -> FastAPI:
+    """What a ``worker`` process serves: the service's lifespan (relay, consumers, workers) with
+    only ``/healthz``, ``/readyz`` (the service's own checks) and ``/metrics``; no API."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with service_app.router.lifespan_context(service_app):
+            yield
+
+    return create_app(service, lifespan=lifespan, readiness=service_app.state.readiness)

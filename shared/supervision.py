@@ -26,6 +26,8 @@ WORKER_UP = Gauge(
     "gonghui_worker_up",
     "1 while the background worker runs, 0 while it waits to restart",
     ["service", "worker"],
+    # Several HTTP processes each running the workers (--role all --workers N): 0 if any is down.
+    multiprocess_mode="livemin",
 )
 WORKER_RESTARTS = Counter(
     "gonghui_worker_restarts_total",

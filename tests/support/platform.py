@@ -133,8 +133,12 @@ def launch_platform(
             service, dsn_for[service], kafka, namespace, ports[service], urls["wechat_simulator"]
         ) | (settings or {})
         if service in split:
-            commands[f"{service}_worker"] = [*commands[service], "--role", "worker"]
-            envs[f"{service}_worker"] = envs[service]
+            worker = f"{service}_worker"
+            commands[worker] = [*commands[service], "--role", "worker"]
+            # The worker serves /healthz, /readyz and /metrics on a port of its own.
+            port = free_port()
+            urls[worker] = f"http://127.0.0.1:{port}"
+            envs[worker] = envs[service] | {f"GONGHUI_{service.upper()}_HTTP_PORT": str(port)}
             commands[service] += ["--role", "api", "--workers", str(split[service])]
     platform.commands, platform.environments = commands, envs
     for name in commands:

@@ -1,0 +1,124 @@
+"""/metrics of real service processes: several HTTP processes report as one, and a worker process
+serves /healthz, /readyz and /metrics on its own port (and no API)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.database import ScratchDatabase
+from tests.support.platform import free_port, service_environment
+from tests.support.servers import ROOT, Servers
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+SERVICE = "union_funds"
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Each sample of ``name`` by its labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                found[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+@contextmanager
+def service_process(
+    database: ScratchDatabase, servers: Servers, namespace: str, log: Path, *args: str, **env: str
+) -> Iterator[str]:
+    port = free_port()
+    environment = service_environment(
+        SERVICE, database.dsn(SERVICE), servers.kafka_bootstrap, namespace, port, ""
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{SERVICE}", *args],
+            cwd=ROOT,
+            env=os.environ | environment | env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def ready(url: str, log: Path) -> None:
+    async def answers() -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"{url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(answers, timeout=90, what=f"{url}/readyz 200 (log: {log})")
+
+
+async def test_several_http_processes_report_every_request_whichever_answers(
+    database: ScratchDatabase, servers: Servers, namespace: str, tmp_path: Path
+) -> None:
+    values = tmp_path / "multiprocess"
+    values.mkdir()  # prometheus_client wants it to exist before it is imported
+    log = tmp_path / "api.log"
+    with service_process(
+        database,
+        servers,
+        namespace,
+        log,
+        "--role",
+        "api",
+        "--workers",
+        "2",
+        PROMETHEUS_MULTIPROC_DIR=str(values),
+    ) as url:
+        await ready(url, log)
+        route = (("method", "GET"), ("route", "/healthz"), ("service", SERVICE), ("status", "200"))
+        count = "gonghui_http_request_duration_seconds_count"
+        # A new connection each time: the kernel hands connections to either process.
+        for _ in range(40):
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{url}/healthz")).status_code == 200
+        writers = {p.name.rsplit("_", 1)[1] for p in values.glob("histogram_*.db")}
+        assert len(writers) == 2, f"both processes should have answered: {writers}"
+        for _ in range(6):  # each scrape may reach either process: all give the total
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"{url}/metrics")).text
+            assert samples(text, count)[route] == 40
+
+
+async def test_a_worker_process_serves_health_readiness_and_metrics_but_no_api(
+    database: ScratchDatabase, servers: Servers, namespace: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    with service_process(database, servers, namespace, log, "--role", "worker") as url:
+        await ready(url, log)
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).json()["status"] == "alive"
+            assert (await client.get("/remittances")).status_code == 404
+
+            async def relay_and_backlog() -> str | None:
+                text = (await client.get("/metrics")).text
+                up = samples(text, "gonghui_worker_up")
+                backlog = samples(text, "gonghui_outbox_backlog")
+                relay = (("service", SERVICE), ("worker", "relay"))
+                if up.get(relay) == 1 and (("service", SERVICE),) in backlog:
+                    return text
+                return None
+
+            await eventually(relay_and_backlog, what="relay up and the outbox backlog sampled")
