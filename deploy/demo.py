@@ -36,7 +36,8 @@ from shared.db import connect
 from tests.support.people import credit_code, id_number, mobile
 
 ROOT = Path(__file__).resolve().parent.parent
-SAVED = ROOT / "var" / "demo" / "credentials.json"
+# GONGHUI_DEMO_DIR: another platform's demo (the compose stack's) keeps its own credentials.
+SAVED = Path(os.environ.get("GONGHUI_DEMO_DIR") or ROOT / "var" / "demo") / "credentials.json"
 SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 EMPLOYER_UNION = "bozhou-pharma"  # the demo organisation whose employer's HR system is issued
 

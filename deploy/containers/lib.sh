@@ -31,5 +31,7 @@ die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 now_ms() { local us="${EPOCHREALTIME/[.,]/}"; echo $((us / 1000)); }
 fmt_ms() { printf '%d.%d s' $(($1 / 1000)) $((($1 % 1000) / 100)); }
 
-as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+AS_ROOT=()
+[[ $EUID -eq 0 ]] || AS_ROOT=(sudo)
+as_root() { "${AS_ROOT[@]}" "$@"; }
 pm() { as_root podman "$@"; }

@@ -1,40 +1,39 @@
-"""docker-compose.yml describes the same servers as deploy/local/infra (no server is started)."""
+"""docker-compose.yml and the images of deploy/images describe the platform deploy/local/infra
+runs: the same servers, settings, topics and init SQL; every service split in its two roles
+(nothing is started here; tests/e2e/test_stack.py runs the stack for real)."""
 
 from __future__ import annotations
 
 import importlib
-import xml.etree.ElementTree as ET
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from deploy.containers import demo as stack_demo
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 COMPOSE = ROOT / "docker-compose.yml"
+IMAGES = ROOT / "deploy" / "images"
 LOCAL = ROOT / "deploy" / "local"
-
-# Template keys that legitimately differ: the compose file adds an INTERNAL listener for
-# containers, uses its own data path, and the template holds port/dir placeholders.
-DIFFERENT_IN_COMPOSE = {
-    "controller.quorum.voters",
-    "listeners",
-    "advertised.listeners",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
-    "log.dirs",
-}
+ROLES = ("api", "worker")
+# What ./gonghui up and deploy/local/infra listen on: the stack must never take these.
+LOCAL_PORTS = {8001, 8002, 8003, 8004, 8005, 8090, 9092, 9093, 5432}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
 
 
 def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
     assert name in compose["services"], f"docker-compose.yml has no service {name!r}"
-    return compose["services"][name]
+    service: dict[str, Any] = compose["services"][name]
+    return service
 
 
 def _env(service: dict[str, Any]) -> dict[str, str]:
@@ -44,85 +43,69 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in env.items()}
 
 
+def _substituted(text: str) -> str:
+    """Compose's ${VAR:-default} with the defaults (the variables are unset in this test)."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+
+
 def _published(service: dict[str, Any]) -> set[tuple[int, int]]:
     """(host port, container port) pairs of the short "[ip:]host:container" syntax."""
     pairs = set()
     for port in service.get("ports", []):
-        parts = str(port).split(":")
+        parts = _substituted(str(port)).split(":")
         pairs.add((int(parts[-2]), int(parts[-1])))
     return pairs
 
 
-def _host_mounts(service: dict[str, Any]) -> dict[str, str]:
-    """Container path -> host path for bind mounts given as "./host:/container[:mode]"."""
-    mounts = {}
-    for volume in service.get("volumes", []):
-        host, container, *_ = str(volume).split(":")
-        if host.startswith(("./", "/")):
-            mounts[container] = host
-    return mounts
+def _dockerfile(name: str) -> str:
+    return (IMAGES / f"{name}.Dockerfile").read_text(encoding="utf-8")
 
 
-def _template_properties() -> dict[str, str]:
-    text = (LOCAL / "kafka" / "server.properties.template").read_text(encoding="utf-8")
-    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
-    return {key.strip(): value.strip() for key, value in pairs}
+def _copied(dockerfile: str) -> list[str]:
+    """Sources of COPY lines (continuations joined), leaving out copies between stages."""
+    joined = dockerfile.replace("\\\n", " ")
+    sources = []
+    for line in joined.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += words[1:-1]
+    return sources
 
 
-def test_kafka_runs_kraft_combined_mode(compose: dict[str, Any]) -> None:
-    kafka = _service(compose, "kafka")
-    env = _env(kafka)
-    assert kafka["image"].startswith("apache/kafka:4.")
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["KAFKA_NODE_ID"] == "1"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(env["KAFKA_NODE_ID"] + "@")
-    assert "CONTROLLER" in env["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-
-
-def test_kafka_single_node_replication_is_one(compose: dict[str, Any]) -> None:
-    env = _env(_service(compose, "kafka"))
-    for key in (
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR",
-    ):
-        assert env[key] == "1", key
-
-
-def test_kafka_settings_match_the_local_template(compose: dict[str, Any]) -> None:
-    env = _env(_service(compose, "kafka"))
-    for key, value in _template_properties().items():
-        if key in DIFFERENT_IN_COMPOSE:
+@pytest.mark.parametrize("image", ["app", "kafka", "postgres"])
+def test_every_image_copies_what_exists_runs_as_no_root_and_checks_its_health(image: str) -> None:
+    dockerfile = _dockerfile(image)
+    for source in _copied(dockerfile):
+        if source.startswith((".cache/", "certs/")):  # fetched by infra; the host's CAs
             continue
-        env_key = "KAFKA_" + key.replace(".", "_").upper()
-        assert env.get(env_key) == value, f"{env_key} should be {value!r} as in the template"
+        assert (ROOT / source).exists(), f"{image}.Dockerfile copies missing {source}"
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users and "root" not in users, image
+    assert "HEALTHCHECK" in dockerfile, image
+    assert re.search(r"^ARG BASE=", dockerfile, re.MULTILINE), "the base is an ARG"
 
 
-def test_kafka_version_matches_the_maven_pom(compose: dict[str, Any]) -> None:
-    pom = ET.parse(LOCAL / "kafka" / "pom.xml")
-    version = pom.find("m:properties/m:kafka.version", {"m": "http://maven.apache.org/POM/4.0.0"})
-    assert version is not None
-    assert _service(compose, "kafka")["image"] == f"apache/kafka:{version.text}"
+def test_the_app_image_installs_the_lock() -> None:
+    assert "uv sync --frozen --no-dev" in _dockerfile("app")
 
 
-def test_ports_are_9092_and_5432(compose: dict[str, Any]) -> None:
-    assert (9092, 9092) in _published(_service(compose, "kafka"))
-    assert (5432, 5432) in _published(_service(compose, "postgres"))
+def test_kafka_and_postgres_images_use_the_files_deploy_local_infra_uses() -> None:
+    kafka = _copied(_dockerfile("kafka"))
+    for used in ("deploy/local/topics.txt", "deploy/local/kafka/server.properties.template"):
+        assert used in kafka
+    assert ".cache/kafka/libs" in kafka  # the jars infra fetched with Maven
+    assert "deploy/local/postgres-init.sql" in _copied(_dockerfile("postgres"))
 
 
-def test_postgres_mounts_the_init_sql_that_exists(compose: dict[str, Any]) -> None:
-    postgres = _service(compose, "postgres")
-    assert str(postgres["image"]).startswith("postgres:15")
-    mounts = _host_mounts(postgres).items()
-    init = {c: h for c, h in mounts if c.startswith("/docker-entrypoint-initdb.d/")}
-    assert init, "postgres must mount an init script into /docker-entrypoint-initdb.d/"
-    for container_path, host_path in init.items():
-        assert container_path.endswith(".sql")
-        assert (ROOT / host_path).resolve() == (LOCAL / "postgres-init.sql").resolve()
-        assert (ROOT / host_path).is_file(), host_path
+def test_the_stack_publishes_no_port_the_local_platform_uses(compose: dict[str, Any]) -> None:
+    published = {
+        host for service in compose["services"].values() for host, _ in _published(service)
+    }
+    assert published
+    assert not published & LOCAL_PORTS
+    for service in compose["services"].values():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), "loopback only"
 
 
 def test_init_sql_creates_every_service_schema() -> None:
@@ -133,48 +116,54 @@ def test_init_sql_creates_every_service_schema() -> None:
     assert "CREATE SCHEMA IF NOT EXISTS" in sql
 
 
-def test_topics_service_reads_the_same_topic_list(compose: dict[str, Any]) -> None:
-    mounts = _host_mounts(_service(compose, "kafka-topics"))
-    assert any(
-        (ROOT / host).resolve() == (LOCAL / "topics.txt").resolve() and (ROOT / host).is_file()
-        for host in mounts.values()
-    )
-
-
-def test_every_service_of_the_tree_is_in_the_compose_file(compose: dict[str, Any]) -> None:
+def test_every_service_of_the_tree_is_in_the_compose_file_in_both_roles(
+    compose: dict[str, Any],
+) -> None:
     built = {p.parent.name for p in (ROOT / "services").glob("*/main.py")}
     assert built == set(SERVICES)
-    assert built <= set(compose["services"])
+    assert {f"{s}-worker" for s in built} | built <= set(compose["services"])
 
 
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_service_is_deployable_on_its_own(compose: dict[str, Any], name: str) -> None:
-    service = _service(compose, name)
+def test_each_service_role_is_deployable_on_its_own(
+    compose: dict[str, Any], name: str, role: str
+) -> None:
+    service = _service(compose, name if role == "api" else f"{name}-worker")
     settings = importlib.import_module(f"services.{name}.main").Settings
     prefix = settings.model_config["env_prefix"]
     env = _env(service)
-    assert service["command"] == ["python", "-m", f"services.{name}"]
+    assert service["image"] == f"localhost/gonghui/{name}:latest"
+    assert service["command"] == ["python", "-m", f"services.{name}", "--role", role]
     unknown = {k for k in env if k.removeprefix(prefix).lower() not in settings.model_fields}
     assert not unknown, f"{name}: settings it does not read: {unknown}"
     # Its own role (which can touch only its own schema) over the compose network.
     assert env[f"{prefix}DATABASE_URL"].startswith(f"postgresql://{name}:{name}@postgres:5432/")
-    assert env[f"{prefix}KAFKA_BOOTSTRAP"] == "kafka:29092"
+    assert env[f"{prefix}KAFKA_BOOTSTRAP"] == "kafka:9092"
     port = int(env[f"{prefix}HTTP_PORT"])
-    assert port == settings.model_fields["http_port"].default
-    assert (port, port) in _published(service)
-    assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+    assert port == settings.model_fields["http_port"].default  # what the health check asks
+    if role == "api":
+        assert {container for _, container in _published(service)} == {port}
+    else:
+        assert not service.get("ports"), "a worker answers only probes and metrics"
     waits_for = service["depends_on"]
     assert waits_for["postgres"]["condition"] == "service_healthy"
     assert waits_for["kafka-topics"]["condition"] == "service_completed_successfully"
 
 
-def test_the_image_copies_what_exists_and_installs_the_lock() -> None:
-    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
-    assert "uv sync --frozen --no-dev" in dockerfile
-    for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
-            for source in line.split()[1:-1]:
-                assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+def test_the_demo_reaches_the_ports_the_stack_publishes(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GONGHUI_STACK_PORT_PREFIX", raising=False)
+    env = stack_demo.environment()
+    for name in SERVICES:
+        prefix = f"GONGHUI_{name.upper()}_"
+        host = int(env[f"{prefix}HTTP_PORT"])
+        assert host in {h for h, _ in _published(_service(compose, name))}
+        assert (
+            f"127.0.0.1:{next(iter(_published(_service(compose, 'postgres'))))[0]}/"
+            in (env[f"{prefix}DATABASE_URL"])
+        )
 
 
 def test_the_simulator_calls_back_to_notifications(compose: dict[str, Any]) -> None:
