@@ -11,23 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from services.notifications import broadcasts, handlers, queue
-from services.notifications.broadcast import BroadcastStatus, Segment
-from services.notifications.broadcasts import BroadcastSearch, Pace
-from services.notifications.commands import BindWeChat, ChoosePreferences, StartBroadcast
-from services.notifications.domain import DeliveryStatus
+from services.notifications import handlers, queue
+from services.notifications.broadcast import BroadcastStatus
+from services.notifications.broadcast_repository import Broadcasts, BroadcastSearch
+from services.notifications.commands import (
+    BindWeChat,
+    CancelBroadcast,
+    ChoosePreferences,
+    StartBroadcast,
+    Unbind,
+)
+from services.notifications.delivery_reports import ReportWriter
+from services.notifications.domain import DeliveryStatus, Preferences
 from services.notifications.gate import SendGate
-from services.notifications.handlers import NotificationsUnitOfWork
 from services.notifications.live_rules import LiveRules
-from services.notifications.reports import ReportWriter
-from services.notifications.repository import Bindings, Deliveries, DeliverySearch
+from services.notifications.repository import Bindings, Deliveries, DeliverySearch, PreferenceStore
 from services.notifications.rules import Category
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.notifications.views import (
     BindingPage,
     BindingView,
@@ -35,44 +40,43 @@ from services.notifications.views import (
     BroadcastView,
     DeliveryPage,
     DeliveryView,
+    Pace,
     PreferencesView,
     RulesView,
     SendingView,
-    binding_view,
-    delivery_view,
+    broadcast_view,
     preferences_view,
     rules_view,
 )
-from shared.auth import require_scope
-from shared.errors import DomainError, NotFound
+from shared.auth import Caller, require_scope
+from shared.clock import Clock
+from shared.errors import NotFound
 from shared.http import router as new_router
 from shared.inputs import IsoDateTime, Limit, Offset, RowId
-from shared.runtime import ServiceRuntime
+from shared.routes import Pool, action, unit_of_work
 
 router = new_router()
+Uow = Annotated[NotificationsUnitOfWork, Depends(unit_of_work)]
 
 
 @dataclass
 class Wiring:
-    runtime: ServiceRuntime
+    """What this app's routes read besides the database: the rules in force, the clock, and
+    the shared sending pace."""
+
     rules: LiveRules
-    clock: Callable[[], datetime]
+    clock: Clock
+    gate: Callable[[], SendGate]
     reports: ReportWriter
     callback_token: str
     send_rate: float
 
-    def uow(self) -> NotificationsUnitOfWork:
-        return NotificationsUnitOfWork(self.runtime.pool, self.runtime.settings.events_topic)
-
-    def gate(self) -> SendGate:
-        return SendGate(self.runtime.pool, self.send_rate, self.clock)
-
     async def pace(self) -> Pace:
         pause = await self.gate().current_pause()
-        return Pace(self.clock(), self.send_rate, pause.until if pause else None)
+        return Pace(self.clock.now(), self.send_rate, pause.until if pause else None)
 
 
-def _wiring(request: Request) -> Wiring:
+async def _wiring(request: Request) -> Wiring:
     wiring: Wiring = request.app.state.wiring
     return wiring
 
@@ -92,6 +96,7 @@ MemberId = Annotated[
         examples=[MEMBER_EXAMPLE],
     ),
 ]
+BroadcastId = Annotated[UUID, Path(description="The broadcast's id.")]
 Since = Annotated[IsoDateTime | None, Query(description="From this moment on (inclusive).")]
 Until = Annotated[IsoDateTime | None, Query(description="Before this moment (exclusive).")]
 
@@ -104,26 +109,107 @@ def _next_offset(offset: int, limit: int, found: int) -> int | None:
     return offset + limit if found == limit else None
 
 
-# ---------------------------------------------------------------- bindings and preferences
+async def _binding(pool: Any, member_id: str) -> BindingView:
+    async with pool.acquire() as conn:
+        binding = await Bindings(conn).get(member_id)
+    if binding is None:
+        raise NotFound("member_id", "no_binding", f"member {member_id} has no WeChat binding")
+    return BindingView.model_validate(binding)
 
 
-@router.put(
-    "/members/{member_id}/binding",
-    tags=["members"],
-    dependencies=BINDINGS,
-    summary="Bind a member's WeChat openid",
+async def _preferences(pool: Any, member_id: str) -> Preferences:
+    async with pool.acquire() as conn:
+        return await PreferenceStore(conn).get(member_id) or Preferences(member_id)
+
+
+async def _broadcasts(pool: Any, found: list[Any], pace: Pace) -> list[BroadcastView]:
+    async with pool.acquire() as conn:
+        counts = await Broadcasts(conn).counts([b["id"] for b in found])
+    return [broadcast_view(b, counts[b["id"]], pace) for b in found]
+
+
+async def _broadcast(pool: Any, broadcast_id: UUID, pace: Pace) -> BroadcastView:
+    async with pool.acquire() as conn:
+        b = await Broadcasts(conn).get(broadcast_id)
+    if b is None:
+        raise NotFound("broadcast_id", "unknown_broadcast", f"no broadcast {broadcast_id}")
+    return (await _broadcasts(pool, [b], pace))[0]
+
+
+BIND = (
+    "Called by the official account's web app once its OAuth login knows which member holds\n"
+    "the openid. Messages that were waiting for this member's binding go at once. Binding again\n"
+    "replaces the openid; an openid bound to another member moves to this one (the latest login"
+    " is\n"
+    "the latest word on who holds it). Idempotent: the same call again changes nothing.\n"
+    "\n"
+    "The member must be known here: notifications learns members from membership's events,"
+    " within\n"
+    "seconds of the join. An id it has not heard of is refused with 404 `unknown_member` and\n"
+    "nothing is stored: retry a few seconds later (a member who has just joined), or check the id."
 )
-async def bind(member_id: MemberId, body: BindWeChat, w: Wired) -> BindingView:
-    """Called by the official account's web app once its OAuth login knows which member holds
-    the openid. Messages that were waiting for this member's binding go at once. Binding again
-    replaces the openid; an openid bound to another member moves to this one (the latest login is
-    the latest word on who holds it). Idempotent: the same call again changes nothing.
+PREFERENCES = (
+    "Called by the official account's web app when the member changes their choices. The list\n"
+    "replaces the previous one (idempotent); an empty list turns every category back on.\n"
+    "Mandatory messages (e.g. a decision on their claim) are sent regardless.\n"
+    "\n"
+    "The member must be known here: notifications learns members from membership's events,"
+    " within\n"
+    "seconds of the join. An id it has not heard of is refused with 404 `unknown_member` and\n"
+    "nothing is stored: retry a few seconds later, or check the id."
+)
 
-    The member must be known here: notifications learns members from membership's events, within
-    seconds of the join. An id it has not heard of is refused with 404 `unknown_member` and
-    nothing is stored: retry a few seconds later (a member who has just joined), or check the id.
-    """
-    return binding_view(await handlers.bind(w.uow(), member_id, body.openid, w.clock()))
+
+def actions(w: Wiring) -> APIRouter:
+    """The actions on one thing, each answering the thing as it is now. Declared per app: a
+    member's preferences are answered with this app's rules in force, and ``action``'s answer
+    sees only the pool."""
+    actions = new_router()
+
+    async def binding(pool: Any, member_id: str, _: Caller) -> BindingView:
+        return await _binding(pool, member_id)
+
+    async def preferences(pool: Any, member_id: str, _: Caller) -> PreferencesView:
+        return preferences_view(await _preferences(pool, member_id), w.rules.current())
+
+    def member_action(what: str, answer: Any, response_model: Any, **declared: Any) -> None:
+        """A PUT on something of the member's, made by the official account's web app."""
+        action(
+            actions,
+            f"/members/{{member_id}}/{what}",
+            method="PUT",
+            uow=Uow,
+            subject=MemberId,
+            scope="bindings:write",
+            answer=answer,
+            response_model=response_model,
+            tags=["members"],
+            **declared,
+        )
+
+    member_action(
+        "binding",
+        binding,
+        BindingView,
+        command=BindWeChat,
+        handler=handlers.bind,
+        summary="Bind a member's WeChat openid",
+        description=BIND,
+    )
+    member_action(
+        "preferences",
+        preferences,
+        PreferencesView,
+        name="put_preferences",
+        command=ChoosePreferences,
+        handler=handlers.choose_preferences,
+        summary="Set the categories a member opts out of",
+        description=PREFERENCES,
+    )
+    return actions
+
+
+# ---------------------------------------------------------------- bindings and preferences
 
 
 @router.get(
@@ -132,10 +218,10 @@ async def bind(member_id: MemberId, body: BindWeChat, w: Wired) -> BindingView:
     dependencies=READ,
     summary="A member's WeChat binding",
 )
-async def get_binding(member_id: MemberId, w: Wired) -> BindingView:
+async def get_binding(member_id: MemberId, pool: Pool) -> BindingView:
     """The member's openid (masked) and whether WeChat can reach them. 404 `no_binding` when the
     member has not bound WeChat (or unbound)."""
-    return binding_view(await handlers.binding_of(w.uow(), member_id))
+    return await _binding(pool, member_id)
 
 
 @router.delete(
@@ -145,16 +231,16 @@ async def get_binding(member_id: MemberId, w: Wired) -> BindingView:
     dependencies=BINDINGS,
     summary="Remove a member's WeChat binding",
 )
-async def unbind(member_id: MemberId, w: Wired) -> Response:
+async def unbind(member_id: MemberId, uow: Uow) -> Response:
     """The member no longer gets WeChat messages until they bind again; messages caused later
     are recorded undeliverable (`no_binding`). 404 `no_binding` when there is none to remove."""
-    await handlers.unbind(w.uow(), member_id)
+    await handlers.unbind(Unbind().about(member_id=member_id), uow)
     return Response(status_code=204)
 
 
 @router.get("/bindings", tags=["members"], dependencies=READ, summary="Find WeChat bindings")
 async def list_bindings(
-    w: Wired,
+    pool: Pool,
     member_id: Annotated[str | None, _text(64, "Only this member.", MEMBER_EXAMPLE)] = None,
     openid: Annotated[
         str | None, _text(128, "Only the member bound to this openid.", "oK3Ws5Ns2dGxN0u3X")
@@ -171,7 +257,7 @@ async def list_bindings(
     """Bindings in member-id order, each with its openid masked, for staff looking at who can be
     reached on WeChat (e.g. `reachable=false`: members who unfollowed or blocked the account).
     Page with `offset` and `limit`; `next_offset` is null on the last page."""
-    async with w.runtime.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         found = await Bindings(conn).find(
             member_id=member_id,
             openid=openid,
@@ -182,7 +268,8 @@ async def list_bindings(
             limit=limit,
         )
     return BindingPage(
-        items=[binding_view(b) for b in found], next_offset=_next_offset(offset, limit, len(found))
+        items=[BindingView.model_validate(b) for b in found],
+        next_offset=_next_offset(offset, limit, len(found)),
     )
 
 
@@ -192,32 +279,10 @@ async def list_bindings(
     dependencies=READ,
     summary="What a member chose to hear about",
 )
-async def get_preferences(member_id: MemberId, w: Wired) -> PreferencesView:
+async def get_preferences(member_id: MemberId, pool: Pool, w: Wired) -> PreferencesView:
     """Every category is on until the member opts out; `always_sent` lists the mandatory rules
     that still reach them in a category they opted out of."""
-    preferences = await handlers.preferences_of(w.uow(), member_id)
-    return preferences_view(preferences, w.rules.current())
-
-
-@router.put(
-    "/members/{member_id}/preferences",
-    tags=["members"],
-    dependencies=BINDINGS,
-    summary="Set the categories a member opts out of",
-)
-async def put_preferences(
-    member_id: MemberId, body: ChoosePreferences, w: Wired
-) -> PreferencesView:
-    """Called by the official account's web app when the member changes their choices. The list
-    replaces the previous one (idempotent); an empty list turns every category back on.
-    Mandatory messages (e.g. a decision on their claim) are sent regardless.
-
-    The member must be known here: notifications learns members from membership's events, within
-    seconds of the join. An id it has not heard of is refused with 404 `unknown_member` and
-    nothing is stored: retry a few seconds later, or check the id.
-    """
-    chosen = await handlers.set_preferences(w.uow(), member_id, set(body.opted_out))
-    return preferences_view(chosen, w.rules.current())
+    return preferences_view(await _preferences(pool, member_id), w.rules.current())
 
 
 # ---------------------------------------------------------------- deliveries
@@ -227,7 +292,7 @@ async def put_preferences(
     "/deliveries", tags=["deliveries"], dependencies=READ, summary="Find messages and their fate"
 )
 async def list_deliveries(
-    w: Wired,
+    pool: Pool,
     member_id: Annotated[str | None, _text(64, "Only to this member.", MEMBER_EXAMPLE)] = None,
     status: DeliveryStatus | None = None,
     broadcast_id: Annotated[UUID | None, Query(description="Only of this broadcast.")] = None,
@@ -261,9 +326,9 @@ async def list_deliveries(
         created_since=created_since,
         created_until=created_until,
     )
-    async with w.runtime.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         rows = await Deliveries(conn).find(search, after_id=after_id, limit=limit)
-    items = [delivery_view(r) for r in rows]
+    items = [DeliveryView.model_validate(r) for r in rows]
     return DeliveryPage(items=items, next_after_id=items[-1].id if len(items) == limit else None)
 
 
@@ -271,19 +336,17 @@ async def list_deliveries(
     "/deliveries/{delivery_id}", tags=["deliveries"], dependencies=READ, summary="One delivery"
 )
 async def get_delivery(
-    delivery_id: Annotated[RowId, Path(description="The delivery's id.")], w: Wired
+    delivery_id: Annotated[RowId, Path(description="The delivery's id.")], pool: Pool
 ) -> DeliveryView:
     """A message to one member and where it stands. 404 `unknown_delivery` if there is none."""
-    async with w.runtime.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         row = await Deliveries(conn).get(delivery_id)
     if row is None:
         raise NotFound("delivery_id", "unknown_delivery", f"no delivery {delivery_id}")
-    return delivery_view(row)
+    return DeliveryView.model_validate(row)
 
 
 # ---------------------------------------------------------------- broadcasts
-
-BroadcastId = Annotated[UUID, Path(description="The broadcast's id.")]
 
 
 @router.post(
@@ -293,7 +356,7 @@ BroadcastId = Annotated[UUID, Path(description="The broadcast's id.")]
     dependencies=MANAGE,
     summary="Send an announcement to a segment of members",
 )
-async def create_broadcast(body: StartBroadcast, w: Wired) -> BroadcastView:
+async def create_broadcast(body: StartBroadcast, uow: Uow, pool: Pool, w: Wired) -> BroadcastView:
     """Accepted at once (202) and fanned out in the background into one message per active
     member of the segment who bound WeChat and did not opt out of announcements (unless
     `mandatory`); they go behind messages caused by events, at the account's shared pace. Poll
@@ -304,23 +367,13 @@ async def create_broadcast(body: StartBroadcast, w: Wired) -> BroadcastView:
     `missing_template_keys` / `unknown_template_keys` (`data` must fill exactly the template's
     keys), `invalid_pattern` and `unknown_placeholder` (text may only say {member_name} and
     {union_name})."""
-    template = w.rules.current().templates.get(body.template)
-    if template is None:
-        raise DomainError(
-            "template",
-            "unknown_template",
-            f"no template {body.template!r} in rules.yaml (see GET /rules)",
-        )
-    segment = Segment(body.segment.union_id, body.segment.member_category)
-    async with w.runtime.pool.acquire() as conn:
-        broadcast_id = await broadcasts.create(
-            conn, template, body.data, body.url, segment, body.mandatory, w.clock()
-        )
-        return await broadcasts.progress(conn, broadcast_id, await w.pace())
+    broadcast_id = await handlers.start_broadcast(body, uow)
+    return await _broadcast(pool, broadcast_id, await w.pace())
 
 
 @router.get("/broadcasts", tags=["broadcasts"], dependencies=READ, summary="Find broadcasts")
 async def list_broadcasts(
+    pool: Pool,
     w: Wired,
     status: BroadcastStatus | None = None,
     template: Annotated[str | None, _text(64, "Only from this template.", "announcement")] = None,
@@ -332,9 +385,10 @@ async def list_broadcasts(
     """Broadcasts newest first, each with its progress. Page with `offset` and `limit`;
     `next_offset` is null on the last page."""
     search = BroadcastSearch(status, template, created_since, created_until)
-    async with w.runtime.pool.acquire() as conn:
-        found = await broadcasts.find(conn, search, offset, limit, await w.pace())
-    return BroadcastPage(items=found, next_offset=_next_offset(offset, limit, len(found)))
+    async with pool.acquire() as conn:
+        found = await Broadcasts(conn).find(search, offset, limit)
+    items = await _broadcasts(pool, found, await w.pace())
+    return BroadcastPage(items=items, next_offset=_next_offset(offset, limit, len(found)))
 
 
 @router.get(
@@ -343,11 +397,10 @@ async def list_broadcasts(
     dependencies=READ,
     summary="A broadcast's progress",
 )
-async def get_broadcast(broadcast_id: BroadcastId, w: Wired) -> BroadcastView:
+async def get_broadcast(broadcast_id: BroadcastId, pool: Pool, w: Wired) -> BroadcastView:
     """How many were queued, sent, failed and skipped (and why), and when the rest will have
     gone at the shared pace. 404 `unknown_broadcast` if there is none."""
-    async with w.runtime.pool.acquire() as conn:
-        return await broadcasts.progress(conn, broadcast_id, await w.pace())
+    return await _broadcast(pool, broadcast_id, await w.pace())
 
 
 @router.post(
@@ -356,13 +409,16 @@ async def get_broadcast(broadcast_id: BroadcastId, w: Wired) -> BroadcastView:
     dependencies=MANAGE,
     summary="Cancel a broadcast",
 )
-async def cancel_broadcast(broadcast_id: BroadcastId, w: Wired) -> BroadcastView:
+async def cancel_broadcast(
+    broadcast_id: BroadcastId, uow: Uow, pool: Pool, w: Wired
+) -> BroadcastView:
     """Stops the fan-out and withdraws every message not yet sent; those a sender already holds
     still go. 409 `broadcast_closed` if it has completed or was cancelled already (so a repeated
     cancel is harmless); 404 `unknown_broadcast` if there is none."""
-    async with w.runtime.pool.acquire() as conn:
-        await broadcasts.cancel(conn, broadcast_id, w.clock())
-        return await broadcasts.progress(conn, broadcast_id, await w.pace())
+    # Written out, not with shared.routes.action: the cancel takes no body, and an action's
+    # command is always a required body.
+    await handlers.cancel_broadcast(CancelBroadcast().about(broadcast_id=str(broadcast_id)), uow)
+    return await _broadcast(pool, broadcast_id, await w.pace())
 
 
 # ---------------------------------------------------------------- configuration and state
@@ -383,12 +439,12 @@ async def get_rules(w: Wired) -> RulesView:
     dependencies=READ,
     summary="The shared sending pace, its pause, and what is waiting",
 )
-async def sending(w: Wired) -> SendingView:
+async def sending(pool: Pool, w: Wired) -> SendingView:
     """All sender workers share one pace (below the account's quota) and one pause, set when
     WeChat answers a quota or configuration errcode; `pending` and `sending` count messages that
     have yet to go."""
     pause = await w.gate().current_pause()
-    counts = await queue.waiting(w.runtime.pool)
+    counts = await queue.waiting(pool)
     return SendingView(
         rate_per_second=w.send_rate,
         paused_until=pause.until if pause else None,

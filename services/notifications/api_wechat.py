@@ -15,9 +15,10 @@ from fastapi import Query, Request
 from fastapi.responses import PlainTextResponse
 
 from services.notifications import handlers
-from services.notifications.api import Wired, Wiring
+from services.notifications.api import Uow, Wired, Wiring
 from services.notifications.callback import MAX_BODY, MAX_OPENID, BadPush, parse_push, signed
-from services.notifications.reports import Report
+from services.notifications.commands import REFUSED, CloseChannel, ReopenChannel
+from services.notifications.delivery_reports import Report
 from shared.errors import DomainError, Forbidden
 from shared.http import PROBLEM
 from shared.http import router as new_router
@@ -159,6 +160,7 @@ async def verify_callback(
 async def callback(
     request: Request,
     w: Wired,
+    uow: Uow,
     signature: Signature = None,
     timestamp: Timestamp = None,
     nonce: Nonce = None,
@@ -176,13 +178,12 @@ async def callback(
     except BadPush as e:
         raise DomainError("body", e.code, str(e)) from None
     if push.event == "subscribe":
-        await handlers.followed(w.uow(), push.openid)
+        await handlers.reopen_channel(ReopenChannel(openid=push.openid), uow)
     elif push.event == "unsubscribe":
-        await handlers.channel_closed(w.uow(), push.openid, w.clock())
+        await handlers.close_channel(CloseChannel(openid=push.openid), uow)
     elif push.event == "TEMPLATESENDJOBFINISH" and push.msgid is not None:
         await w.reports.write(Report(push.msgid, push.openid, push.status or "unknown"))
         if push.status == USER_BLOCK:
-            await handlers.channel_closed(
-                w.uow(), push.openid, w.clock(), handlers.REFUSED, "user block"
-            )
+            refused = CloseChannel(openid=push.openid, errcode=REFUSED, errmsg="user block")
+            await handlers.close_channel(refused, uow)
     return RECEIVED

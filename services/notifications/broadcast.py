@@ -1,6 +1,8 @@
 """Broadcasts: one announcement to a segment of members, sent at the rate WeChat's quotas allow.
 
-Pure: who is in a segment, who of them gets the message, and how far along a broadcast is.
+Pure: the rule a broadcast sends by, who is in a segment, who of them gets the message and what
+it says, and how far along a broadcast is. The fan-out (``fanout.py``) walks the segment in
+member-id order a batch at a time and applies this to each batch.
 """
 
 from __future__ import annotations
@@ -10,9 +12,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+from uuid import UUID
 
-from services.notifications.domain import Binding, Preferences, Send, SkipReason, should_send
-from services.notifications.rules import Rule
+from services.notifications.domain import (
+    Binding,
+    Preferences,
+    RenderError,
+    Send,
+    SkipReason,
+    client_msg_id,
+    render,
+    should_send,
+)
+from services.notifications.patterns import PatternError, parse_pattern
+from services.notifications.repository import NewDelivery
+from services.notifications.rules import CONTEXT_FIELDS, Rule, Template
+from shared.errors import DomainError
+
+EVENT_TYPE = "gonghui.notifications.broadcast"
+CATEGORY = "announcements"
+# Deliveries of broadcasts go behind messages caused by events (priority 0), at the shared pace.
+PRIORITY = 1
 
 
 class BroadcastStatus(StrEnum):
@@ -61,6 +82,125 @@ class Segment:
         if self.member_category is not None:
             parts.append(f"category {self.member_category}")
         return ", ".join(parts) or "everyone"
+
+
+OPEN = (BroadcastStatus.PLANNING, BroadcastStatus.SENDING)
+SENT = ("sent", "delivered")
+FAILED = ("failed", "undeliverable", "invalid", "unconfirmed")
+
+
+def broadcast_rule(
+    template: Template, data: Mapping[str, str], url: str | None, mandatory: bool
+) -> Rule:
+    """The rule a broadcast sends by; a DomainError names the key whose text is wrong."""
+    problems = [k for k in template.keys if k not in data]
+    if problems:
+        raise DomainError(
+            "data",
+            "missing_template_keys",
+            f"template {template.name} also needs {', '.join(problems)}",
+            missing=problems,
+        )
+    undeclared = [k for k in data if k not in template.keys]
+    if undeclared:
+        raise DomainError(
+            "data",
+            "unknown_template_keys",
+            f"template {template.name} has no key {', '.join(undeclared)}",
+            unknown=undeclared,
+        )
+    patterns = {}
+    sources = {f"data.{k}": v for k, v in data.items()} | ({"url": url} if url else {})
+    for where, source in sources.items():
+        try:
+            pattern = parse_pattern(source)
+        except PatternError as e:
+            raise DomainError(where, "invalid_pattern", str(e)) from None
+        unknown = [p.name for p in pattern.placeholders if p.name not in CONTEXT_FIELDS]
+        if unknown:
+            raise DomainError(
+                where,
+                "unknown_placeholder",
+                f"only {', '.join(sorted(CONTEXT_FIELDS))} can be filled in, not {unknown[0]}",
+            )
+        patterns[where.removeprefix("data.")] = pattern
+    return Rule(
+        name="broadcast",
+        event_type=EVENT_TYPE,
+        recipient="member_id",
+        category=CATEGORY,
+        template=template,
+        data={k: patterns[k] for k in template.keys},
+        url=patterns.get("url"),
+        mandatory=mandatory,
+    )
+
+
+@dataclass(frozen=True)
+class SegmentMember:
+    """A member of a broadcast's segment as the fan-out reads them: who, how to reach them, what
+    they chose, and what a message may say of them (member_name, union_name)."""
+
+    audience: Audience
+    binding: Binding | None
+    preferences: Preferences | None
+    context: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one batch of a segment comes to: a delivery per member reached, the rest counted."""
+
+    deliveries: list[NewDelivery]
+    skipped: Mapping[SkipReason, int]
+
+
+def fan_out(
+    broadcast_id: UUID, segment: Segment, rule: Rule, members: Iterable[SegmentMember]
+) -> Batch:
+    """One delivery for each member of the batch the broadcast reaches."""
+    members = list(members)
+    plan = plan_broadcast(
+        segment,
+        (m.audience for m in members),
+        rule,
+        {m.audience.member_id: m.preferences for m in members if m.preferences is not None},
+        {m.audience.member_id: m.binding for m in members if m.binding is not None},
+    )
+    contexts = {m.audience.member_id: m.context for m in members}
+    event_id = f"broadcast:{broadcast_id}"
+    deliveries = [
+        _delivery(rule, event_id, broadcast_id, member_id, openid, contexts[member_id])
+        for member_id, openid in plan.sends
+    ]
+    return Batch(deliveries, plan.skipped)
+
+
+def _delivery(
+    rule: Rule,
+    event_id: str,
+    broadcast_id: UUID,
+    member_id: str,
+    openid: str,
+    context: Mapping[str, str],
+) -> NewDelivery:
+    template_id = rule.template.template_id
+    base: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": EVENT_TYPE,
+        "rule": rule.name,
+        "category": rule.category,
+        "recipient": member_id,
+        "template_id": template_id,
+        "client_msg_id": client_msg_id(event_id, member_id, template_id),
+        "broadcast_id": broadcast_id,
+        "priority": PRIORITY,
+    }
+    try:
+        msg = render(rule, {"member_id": member_id}, context, event_id=event_id, openid=openid)
+    except RenderError as e:
+        return NewDelivery(**base, status="invalid", reason="render_error", errmsg=str(e))
+    return NewDelivery(**base, status="pending", message={"data": msg.data, "url": msg.url})
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,18 @@ from typing import Annotated
 from pydantic import Field
 
 from services.notifications.rules import Category
-from shared.inputs import Command
+from shared.inputs import Command, FromRoute
 
+UNSUBSCRIBED = 43004  # what WeChat answers a send to a member who unfollowed
+REFUSED = 43101  # what WeChat answers a send to a member who refuses the account's messages
 TemplateKey = Annotated[str, Field(min_length=1, max_length=64)]
 TemplateText = Annotated[str, Field(max_length=1000)]
 
 
 class BindWeChat(Command):
     """The member's openid on the federation's official account, from its OAuth login."""
+
+    member_id: FromRoute = ""
 
     openid: str = Field(
         min_length=1,
@@ -32,6 +36,8 @@ class BindWeChat(Command):
 
 class ChoosePreferences(Command):
     """The categories the member does not want to hear about; the rest are on."""
+
+    member_id: FromRoute = ""
 
     opted_out: list[Category] = Field(
         default_factory=list,
@@ -97,3 +103,46 @@ class StartBroadcast(Command):
         description="Send even to members who opted out of announcements: only for what every"
         " member must know.",
     )
+
+
+class Unbind(Command):
+    """The member no longer wants WeChat messages (or bound the wrong openid)."""
+
+    member_id: FromRoute = ""
+
+
+class CancelBroadcast(Command):
+    """Stop a broadcast: what has not gone yet never will."""
+
+    broadcast_id: FromRoute = ""
+
+
+# What WeChat's pushes ask of the service: commands it gives itself, never request bodies.
+
+
+class ReopenChannel(Command):
+    """WeChat's subscribe event: a member who unfollowed follows the account again."""
+
+    openid: str
+
+
+class CloseChannel(Command):
+    """WeChat says the member cannot be reached: an unsubscribe event, or a delivery report that
+    they block the account's messages. ``errcode`` is what a send would have answered."""
+
+    openid: str
+    errcode: int = UNSUBSCRIBED
+    errmsg: str = "unsubscribed"
+
+
+# The fan-out worker's steps.
+
+
+class FanOutBatch(Command):
+    """Turn the next members of the oldest broadcast still planning into deliveries."""
+
+    batch_size: int = Field(default=2000, ge=1)
+
+
+class CloseFinishedBroadcasts(Command):
+    """Mark completed the broadcasts whose every delivery is settled, and say so once."""

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from services.notifications.patterns import FILTERS, Pattern, Placeholder
 from services.notifications.rules import CATEGORIES, Rule
+from shared.events.base import EventData
 from shared.events.notifications import RecipientUnreachable
 
 # WeChat rejects over-long template values (47003); 200 characters keeps every value well inside
@@ -26,9 +27,10 @@ VALUE_LIMIT = 200
 ELLIPSIS = "…"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Binding:
-    """A member's WeChat identity on the federation's official account."""
+    """A member's WeChat identity on the federation's official account: an aggregate (not frozen,
+    so a unit of work can take the events it records); changes make a new one."""
 
     member_id: str
     openid: str
@@ -37,13 +39,30 @@ class Binding:
     unreachable_errcode: int | None = None
     # When the member bound this openid (their OAuth login); None for one not read from the store.
     bound_at: datetime | None = None
+    unreachable_reason: str | None = None
+    # What closing the channel tells other services; the unit of work that saves it sends them.
+    events: list[EventData] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def reachable(self) -> bool:
         return self.unreachable_errcode is None
 
-    def mark_unreachable(self, errcode: int) -> Binding:
-        return replace(self, unreachable_errcode=errcode)
+    def unreachable(self, errcode: int, errmsg: str = "") -> Binding:
+        """The binding marked "no channel", recording the RecipientUnreachable that tells other
+        services so. ``errcode`` is what WeChat answered (or a send would have answered)."""
+        reason = UNREACHABLE_REASONS.get(errcode, errmsg or f"errcode {errcode}")
+        event = RecipientUnreachable(
+            member_id=self.member_id,
+            openid_masked=mask_openid(self.openid),
+            errcode=errcode,
+            reason=reason,
+        )
+        return replace(
+            self,
+            unreachable_errcode=errcode,
+            unreachable_reason=reason,
+            events=[*self.events, event],
+        )
 
 
 @dataclass(frozen=True)
@@ -260,17 +279,3 @@ UNREACHABLE_REASONS = {
     43101: "the member refused the subscription",
     48002: "the member turned off messages from the account",
 }
-
-
-def recipient_unreachable(
-    binding: Binding, errcode: int, errmsg: str = ""
-) -> tuple[Binding, RecipientUnreachable]:
-    """The binding marked "no channel" and the event that tells other services so."""
-    reason = UNREACHABLE_REASONS.get(errcode, errmsg or f"errcode {errcode}")
-    event = RecipientUnreachable(
-        member_id=binding.member_id,
-        openid_masked=mask_openid(binding.openid),
-        errcode=errcode,
-        reason=reason,
-    )
-    return binding.mark_unreachable(errcode), event

@@ -13,11 +13,12 @@ taken stops at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+
+from shared.clock import Clock
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,7 @@ class Pause:
 
 
 class SendGate:
-    def __init__(
-        self, pool: asyncpg.Pool, rate_per_second: float, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, rate_per_second: float, clock: Clock) -> None:
         if rate_per_second <= 0:
             raise ValueError("the send rate must be positive")
         self._pool = pool
@@ -49,7 +48,7 @@ class SendGate:
 
     async def take(self, n: int) -> Block | Pause:
         """``n`` consecutive send slots, or the pause in force."""
-        now = self._clock()
+        now = self._clock.now()
         interval = timedelta(seconds=1 / self.rate)
         row = await self._pool.fetchrow(
             "UPDATE send_gate SET next_slot = greatest(next_slot, $1) + $2 * $3::interval"
@@ -69,7 +68,7 @@ class SendGate:
     def paused_locally(self) -> Pause | None:
         """A pause this worker ran into since it took its block (no database round trip)."""
         local = self._local
-        if local is not None and local.until <= self._clock():
+        if local is not None and local.until <= self._clock.now():
             self._local = local = None
         return local
 
@@ -87,6 +86,6 @@ class SendGate:
         row = await self._pool.fetchrow(
             "SELECT paused_until, pause_errcode, pause_reason FROM send_gate WHERE id = 1"
         )
-        if row is None or row["paused_until"] is None or row["paused_until"] <= self._clock():
+        if row is None or row["paused_until"] is None or row["paused_until"] <= self._clock.now():
             return None
         return Pause(row["paused_until"], row["pause_errcode"], row["pause_reason"] or "")

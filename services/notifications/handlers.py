@@ -1,262 +1,118 @@
-"""Commands and events of the notifications service.
-
-Followed events do two things, both inside the consumer's transaction and without any HTTP: keep
-the service's read models (members, unions) and, for every rule of the event's type in the rules
-in force, record one delivery (pending, or why not). The sender worker does the sending.
+"""The notifications service's use cases: ``async def use_case(cmd, uow)``, and the handlers of
+membership's events that keep the read models (members, unions), ``async def on_event(event,
+uow)``. Messages for followed events are planned in ``messages.py``; ``follows`` wires both.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
-from services.notifications.domain import (
-    Binding,
-    Preferences,
-    RenderError,
-    Skip,
-    SkipReason,
-    client_msg_id,
-    mask_openid,
-    recipient_of,
-    recipient_unreachable,
-    render,
-    should_send,
-)
+from services.notifications import commands as c
+from services.notifications.broadcast import FAILED, OPEN, SENT, Segment, broadcast_rule, fan_out
+from services.notifications.broadcast_repository import NewBroadcast, rule_of, segment_of
+from services.notifications.domain import Binding, Preferences, mask_openid
 from services.notifications.live_rules import LiveRules
-from services.notifications.repository import (
-    Bindings,
-    Deliveries,
-    MemberDirectory,
-    NewDelivery,
-    Organisations,
-    PreferenceStore,
-)
-from services.notifications.rules import Rule
+from services.notifications.messages import notifier, then
+from services.notifications.repository import MemberDirectory
+from services.notifications.unit_of_work import NotificationsUnitOfWork as Uow
+from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
-from shared.errors import NotFound
+from shared.errors import Conflict, DomainError, NotFound
 from shared.events import membership as m
-from shared.events.base import CATALOGUE, EventData
-from shared.events.envelope import Envelope
-from shared.telemetry import current_trace_headers
-from shared.uow import UnitOfWork
+from shared.events.base import CATALOGUE
+from shared.events.notifications import BroadcastCompleted
+from shared.uow import following
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-UNSUBSCRIBED = 43004  # what WeChat answers a send to a member who unfollowed
-REFUSED = 43101  # what WeChat answers a send to a member who refuses the account's messages
-
-
-class NotificationsUnitOfWork(UnitOfWork):
-    def on_enter(self) -> None:
-        self.bindings = Bindings(self.conn)
-        self.preferences = PreferenceStore(self.conn)
-        self.deliveries = Deliveries(self.conn)
-        self.members = MemberDirectory(self.conn)
 
 
 # ---------------------------------------------------------------- read models (membership events)
 
 
 async def members_joined(conn: asyncpg.Connection, events: Run) -> None:
+    # Batched on the consumer's connection: a roster's joins are one statement, not a unit of
+    # work each.
     joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
     await MemberDirectory(conn).joined(joins)
 
 
-async def member_changed(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.MemberDetailsChanged)
-    await MemberDirectory(conn).update(e.member_id, name=e.name, categories=e.categories)
+async def member_changed(e: m.MemberDetailsChanged, uow: Uow) -> None:
+    async with uow:
+        await uow.members.update(e.member_id, name=e.name, categories=e.categories)
+        await uow.commit()
 
 
-async def member_transferred(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.MemberTransferred)
-    await MemberDirectory(conn).update(e.member_id, union_id=e.to_union_id, union_path=e.union_path)
+async def member_transferred(e: m.MemberTransferred, uow: Uow) -> None:
+    async with uow:
+        await uow.members.update(e.member_id, union_id=e.to_union_id, union_path=e.union_path)
+        await uow.commit()
 
 
-async def card_issued(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.CardIssued)
-    await MemberDirectory(conn).update(e.member_id, card_number=e.card_number)
+async def card_issued(e: m.CardIssued, uow: Uow) -> None:
+    async with uow:
+        await uow.members.update(e.member_id, card_number=e.card_number)
+        await uow.commit()
 
 
-def status_becomes(status: str) -> Handler:
-    async def handle(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-        assert isinstance(e, m.MemberEvent)
-        await MemberDirectory(conn).update(e.member_id, status=status)
+def status_becomes(status: str) -> Callable[[m.MemberEvent, Uow], Awaitable[None]]:
+    async def member_status(e: m.MemberEvent, uow: Uow) -> None:
+        async with uow:
+            await uow.members.update(e.member_id, status=status)
+            await uow.commit()
 
-    return handle
-
-
-async def organisation_named(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.OrganisationEstablished | m.OrganisationChanged)
-    await Organisations(conn).put(e.organisation_id, e.name, e.parent_id, e.path)
+    return member_status
 
 
-async def organisation_dissolved(conn: asyncpg.Connection, e: EventData, _: Envelope) -> None:
-    assert isinstance(e, m.OrganisationDissolved)
-    await Organisations(conn).dissolved(e.organisation_id, e.dissolved_on)
+async def organisation_named(
+    e: m.OrganisationEstablished | m.OrganisationChanged, uow: Uow
+) -> None:
+    async with uow:
+        await uow.organisations.put(e.organisation_id, e.name, e.parent_id, e.path)
+        await uow.commit()
 
 
-MEMBERSHIP: dict[str, Handler] = {
-    m.MemberJoined.type: Batched(members_joined),
-    m.MemberDetailsChanged.type: member_changed,
-    m.MemberTransferred.type: member_transferred,
-    m.CardIssued.type: card_issued,
-    m.MemberSuspended.type: status_becomes("suspended"),
-    m.MemberReinstated.type: status_becomes("active"),
-    m.MemberLeft.type: status_becomes("left"),
-    m.OrganisationEstablished.type: organisation_named,
-    m.OrganisationChanged.type: organisation_named,
-    m.OrganisationDissolved.type: organisation_dissolved,
-}
-
-
-# ---------------------------------------------------------------- messages (any followed event)
-
-
-def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batched:
-    """The one handler for every followed event: its rules come from the rules in force, so a rule
-    added to rules.yaml for a catalogued event needs no code. A run of events (a roster's joins)
-    reads its recipients' bindings, choices and names once and records its deliveries at once."""
-
-    async def notify(conn: asyncpg.Connection, events: Run) -> None:
-        matching = rules.current().for_event(events[0][1].type)
-        if not matching:
-            return
-        now = clock()
-        current = current_trace_headers() or None
-        asked: list[tuple[Rule, dict[str, Any], Envelope, str | RenderError]] = []
-        for e, envelope in events:
-            data = e.model_dump()
-            for rule in matching:
-                try:
-                    asked.append((rule, data, envelope, recipient_of(rule, data)))
-                except RenderError as err:
-                    asked.append((rule, data, envelope, err))
-        members = {r for *_, r in asked if isinstance(r, str)}
-        bindings = await Bindings(conn).with_preferences(members)
-        contexts = await MemberDirectory(conn).contexts(members)
-        planned = [
-            plan_delivery(
-                rule,
-                data,
-                envelope,
-                recipient
-                if isinstance(recipient, RenderError)
-                else Recipient(recipient, *bindings[recipient], contexts[recipient]),
-                now + binding_grace,
-                # The event's own trace: a run's span is only the first event's.
-                envelope.trace_headers or current,
-            )
-            for rule, data, envelope, recipient in asked
-        ]
-        await Deliveries(conn).add(planned, now)
-
-    return Batched(notify)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """What this service knows of a message's recipient."""
-
-    member_id: str
-    binding: Binding | None
-    preferences: Preferences | None
-    context: dict[str, str]
-
-
-def plan_delivery(
-    rule: Rule,
-    data: dict[str, Any],
-    envelope: Envelope,
-    recipient: Recipient | RenderError,
-    wait_for_binding_until: datetime,
-    trace: dict[str, str] | None,
-) -> NewDelivery:
-    template_id = rule.template.template_id
-
-    def delivery(member_id: str, status: str, **extra: Any) -> NewDelivery:
-        return NewDelivery(
-            event_id=envelope.id,
-            event_type=envelope.type,
-            rule=rule.name,
-            category=rule.category,
-            recipient=member_id,
-            template_id=template_id,
-            client_msg_id=client_msg_id(envelope.id, member_id, template_id),
-            status=status,
-            trace_headers=trace,
-            **extra,
-        )
-
-    if isinstance(recipient, RenderError):  # the rule names no recipient in this event
-        log.error("configuration error: %s (event %s)", recipient, envelope.id)
-        return delivery("", "invalid", reason="render_error", errmsg=str(recipient))
-    member_id, binding = recipient.member_id, recipient.binding
-    # Judged as if bound: a member who opted out is skipped whether or not they bind later.
-    decision = should_send(rule, recipient.preferences, binding or Binding(member_id, "?"))
-    if isinstance(decision, Skip):
-        status = "skipped" if decision.reason is SkipReason.OPTED_OUT else "undeliverable"
-        errcode = binding.unreachable_errcode if binding else None
-        return delivery(member_id, status, reason=decision.reason.value, errcode=errcode)
-    try:
-        msg = render(rule, data, recipient.context, event_id=envelope.id, openid=decision.openid)
-    except RenderError as err:
-        log.error("configuration error: %s (event %s)", err, envelope.id)
-        return delivery(member_id, "invalid", reason="render_error", errmsg=str(err))
-    if msg.truncated:
-        log.warning("rule %s: values of %s were cut to fit WeChat", rule.name, msg.truncated)
-    message = {"data": msg.data, "url": msg.url}
-    if binding is None:
-        # Members often join and bind in one sitting (the OAuth login follows the join): the
-        # message waits a while for the binding, then is recorded undeliverable, never retried.
-        return delivery(
-            member_id,
-            "awaiting_binding",
-            reason=SkipReason.NO_BINDING.value,
-            message=message,
-            next_attempt_at=wait_for_binding_until,
-        )
-    return delivery(member_id, "pending", message=message)
-
-
-def then(first: Handler, second: Handler) -> Handler:
-    """Both handlers, in order. Two batch handlers stay one: the run's read-model rows first, then
-    its messages (a run never holds one member twice, so each message reads its own event's row).
-    """
-    if isinstance(first, Batched) and isinstance(second, Batched):
-
-        async def both_runs(conn: asyncpg.Connection, events: Run) -> None:
-            await first.apply(conn, events)
-            await second.apply(conn, events)
-
-        return Batched(both_runs)
-
-    async def both(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
-        await first(conn, e, envelope)
-        await second(conn, e, envelope)
-
-    return both
+async def organisation_dissolved(e: m.OrganisationDissolved, uow: Uow) -> None:
+    async with uow:
+        await uow.organisations.dissolved(e.organisation_id, e.dissolved_on)
+        await uow.commit()
 
 
 def follows(
-    rules: LiveRules, clock: Clock, binding_grace: timedelta
+    rules: LiveRules, clock: Clock, binding_grace: timedelta, topic: str
 ) -> dict[str, dict[str, Handler]]:
     """Topic -> handlers for every catalogued event of the other services. The read models are
     updated first, so a welcome message can name the member it welcomes."""
+
+    def own(handler: Callable[[Any, Uow], Awaitable[None]]) -> Handler:
+        return following(Uow, topic, clock, handler)
+
+    membership: dict[str, Handler] = {
+        m.MemberJoined.type: Batched(members_joined),
+        m.MemberDetailsChanged.type: own(member_changed),
+        m.MemberTransferred.type: own(member_transferred),
+        m.CardIssued.type: own(card_issued),
+        m.MemberSuspended.type: own(status_becomes("suspended")),
+        m.MemberReinstated.type: own(status_becomes("active")),
+        m.MemberLeft.type: own(status_becomes("left")),
+        m.OrganisationEstablished.type: own(organisation_named),
+        m.OrganisationChanged.type: own(organisation_named),
+        m.OrganisationDissolved.type: own(organisation_dissolved),
+    }
     notify = notifier(rules, clock, binding_grace)
     topics: dict[str, dict[str, Handler]] = {}
     for event_type, model in CATALOGUE.items():
         producer = model.source.rpartition("/")[2]
         if producer == "notifications":
             continue
-        own = MEMBERSHIP.get(event_type)
+        first = membership.get(event_type)
         topics.setdefault(f"{producer}.events", {})[event_type] = (
-            then(own, notify) if own else notify
+            then(first, notify) if first else notify
         )
     return topics
 
@@ -264,7 +120,7 @@ def follows(
 # ---------------------------------------------------------------- members' channels and choices
 
 
-async def _ensure_known(uow: NotificationsUnitOfWork, member_id: str) -> None:
+async def _ensure_known(uow: Uow, member_id: str) -> None:
     """Refuse a member membership has not announced: a binding or a choice stored for an id
     nobody holds would wait for ever, and a mistyped id would never be noticed."""
     if not await uow.members.knows(member_id):
@@ -276,76 +132,147 @@ async def _ensure_known(uow: NotificationsUnitOfWork, member_id: str) -> None:
         )
 
 
-async def bind(uow: NotificationsUnitOfWork, member_id: str, openid: str, now: datetime) -> Binding:
+async def bind(cmd: c.BindWeChat, uow: Uow) -> Binding:
     async with uow:
-        await _ensure_known(uow, member_id)
-        binding, previous = await uow.bindings.bind(member_id, openid, now)
-        await uow.deliveries.release_awaiting(member_id, now)
+        await _ensure_known(uow, cmd.member_id)
+        now = uow.clock.now()
+        binding, previous = await uow.bindings.bind(cmd.member_id, cmd.openid, now)
+        await uow.deliveries.release_awaiting(cmd.member_id, now)
         await uow.commit()
     if previous is not None:
-        log.info("openid %s moved from member %s to %s", mask_openid(openid), previous, member_id)
+        log.info(
+            "openid %s moved from member %s to %s",
+            mask_openid(cmd.openid),
+            previous,
+            cmd.member_id,
+        )
     return binding
 
 
-async def unbind(uow: NotificationsUnitOfWork, member_id: str) -> None:
+async def unbind(cmd: c.Unbind, uow: Uow) -> None:
     async with uow:
-        if not await uow.bindings.unbind(member_id):
-            raise NotFound("member_id", "no_binding", f"member {member_id} has no WeChat binding")
+        if not await uow.bindings.unbind(cmd.member_id):
+            raise NotFound(
+                "member_id", "no_binding", f"member {cmd.member_id} has no WeChat binding"
+            )
         await uow.commit()
 
 
-async def binding_of(uow: NotificationsUnitOfWork, member_id: str) -> Binding:
-    async with uow:
-        binding = await uow.bindings.get(member_id)
-    if binding is None:
-        raise NotFound("member_id", "no_binding", f"member {member_id} has no WeChat binding")
-    return binding
-
-
-async def preferences_of(uow: NotificationsUnitOfWork, member_id: str) -> Preferences:
-    async with uow:
-        return await uow.preferences.get(member_id) or Preferences(member_id)
-
-
-async def set_preferences(
-    uow: NotificationsUnitOfWork, member_id: str, opted_out: set[str]
-) -> Preferences:
-    preferences = Preferences(member_id)
-    for category in sorted(opted_out):
+async def choose_preferences(cmd: c.ChoosePreferences, uow: Uow) -> Preferences:
+    preferences = Preferences(cmd.member_id)
+    for category in sorted(set(cmd.opted_out)):
         preferences = preferences.opt_out(category)
     async with uow:
-        await _ensure_known(uow, member_id)
+        await _ensure_known(uow, cmd.member_id)
         await uow.preferences.put(preferences)
         await uow.commit()
     return preferences
 
 
-async def followed(uow: NotificationsUnitOfWork, openid: str) -> None:
-    """WeChat's subscribe event: a member who unfollowed and follows again can be reached again."""
+async def reopen_channel(cmd: c.ReopenChannel, uow: Uow) -> None:
     async with uow:
-        if await uow.bindings.mark_reachable(openid):
-            log.info("openid %s follows the account again", mask_openid(openid))
+        if await uow.bindings.mark_reachable(cmd.openid):
+            log.info("openid %s follows the account again", mask_openid(cmd.openid))
         await uow.commit()
 
 
-async def channel_closed(
-    uow: NotificationsUnitOfWork,
-    openid: str,
-    now: datetime,
-    errcode: int = UNSUBSCRIBED,
-    errmsg: str = "unsubscribed",
-) -> None:
-    """WeChat says the member cannot be reached (an unsubscribe event, or a delivery report that
-    they block the account's messages): no channel to this member until they follow or bind
-    again, and the other services hear so once. ``errcode`` is what a send would have answered."""
+async def close_channel(cmd: c.CloseChannel, uow: Uow) -> None:
+    """No channel to this member until they follow or bind again; the other services hear so
+    once (the binding's RecipientUnreachable, sent with the change)."""
     async with uow:
-        binding = await uow.bindings.by_openid(openid, lock=True)
+        binding = await uow.bindings.by_openid(cmd.openid, lock=True)
         if binding is None or not binding.reachable:
             return
-        marked, event = recipient_unreachable(binding, errcode, errmsg)
-        assert marked.unreachable_errcode is not None
-        await uow.bindings.mark_unreachable(
-            binding.member_id, openid, marked.unreachable_errcode, event.reason, now
-        )
-        uow.publish(event)
+        closed = binding.unreachable(cmd.errcode, cmd.errmsg)
+        await uow.bindings.close(closed, uow.clock.now())
         await uow.commit()
+
+
+# ---------------------------------------------------------------- broadcasts
+
+
+async def start_broadcast(cmd: c.StartBroadcast, uow: Uow) -> UUID:
+    """A broadcast, planning: the fan-out worker turns it into deliveries."""
+    template = uow.rules.templates.get(cmd.template)
+    if template is None:
+        raise DomainError(
+            "template",
+            "unknown_template",
+            f"no template {cmd.template!r} in rules.yaml (see GET /rules)",
+        )
+    broadcast_rule(template, cmd.data, cmd.url, cmd.mandatory)  # refuse now what could not
+    # be rendered later
+    segment = Segment(cmd.segment.union_id, cmd.segment.member_category)
+    new = NewBroadcast(template, cmd.data, cmd.url, segment, cmd.mandatory)
+    async with uow:
+        broadcast_id = await uow.broadcasts.add(new, uow.clock.now())
+        await uow.commit()
+    return broadcast_id
+
+
+async def cancel_broadcast(cmd: c.CancelBroadcast, uow: Uow) -> None:
+    broadcast_id = UUID(str(cmd.broadcast_id))
+    async with uow:
+        b = await uow.broadcasts.get(broadcast_id, lock=True)
+        if b is None:
+            raise NotFound("broadcast_id", "unknown_broadcast", f"no broadcast {broadcast_id}")
+        if b["status"] not in OPEN:
+            raise Conflict(
+                "broadcast_id",
+                "broadcast_closed",
+                f"the broadcast is already {b['status']}: nothing is left to cancel",
+                broadcast_status=b["status"],
+            )
+        now = uow.clock.now()
+        await uow.broadcasts.cancel(broadcast_id, now)
+        await uow.deliveries.withdraw(broadcast_id, now)
+        await uow.commit()
+
+
+async def fan_out_batch(cmd: c.FanOutBatch, uow: Uow) -> bool:
+    """One batch of the oldest broadcast still planning: its deliveries and the broadcast's
+    cursor in one commit, so a crash resumes after the last committed member and nobody is
+    written twice (the deliveries' unique key would refuse it anyway). False when none is."""
+    async with uow:
+        b = await uow.broadcasts.next_planning()
+        if b is None:
+            return False
+        members = await uow.broadcasts.members(b, cmd.batch_size)
+        batch = fan_out(b["id"], segment_of(b), rule_of(b), members)
+        now = uow.clock.now()
+        await uow.deliveries.add(batch.deliveries, now)
+        cursor = members[-1].audience.member_id if members else b["cursor"]
+        done = len(members) < cmd.batch_size
+        await uow.broadcasts.advance(b["id"], cursor, len(members), batch.skipped, done, now)
+        await uow.commit()
+    return True
+
+
+async def close_finished_broadcasts(cmd: c.CloseFinishedBroadcasts, uow: Uow) -> bool:
+    """Every broadcast whose deliveries are all settled is completed, with one
+    BroadcastCompleted each. False when there was none."""
+    async with uow:
+        finished = await uow.broadcasts.finished()
+        if not finished:
+            return False
+        for b in finished:
+            counts, last = await uow.broadcasts.settled(b["id"])
+            # It finished when its last message was settled, not when this poll noticed.
+            completed_at = last or b["planned_at"] or uow.clock.now()
+            await uow.broadcasts.complete(b["id"], completed_at)
+            uow.publish(
+                BroadcastCompleted(
+                    broadcast_id=str(b["id"]),
+                    segment=segment_of(b).describe(),
+                    queued=sum(counts.values()),
+                    sent=sum(counts.get(s, 0) for s in SENT),
+                    failed=sum(counts.get(s, 0) for s in FAILED),
+                    skipped=b["skipped_no_binding"]
+                    + b["skipped_no_channel"]
+                    + b["skipped_opted_out"],
+                    completed_at=completed_at,
+                )
+            )
+            log.info("broadcast %s completed: %s", b["id"], counts)
+        await uow.commit()
+    return True

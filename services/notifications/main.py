@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -15,15 +15,17 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.notifications import api, api_wechat, handlers, queue
-from services.notifications.broadcasts import Fanout
 from services.notifications.callback import MAX_BODY
+from services.notifications.delivery_reports import ReportWriter
+from services.notifications.fanout import fan_out
 from services.notifications.gate import SendGate
 from services.notifications.live_rules import LiveRules
-from services.notifications.reports import ReportWriter
 from services.notifications.sender import Sender, SenderConfig
 from services.notifications.tokens import PostgresTokenStore
 from services.notifications.transport import LeanClient, PooledTransport
-from services.notifications.wechat import DEFAULT_BASE_URL, WeChatClient, utc_now
+from services.notifications.unit_of_work import NotificationsUnitOfWork
+from services.notifications.wechat import DEFAULT_BASE_URL, WeChatClient
+from shared.clock import FEDERATION_ZONE, Clock, SystemClock
 from shared.db import connect
 from shared.http import create_app
 from shared.runtime import ServiceRuntime, Worker
@@ -38,6 +40,8 @@ class Settings(ServiceSettings):
     service: ClassVar[str] = "notifications"
     model_config = SettingsConfigDict(env_prefix="GONGHUI_NOTIFICATIONS_", extra="ignore")
     http_port: int = 8004
+    # The federation's calendar (a message's dates and times are shown in it).
+    timezone: str = FEDERATION_ZONE
 
     wechat_base_url: str = DEFAULT_BASE_URL
     wechat_appid: str = ""
@@ -67,7 +71,10 @@ class Settings(ServiceSettings):
     run_sender: bool = True
 
 
-def _sender(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+Units = Callable[[], NotificationsUnitOfWork]
+
+
+def _sender(settings: Settings, clock: Clock, units: Units) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
         transport = PooledTransport(max_connections_per_host=settings.sender_concurrency)
         async with LeanClient(transport, settings.wechat_timeout_seconds) as http:
@@ -85,7 +92,7 @@ def _sender(settings: Settings, clock: Callable[[], datetime]) -> Worker:
                 runtime.pool,
                 client,
                 SendGate(runtime.pool, settings.send_rate_per_second, clock),
-                settings.events_topic,
+                units,
                 SenderConfig(
                     batch_size=settings.sender_batch_size,
                     concurrency=settings.sender_concurrency,
@@ -103,27 +110,21 @@ def _sender(settings: Settings, clock: Callable[[], datetime]) -> Worker:
     return run
 
 
-def _fanout(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+def _fanout(settings: Settings, units: Units) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
-        await Fanout(
-            runtime.pool,
-            settings.events_topic,
-            clock,
-            batch_size=settings.broadcast_batch_size,
-            poll_seconds=settings.broadcast_poll_seconds,
-        ).run()
+        await fan_out(units, settings.broadcast_batch_size, settings.broadcast_poll_seconds)
 
     return run
 
 
-def _awaiting(settings: Settings, clock: Callable[[], datetime]) -> Worker:
+def _awaiting(settings: Settings, clock: Clock) -> Worker:
     """Messages waiting for their member to bind: sent once bound, undeliverable once overdue."""
     grace = timedelta(seconds=settings.binding_grace_seconds)
 
     async def run(runtime: ServiceRuntime) -> None:
         while True:
             try:
-                now = clock()
+                now = clock.now()
                 await queue.promote_bound(runtime.pool, now, now - grace)
                 expired = await queue.expire_awaiting(runtime.pool, now)
                 if expired:
@@ -135,21 +136,27 @@ def _awaiting(settings: Settings, clock: Callable[[], datetime]) -> Worker:
     return run
 
 
-def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
-    """``clock`` is the service's notion of now (tests move it with the simulator's)."""
+def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     assert isinstance(settings, Settings)
+    clock = clock or SystemClock(settings.timezone)
     rules = LiveRules(settings.rules_path)
+    runtime: ServiceRuntime
+
+    # shared.routes.units_of_work makes (pool, topic, clock); a broadcast also takes its
+    # template from the rules in force, so this factory hands them over too.
+    def units() -> NotificationsUnitOfWork:
+        return NotificationsUnitOfWork(runtime.pool, settings.events_topic, clock, rules)
+
     workers: dict[str, Worker] = {}
     if settings.run_sender:
         workers = {
-            "sender": _sender(settings, clock),
-            "fanout": _fanout(settings, clock),
+            "sender": _sender(settings, clock, units),
+            "fanout": _fanout(settings, units),
             "awaiting": _awaiting(settings, clock),
         }
     grace = timedelta(seconds=settings.binding_grace_seconds)
-    runtime = ServiceRuntime(
-        settings, follows=handlers.follows(rules, clock, grace), workers=workers
-    )
+    follows = handlers.follows(rules, clock, grace, settings.events_topic)
+    runtime = ServiceRuntime(settings, follows=follows, workers=workers)
     app = create_app(
         settings.service,
         lifespan=runtime.lifespan,
@@ -157,14 +164,16 @@ def build(settings: ServiceSettings, clock: Callable[[], datetime] = utc_now) ->
         body_limits={r"/wechat/callback$": MAX_BODY},
     )
     app.state.runtime = runtime
+    app.state.unit_of_work = units
     app.state.wiring = api.Wiring(
-        runtime=runtime,
         rules=rules,
         clock=clock,
+        gate=lambda: SendGate(runtime.pool, settings.send_rate_per_second, clock),
         reports=ReportWriter(lambda: runtime.pool, clock),
         callback_token=settings.wechat_callback_token,
         send_rate=settings.send_rate_per_second,
     )
     app.include_router(api.router)
+    app.include_router(api.actions(app.state.wiring))
     app.include_router(api_wechat.router)
     return app

@@ -13,6 +13,7 @@ import orjson
 
 from services.notifications.domain import Binding, Preferences
 from shared.events.membership import MemberJoined
+from shared.uow import Track, untracked
 
 # Events from other topics can overtake membership's (no order across topics), so a message may be
 # rendered before its member is known here: it then says "member" and "your union", not nothing.
@@ -114,8 +115,12 @@ class Organisations:
 
 
 class Bindings:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    """Members' WeChat bindings: the aggregates whose events (RecipientUnreachable) the unit of
+    work that saved them sends."""
+
+    def __init__(self, conn: asyncpg.Connection, track: Track = untracked) -> None:
         self.conn = conn
+        self.track = track
 
     async def get(self, member_id: str) -> Binding | None:
         row = await self.conn.fetchrow("SELECT * FROM bindings WHERE member_id = $1", member_id)
@@ -204,23 +209,25 @@ class Bindings:
             )
         )
 
-    async def mark_unreachable(
-        self, member_id: str, openid: str, errcode: int, reason: str, now: datetime
-    ) -> bool:
-        """True when this changed the binding (it was reachable at that openid): the caller then
-        tells other services, once, not once per failed message."""
-        return bool(
+    async def close(self, binding: Binding, now: datetime) -> bool:
+        """Save a binding WeChat said is unreachable. True when this changed the row (it was
+        reachable at that openid): only then do its events go out, so other services hear once,
+        not once per failed message."""
+        changed = bool(
             await self.conn.fetchval(
                 "UPDATE bindings SET unreachable_errcode = $3, unreachable_reason = $4,"
                 " unreachable_at = $5 WHERE member_id = $1 AND openid = $2"
                 " AND unreachable_errcode IS NULL RETURNING true",
-                member_id,
-                openid,
-                errcode,
-                reason,
+                binding.member_id,
+                binding.openid,
+                binding.unreachable_errcode,
+                binding.unreachable_reason,
                 now,
             )
         )
+        if changed:
+            self.track(binding)
+        return changed
 
     async def mark_reachable(self, openid: str) -> bool:
         return bool(
@@ -236,7 +243,13 @@ class Bindings:
 def _binding(row: asyncpg.Record | None) -> Binding | None:
     if row is None:
         return None
-    return Binding(row["member_id"], row["openid"], row["unreachable_errcode"], row["bound_at"])
+    return Binding(
+        row["member_id"],
+        row["openid"],
+        row["unreachable_errcode"],
+        row["bound_at"],
+        row.get("unreachable_reason"),
+    )
 
 
 class PreferenceStore:
@@ -329,6 +342,16 @@ class Deliveries:
         if released:
             await self.conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
         return len(released)
+
+    async def withdraw(self, broadcast_id: UUID, now: datetime) -> None:
+        """A cancelled broadcast's messages not yet sent. Rows a worker holds ('sending') finish;
+        the rest never go."""
+        await self.conn.execute(
+            "UPDATE deliveries SET status = 'cancelled', updated_at = $2"
+            " WHERE broadcast_id = $1 AND status = 'pending'",
+            broadcast_id,
+            now,
+        )
 
     async def get(self, delivery_id: int) -> asyncpg.Record | None:
         return await self.conn.fetchrow("SELECT * FROM deliveries WHERE id = $1", delivery_id)

@@ -2,6 +2,9 @@
 
 Pure: ``load_rules`` takes the file's text and returns a validated ``RuleSet`` or raises one
 ``RulesError`` listing every problem, so a bad edit is reported in full and never half-applied.
+The file's shape is checked by pydantic models (``RulesFile``, ``TemplateSpec``, ``RuleSpec``), a
+template and a rule at a time so each problem names the template or rule and the field; the
+rule's validators check its patterns against the event in the catalogue and its template's keys.
 
 Template values are patterns over the event's fields (see ``patterns.py``).
 """
@@ -11,9 +14,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 # Every producer's events, so a rule is checked against the same catalogue whichever modules the
 # process happened to import before loading the rules.
@@ -102,9 +118,130 @@ class RulesError(ValueError):
         )
 
 
-_TOP_KEYS = {"version", "templates", "rules"}
-_TEMPLATE_KEYS = {"template_id", "keys"}
-_RULE_KEYS = {"name", "event", "recipient", "category", "template", "url", "data", "mandatory"}
+# ---------------------------------------------------------------- the file's shape
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# YAML reads `version: 2` as a number; any scalar will do as long as it says something.
+Version = Annotated[Text, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v)]
+
+
+def _problem(message: str) -> PydanticCustomError:
+    # The message rides in the context: a pattern's braces must not be read as placeholders.
+    return PydanticCustomError("rules", "{message}", {"message": message})
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RulesFile(_Spec):
+    """The whole file; its templates and rules are checked one by one (``TemplateSpec``,
+    ``RuleSpec``), so one bad entry does not hide the others' problems."""
+
+    version: Version
+    templates: dict[str, Any] = Field(min_length=1)
+    rules: list[Any]
+
+
+class TemplateSpec(_Spec):
+    template_id: Text
+    keys: list[Text] = Field(min_length=1)
+
+    @field_validator("keys")
+    @classmethod
+    def _distinct(cls, keys: list[str]) -> list[str]:
+        if len(set(keys)) != len(keys):
+            raise _problem("keys are repeated")
+        return keys
+
+
+class RuleSpec(_Spec):
+    """One rule. Field order matters: the validators of later fields read the event."""
+
+    name: Text
+    event: Text
+    recipient: Text = "member_id"
+    category: Category
+    mandatory: StrictBool = False
+    template: Text
+    url: Annotated[InstanceOf[Pattern], BeforeValidator(lambda s: _parsed(s, "url"))] | None = None
+    data: dict[str, Annotated[InstanceOf[Pattern], BeforeValidator(_parsed)]] = Field(min_length=1)
+
+    @field_validator("recipient")
+    @classmethod
+    def _recipient_in_event(cls, recipient: str, info: ValidationInfo) -> str:
+        fields = _event_fields(info)
+        if fields is not None and recipient.split(".")[0] not in fields:
+            raise _problem(f"recipient {recipient!r} is not a field of {info.data['event']}")
+        return recipient
+
+    @field_validator("template")
+    @classmethod
+    def _declared(cls, name: str, info: ValidationInfo) -> str:
+        if name not in _templates(info):
+            raise _problem(f"template {name!r} is not declared under templates")
+        return name
+
+    @field_validator("url")
+    @classmethod
+    def _url_fields(cls, url: Pattern | None, info: ValidationInfo) -> Pattern | None:
+        if url is not None:
+            _check_fields(url, "url", info)
+        return url
+
+    @field_validator("data")
+    @classmethod
+    def _data_fields(cls, data: dict[str, Pattern], info: ValidationInfo) -> dict[str, Pattern]:
+        for key, pattern in data.items():
+            _check_fields(pattern, f"data.{key}", info)
+        template = _templates(info).get(info.data.get("template", ""))
+        if template is not None:
+            missing = [k for k in template.keys if k not in data]
+            extra = [k for k in data if k not in template.keys]
+            if missing or extra:
+                raise _problem(
+                    f"data keys do not match template {template.name!r} (declared:"
+                    f" {', '.join(template.keys)}; missing: {', '.join(missing) or '-'};"
+                    f" undeclared: {', '.join(extra) or '-'})"
+                )
+        return data
+
+
+def _parsed(source: Any, at: str = "") -> Any:
+    """A pattern; ``at`` names a field whose problems are not located by key (the url)."""
+    prefix = f"{at}: " if at else ""
+    if not isinstance(source, str):
+        raise _problem(f"{prefix}must be a string")
+    try:
+        return parse_pattern(source)
+    except PatternError as e:
+        raise _problem(f"{prefix}{e}") from None
+
+
+def _templates(info: ValidationInfo) -> Mapping[str, Template]:
+    templates: Mapping[str, Template] = (info.context or {}).get("templates", {})
+    return templates
+
+
+def _event_fields(info: ValidationInfo) -> set[str] | None:
+    """The catalogued event's fields; None for an event type not (yet) in the catalogue."""
+    event = CATALOGUE.get(info.data.get("event", ""))
+    return None if event is None else set(event.model_fields)
+
+
+def _check_fields(pattern: Pattern, at: str, info: ValidationInfo) -> None:
+    fields = _event_fields(info)
+    if fields is None:
+        return  # checked when a message is rendered
+    unknown = [p.name for p in pattern.placeholders if p.name not in fields | CONTEXT_FIELDS]
+    if unknown:
+        raise _problem(
+            f"{at}: field {unknown[0]!r} is not in {info.data['event']} (fields:"
+            f" {', '.join(sorted(fields))}; context: {', '.join(sorted(CONTEXT_FIELDS))})"
+        )
+
+
+# ---------------------------------------------------------------- loading
 
 
 def load_rules(text: str) -> RuleSet:
@@ -114,159 +251,81 @@ def load_rules(text: str) -> RuleSet:
         raise RulesError([f"not valid YAML: {e}"]) from None
     if not isinstance(doc, dict):
         raise RulesError(["the file must be a mapping with version, templates and rules"])
-
     problems: list[str] = []
-    problems += [f"unknown top-level key {k!r}" for k in sorted(set(doc) - _TOP_KEYS, key=str)]
-    version = doc.get("version")
-    if version is None or str(version).strip() == "":
-        problems.append("version is missing")
+    # The top level's problems are listed, and its templates and rules checked all the same.
+    file = _validated(RulesFile, doc, "", problems)
     templates = _load_templates(doc.get("templates"), problems)
     rules = _load_rules(doc.get("rules"), templates, problems)
-    if problems:
+    if problems or file is None:
         raise RulesError(problems)
-    return RuleSet(str(version), templates, tuple(rules))
+    return RuleSet(file.version, templates, tuple(rules))
 
 
 def _load_templates(raw: Any, problems: list[str]) -> dict[str, Template]:
-    if not isinstance(raw, dict) or not raw:
-        problems.append("templates must be a non-empty mapping of name to {template_id, keys}")
-        return {}
     templates: dict[str, Template] = {}
-    for name, spec in raw.items():
-        where = f"template {name!r}"
-        if not isinstance(spec, dict):
-            problems.append(f"{where}: must be a mapping with template_id and keys")
-            continue
-        problems += [f"{where}: unknown key {k!r}" for k in sorted(set(spec) - _TEMPLATE_KEYS)]
-        template_id = spec.get("template_id")
-        if not isinstance(template_id, str) or not template_id.strip():
-            problems.append(f"{where}: template_id is missing")
-            continue
-        keys = spec.get("keys")
-        if (
-            not isinstance(keys, list)
-            or not keys
-            or not all(isinstance(k, str) and k for k in keys)
-        ):
-            problems.append(f"{where}: keys must be a non-empty list of data key names")
-            continue
-        if len(set(keys)) != len(keys):
-            problems.append(f"{where}: keys are repeated")
-            continue
-        templates[str(name)] = Template(str(name), template_id.strip(), tuple(keys))
+    for name, spec in (raw or {}).items() if isinstance(raw, dict) else ():
+        checked = _validated(TemplateSpec, spec, f"template {name!r}", problems)
+        if checked is not None:
+            templates[str(name)] = Template(str(name), checked.template_id, tuple(checked.keys))
     return templates
 
 
 def _load_rules(raw: Any, templates: dict[str, Template], problems: list[str]) -> list[Rule]:
-    if not isinstance(raw, list):
-        problems.append("rules must be a list")
-        return []
     rules: list[Rule] = []
     seen: set[str] = set()
-    for index, spec in enumerate(raw):
-        if not isinstance(spec, dict):
-            problems.append(f"rule #{index + 1}: must be a mapping")
-            continue
-        name = spec.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append(f"rule #{index + 1}: name is missing")
-            name = f"#{index + 1}"
-        elif name in seen:
-            problems.append(f"rule {name!r}: the name is used by another rule")
-        seen.add(name)
-        rule = _load_rule(name, spec, templates, problems)
-        if rule is not None:
-            rules.append(rule)
+    for index, spec in enumerate(raw if isinstance(raw, list) else []):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        where = f"rule {name!r}" if isinstance(name, str) and name else f"rule #{index + 1}"
+        if isinstance(name, str) and name in seen:
+            problems.append(f"{where}: the name is used by another rule")
+        seen.add(str(name))
+        checked = _validated(RuleSpec, spec, where, problems, templates=templates)
+        if checked is not None:
+            rules.append(
+                Rule(
+                    name=checked.name,
+                    event_type=checked.event,
+                    recipient=checked.recipient,
+                    category=str(checked.category),
+                    template=templates[checked.template],
+                    data=checked.data,
+                    url=checked.url,
+                    mandatory=checked.mandatory,
+                )
+            )
     return rules
 
 
-def _load_rule(
-    name: str, spec: dict[str, Any], templates: dict[str, Template], problems: list[str]
-) -> Rule | None:
-    where = f"rule {name!r}"
-    before = len(problems)
-    problems += [f"{where}: unknown key {k!r}" for k in sorted(set(spec) - _RULE_KEYS)]
+M = TypeVar("M", bound=BaseModel)
 
-    event_type = spec.get("event")
-    if not isinstance(event_type, str) or not event_type:
-        problems.append(f"{where}: event (the event type) is missing")
-        event_type = ""
-    event_class = CATALOGUE.get(event_type)
-    event_fields = set(event_class.model_fields) if event_class is not None else None
 
-    recipient = spec.get("recipient", "member_id")
-    if not isinstance(recipient, str) or not recipient:
-        problems.append(f"{where}: recipient must be a field path such as member_id")
-        recipient = ""
-    elif event_fields is not None and recipient.split(".")[0] not in event_fields:
-        problems.append(f"{where}: recipient {recipient!r} is not a field of {event_type}")
-
-    category = spec.get("category")
-    if category not in CATEGORIES:
-        problems.append(
-            f"{where}: unknown category {category!r} (known: {', '.join(sorted(CATEGORIES))})"
+def _validated(
+    model: type[M], raw: Any, where: str, problems: list[str], **context: Any
+) -> M | None:
+    try:
+        return model.model_validate(raw, context=context)
+    except ValidationError as e:
+        # Unknown keys first: a misspelt key is the likeliest cause of the problems after it.
+        errors = sorted(e.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        problems.extend(
+            f"{where}: {_say(error)}" if where else _say(error, "top-level ") for error in errors
         )
-
-    mandatory = spec.get("mandatory", False)
-    if not isinstance(mandatory, bool):
-        problems.append(f"{where}: mandatory must be true or false")
-
-    template_name = spec.get("template")
-    template = templates.get(template_name) if isinstance(template_name, str) else None
-    if template is None:
-        problems.append(f"{where}: template {template_name!r} is not declared under templates")
-
-    def pattern(source: Any, at: str) -> Pattern | None:
-        if not isinstance(source, str):
-            problems.append(f"{where}: {at} must be a string")
-            return None
-        try:
-            parsed = parse_pattern(source)
-        except PatternError as e:
-            problems.append(f"{where}: {at}: {e}")
-            return None
-        if event_fields is not None:
-            for p in parsed.placeholders:
-                if p.name not in event_fields and p.name not in CONTEXT_FIELDS:
-                    problems.append(
-                        f"{where}: {at}: field {p.name!r} is not in {event_type} "
-                        f"(fields: {', '.join(sorted(event_fields))}; "
-                        f"context: {', '.join(sorted(CONTEXT_FIELDS))})"
-                    )
-        return parsed
-
-    data_spec = spec.get("data")
-    data: dict[str, Pattern] = {}
-    if not isinstance(data_spec, dict) or not data_spec:
-        problems.append(f"{where}: data must be a mapping of template key to pattern")
-    else:
-        for key, source in data_spec.items():
-            parsed = pattern(source, f"data.{key}")
-            if parsed is not None:
-                data[str(key)] = parsed
-        if template is not None:
-            missing = [k for k in template.keys if k not in data_spec]
-            extra = [str(k) for k in data_spec if k not in template.keys]
-            if missing or extra:
-                problems.append(
-                    f"{where}: data keys do not match template {template.name!r} "
-                    f"(declared: {', '.join(template.keys)}; "
-                    f"missing: {', '.join(missing) or '-'}; undeclared: {', '.join(extra) or '-'})"
-                )
-
-    url = None
-    if spec.get("url") is not None:
-        url = pattern(spec["url"], "url")
-
-    if len(problems) > before or template is None:
         return None
-    return Rule(
-        name=name,
-        event_type=event_type,
-        recipient=recipient,
-        category=str(category),
-        template=template,
-        data=data,
-        url=url,
-        mandatory=bool(mandatory),
-    )
+
+
+def _say(error: ErrorDetails, level: str = "") -> str:
+    """One problem in the words rules.yaml's editors know: the field, then what is wrong."""
+    at = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown {level}key {error['loc'][-1]!r}"
+    if at == "category":
+        given = None if kind == "missing" else error["input"]
+        return f"unknown category {given!r} (known: {', '.join(sorted(CATEGORIES))})"
+    if kind in ("missing", "string_too_short"):
+        return f"{at} is missing"
+    if kind == "rules":  # ours name their field, but for a pattern under its key
+        return f"{at}: {error['msg']}" if len(error["loc"]) > 1 else error["msg"]
+    if kind == "too_short":
+        return f"{at} must not be empty"
+    return f"{at}: {error['msg']}" if at else error["msg"]

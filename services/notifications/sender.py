@@ -2,9 +2,9 @@
 
 Each of a few loops claims a block of due rows (see ``queue.py``), takes as many send slots from
 the shared gate, sends each message at its slot (at most ``concurrency`` in flight per worker) and
-records the block's outcomes in one transaction, with the events they cause (MessageDelivered,
-RecipientUnreachable) in the outbox. Several loops overlap so that claiming and recording never
-leave the pace idle.
+records the block's outcomes in one unit of work, with the events they cause (MessageDelivered,
+published for the block at once; RecipientUnreachable, the closed bindings'). Several loops
+overlap so that claiming and recording never leave the pace idle.
 
 Exactly once: every attempt at a row carries the row's ``client_msg_id``, and WeChat answers a
 repeated one with the first msgid instead of sending again. A worker that dies between WeChat's
@@ -24,22 +24,22 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 from opentelemetry import trace
 from prometheus_client import Counter
 
 from services.notifications import queue
-from services.notifications.domain import Binding as DomainBinding
-from services.notifications.domain import TemplateMessage, recipient_unreachable
+from services.notifications.domain import Binding, TemplateMessage
 from services.notifications.errcodes import BACKOFF, Backoff
 from services.notifications.gate import Block, Pause, SendGate
 from services.notifications.outcomes import before_sending, judge, released
 from services.notifications.queue import Claimed, Outcome, Recorded
-from services.notifications.repository import WAKE_CHANNEL, Bindings
+from services.notifications.repository import WAKE_CHANNEL
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 from services.notifications.wechat import WeChatClient
-from shared import outbox
+from shared.clock import Clock
 from shared.events.base import EventData
 from shared.events.notifications import MessageDelivered
 from shared.telemetry import context_from_headers
@@ -69,15 +69,15 @@ class Sender:
         pool: asyncpg.Pool,
         client: WeChatClient,
         gate: SendGate,
-        events_topic: str,
+        units: Callable[[], NotificationsUnitOfWork],
         config: SenderConfig,
-        clock: Callable[[], datetime],
+        clock: Clock,
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
     ) -> None:
         self.pool = pool
         self.client = client
         self.gate = gate
-        self.events_topic = events_topic
+        self.units = units
         self.config = config
         self.clock = clock
         self._listen = listen
@@ -129,7 +129,7 @@ class Sender:
         while True:
             try:
                 # Older changes predate every claimed row: a lease is far shorter than an hour.
-                since = self.clock() - timedelta(hours=1)
+                since = self.clock.now() - timedelta(hours=1)
                 self._withdrawn = await queue.withdrawn_since(self.pool, since)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("sender: cannot read withdrawals (%r)", exc)
@@ -145,11 +145,11 @@ class Sender:
         pause = self.gate.paused_locally() or await self.gate.current_pause()
         if pause is not None:
             await asyncio.sleep(
-                min((pause.until - self.clock()).total_seconds(), self.config.poll_seconds)
+                min((pause.until - self.clock.now()).total_seconds(), self.config.poll_seconds)
             )
             return True
         lease = uuid.uuid4()
-        now = self.clock()
+        now = self.clock.now()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         size = self._block_size()
         async with self.pool.acquire() as conn:
@@ -165,16 +165,17 @@ class Sender:
             # Shutting down: record what is known and give back what was never sent, so the next
             # worker need not wait for the lease. Rows whose call was under way stay in doubt.
             unsent = [r.id for r in claimed if r.id not in block.done and r.id not in block.started]
-            partial = [*block.done.values(), *(released(i, self.clock()) for i in unsent)]
+            partial = [*block.done.values(), *(released(i, self.clock.now()) for i in unsent)]
             await asyncio.shield(self._record(lease, partial))
             raise
         await self._record(lease, list(block.done.values()))
         return True
 
     async def _record(self, lease: uuid.UUID, outcomes: list[Outcome]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            recorded = await queue.record(conn, lease, outcomes, self.clock())
-            await self._consequences(conn, recorded, outcomes)
+        async with self.units() as uow:
+            recorded = await queue.record(uow.conn, lease, outcomes, self.clock.now())
+            await self._consequences(uow, recorded, outcomes)
+            await uow.commit()
 
     def _block_size(self) -> int:
         # About a second of sends for all loops together: enough to amortise the round trips,
@@ -206,7 +207,7 @@ class Sender:
 
     async def _reconcile(self, row: Claimed, adopted: list[int]) -> Outcome | None:
         assert row.in_doubt_since is not None
-        age = (self.clock() - row.in_doubt_since).total_seconds()
+        age = (self.clock.now() - row.in_doubt_since).total_seconds()
         if age < self.config.dedup_window_seconds or row.previous_openid is None:
             return None  # WeChat still knows the client_msg_id: resending is safe
         async with self.pool.acquire() as conn:
@@ -232,7 +233,7 @@ class Sender:
         )
 
     async def _send_at(self, row: Claimed, slots: Block, index: int, block: _Progress) -> None:
-        wait = (slots.slot(index) - self.clock()).total_seconds()
+        wait = (slots.slot(index) - self.clock.now()).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
         pause = self.gate.paused_locally()
@@ -260,7 +261,7 @@ class Sender:
                     result = await self.client.send_template(message)
             else:
                 result = await self.client.send_template(message)
-        verdict = judge(row, result, self.clock(), self._backoff, self._config_pause)
+        verdict = judge(row, result, self.clock.now(), self._backoff, self._config_pause)
         if verdict.pause is not None:
             await self.gate.pause(verdict.pause.until, verdict.pause.errcode, verdict.pause.reason)
         block.done[row.id] = verdict.outcome
@@ -268,16 +269,15 @@ class Sender:
     # ------------------------------------------------------------------ after recording
 
     async def _consequences(
-        self, conn: asyncpg.Connection, recorded: list[Recorded], outcomes: list[Outcome]
+        self, uow: NotificationsUnitOfWork, recorded: list[Recorded], outcomes: list[Outcome]
     ) -> None:
         by_id = {o.id: o for o in outcomes}
-        events: list[EventData] = []
-        bindings = Bindings(conn)
+        delivered: list[EventData] = []
         for r in recorded:
             SENDS.labels(r.status).inc()
             outcome = by_id[r.id]
             if r.status in ("sent", "delivered") and r.broadcast_id is None:
-                events.append(
+                delivered.append(
                     MessageDelivered(
                         member_id=r.recipient,
                         cause_event_id=r.event_id,
@@ -289,14 +289,11 @@ class Sender:
                 )
             elif outcome.newly_unreachable and r.openid is not None:
                 assert outcome.errcode is not None
-                _, event = recipient_unreachable(
-                    DomainBinding(r.recipient, r.openid), outcome.errcode, outcome.errmsg or ""
+                closed = Binding(r.recipient, r.openid).unreachable(
+                    outcome.errcode, outcome.errmsg or ""
                 )
-                if await bindings.mark_unreachable(
-                    r.recipient, r.openid, outcome.errcode, event.reason, self.clock()
-                ):
-                    events.append(event)
-        await outbox.record(conn, self.events_topic, events)
+                await uow.bindings.close(closed, self.clock.now())
+        uow.publish(*delivered)
 
 
 @dataclass

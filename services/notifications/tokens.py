@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 import asyncpg
 
-from services.notifications.wechat import Token, utc_now
+from services.notifications.wechat import Token
+from shared.clock import Clock
 from shared.metrics import WECHAT_TOKEN_REFRESHES
 
 
@@ -32,7 +32,7 @@ class PostgresTokenStore:
         appid: str,
         *,
         cache_seconds: float = 5.0,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock,
     ) -> None:
         self._pool = pool
         self._appid = appid
@@ -83,7 +83,7 @@ class PostgresTokenStore:
                     self._appid,
                     token.value,
                     token.expires_at,
-                    self._clock(),
+                    self._clock.now(),
                 )
             self._remember(token)
             return token

@@ -6,26 +6,33 @@ caller's scope; there is no scope that shows them whole. Member ids are membersh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from services.notifications.broadcast import BroadcastStatus
-from services.notifications.domain import Binding, DeliveryStatus, Preferences, mask_openid
+from services.notifications.broadcast import FAILED, OPEN, SENT, BroadcastProgress, BroadcastStatus
+from services.notifications.broadcast_repository import segment_of
+from services.notifications.domain import DeliveryStatus, Preferences, mask_openid
 from services.notifications.live_rules import LiveRules
 from services.notifications.rules import Category, RuleSet
+from shared.views import View
 
 MASKED_OPENID = Field(
     description="The member's openid, masked: enough to match logs, not to address the member.",
     examples=["oK3W…2c1E"],
 )
+# Masked as it is read into an answer, so no answer can carry it whole (masking is idempotent).
+Masked = Annotated[str, AfterValidator(mask_openid)]
 
 
-class BindingView(BaseModel):
+class BindingView(View):
     member_id: str = Field(examples=["m-5f0c2a9e8b7d4c3aa1e2f3b4c5d6e7f8"])
-    openid: str = MASKED_OPENID
+    openid: Masked = MASKED_OPENID
     reachable: bool = Field(
         description="False once WeChat said the member cannot be reached (unfollowed, blocked the"
         " account's messages): nothing is sent until they follow again or bind again."
@@ -34,16 +41,6 @@ class BindingView(BaseModel):
         description="WeChat's errcode that closed the channel (43004 unfollowed, 43101 refused)."
     )
     bound_at: datetime | None = Field(description="When the member last bound this openid.")
-
-
-def binding_view(b: Binding) -> BindingView:
-    return BindingView(
-        member_id=b.member_id,
-        openid=mask_openid(b.openid),
-        reachable=b.reachable,
-        unreachable_errcode=b.unreachable_errcode,
-        bound_at=b.bound_at,
-    )
 
 
 class BindingPage(BaseModel):
@@ -74,7 +71,7 @@ def preferences_view(p: Preferences, rules: RuleSet) -> PreferencesView:
     )
 
 
-class DeliveryView(BaseModel):
+class DeliveryView(View):
     """One message to one member, from the event (or broadcast) that caused it to its report."""
 
     id: int = Field(description="The delivery's id, increasing in the order deliveries are made.")
@@ -97,7 +94,7 @@ class DeliveryView(BaseModel):
     errcode: int | None = Field(description="WeChat's last errcode for it.")
     errmsg: str | None = Field(description="WeChat's last errmsg, or the rendering problem.")
     attempts: int
-    openid: str | None = MASKED_OPENID
+    openid: Masked | None = MASKED_OPENID
     msgid: int | None = Field(description="WeChat's msgid once sent.")
     report_status: str | None = Field(
         description="WeChat's delivery report (success, failed:user block, failed:system failed)."
@@ -108,33 +105,20 @@ class DeliveryView(BaseModel):
     reported_at: datetime | None
     next_attempt_at: datetime | None = Field(description="When it is due, while pending.")
 
-
-def delivery_view(r: asyncpg.Record) -> DeliveryView:
-    return DeliveryView(
-        id=r["id"],
-        event_id=r["event_id"],
-        event_type=r["event_type"],
-        rule=r["rule"],
-        category=r["category"],
-        member_id=r["recipient"],
-        template_id=r["template_id"],
-        client_msg_id=r["client_msg_id"],
-        broadcast_id=r["broadcast_id"],
-        status=r["status"],
-        reason=r["reason"],
-        configuration_error=r["status"] == DeliveryStatus.INVALID,
-        errcode=r["errcode"],
-        errmsg=r["errmsg"],
-        attempts=r["attempts"],
-        openid=mask_openid(r["openid"]) if r["openid"] else None,
-        msgid=r["msgid"],
-        report_status=r["report_status"],
-        created_at=r["created_at"],
-        attempted_at=r["attempted_at"],
-        sent_at=r["sent_at"],
-        reported_at=r["reported_at"],
-        next_attempt_at=r["next_attempt_at"] if r["status"] == DeliveryStatus.PENDING else None,
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, row: Any) -> Any:
+        """A deliveries row: the recipient is the member; what is derived from the status."""
+        if not isinstance(row, asyncpg.Record | Mapping):
+            return row
+        r = dict(row)
+        return r | {
+            "member_id": r["recipient"],
+            "configuration_error": r["status"] == DeliveryStatus.INVALID,
+            "next_attempt_at": r["next_attempt_at"]
+            if r["status"] == DeliveryStatus.PENDING
+            else None,
+        }
 
 
 class DeliveryPage(BaseModel):
@@ -173,6 +157,52 @@ class BroadcastView(BaseModel):
     )
     paused_until: datetime | None = Field(
         description="Sending is paused (a quota or configuration errcode) until then."
+    )
+
+
+@dataclass(frozen=True)
+class Pace:
+    """What an expected finish is reckoned from: now, the shared rate, and any pause."""
+
+    now: datetime
+    rate_per_second: float
+    resumes_at: datetime | None
+
+
+def broadcast_view(b: asyncpg.Record, counts: Mapping[str, int], pace: Pace) -> BroadcastView:
+    queued = sum(counts.values())
+    # Members the fan-out has yet to reach count as queued: they are the bulk of what remains.
+    unplanned = max(b["audience"] - b["examined"], 0) if b["status"] == "planning" else 0
+    sent = sum(counts.get(s, 0) for s in SENT)
+    failed = sum(counts.get(s, 0) for s in FAILED)
+    cancelled = counts.get("cancelled", 0)
+    state = BroadcastProgress(queued + unplanned, sent, failed + cancelled)
+    finish = None
+    if b["status"] in OPEN:
+        start = max(pace.now, pace.resumes_at) if pace.resumes_at else pace.now
+        finish = state.expected_finish(start, pace.rate_per_second * 60)
+    return BroadcastView(
+        id=b["id"],
+        status=b["status"],
+        segment=segment_of(b).describe(),
+        template=b["template_name"],
+        mandatory=b["mandatory"],
+        audience=b["audience"],
+        queued=queued + unplanned,
+        sent=sent,
+        failed=failed,
+        cancelled=cancelled,
+        remaining=state.remaining,
+        skipped=Skipped(
+            no_binding=b["skipped_no_binding"],
+            no_channel=b["skipped_no_channel"],
+            opted_out=b["skipped_opted_out"],
+            total=b["skipped_no_binding"] + b["skipped_no_channel"] + b["skipped_opted_out"],
+        ),
+        created_at=b["created_at"],
+        finished_at=b["finished_at"],
+        expected_finish=finish,
+        paused_until=pace.resumes_at,
     )
 
 

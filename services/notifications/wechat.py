@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -27,6 +27,7 @@ from opentelemetry import propagate
 
 from services.notifications.domain import TemplateMessage
 from services.notifications.errcodes import Action, action_for
+from shared.clock import Clock, SystemClock
 from shared.metrics import wechat_answered
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
@@ -36,10 +37,6 @@ QUOTA_GET = "/cgi-bin/openapi/quota/get"
 # Refresh when less than this remains: the same five minutes stable_token renews ahead of expiry, so
 # a token about to lapse is never handed to a request that may take a while.
 REFRESH_MARGIN = timedelta(seconds=300)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -135,7 +132,7 @@ class WeChatClient:
         base_url: str = DEFAULT_BASE_URL,
         *,
         token_endpoint: Literal["token", "stable_token"] = "token",
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self._http = http
         self._appid = appid
@@ -143,7 +140,7 @@ class WeChatClient:
         self._store = token_store
         self._base_url = base_url.rstrip("/")
         self._token_endpoint = token_endpoint
-        self._clock = clock
+        self._clock: Clock = clock or SystemClock()
         self._urls: dict[tuple[str, str], httpx.URL] = {}
 
     async def send_template(self, msg: TemplateMessage) -> SendResult:
@@ -172,7 +169,7 @@ class WeChatClient:
 
     async def fetch_token(self, force: bool = False) -> Token:
         """Ask WeChat for a token. Callers go through the store, which decides whether to."""
-        now = self._clock()
+        now = self._clock.now()
         try:
             if self._token_endpoint == "stable_token":
                 # force_refresh only after a stale-token errcode: forced refreshes are rationed
@@ -235,7 +232,7 @@ class WeChatClient:
 
     async def _current_token(self) -> Token:
         token = await self._store.get()
-        if token is None or token.expiring(self._clock()):
+        if token is None or token.expiring(self._clock.now()):
             stale = token.value if token is not None else None
             token = await self._store.refresh(partial(self.fetch_token, force=False), stale)
         return token

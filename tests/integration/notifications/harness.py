@@ -26,7 +26,7 @@ from fastapi import FastAPI
 
 from services.notifications.main import RULES, Settings, build
 from services.notifications.rules import load_rules
-from services.notifications.wechat import utc_now
+from shared.clock import SystemClock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, OrganisationEstablished
@@ -57,14 +57,19 @@ def template_id(name: str) -> str:
     return SHIPPED.templates[name].template_id
 
 
-class ShiftedClock:
-    """The service's "now": real time plus the offset the test moved the simulator by."""
+class ShiftedClock(SystemClock):
+    """The service's clock: real time plus the offset the test moved the simulator by. Not a
+    ManualClock: the sender paces its sends by the clock, so time must also pass by itself."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.offset = 0.0
 
-    def __call__(self) -> datetime:
-        return utc_now() + timedelta(seconds=self.offset)
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.offset)
+
+    def today(self) -> date:
+        return self.now().astimezone(self.zone).date()
 
 
 class ToService(httpx.AsyncBaseTransport):

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 import pytest
 
-from services.notifications.broadcasts import Fanout
+from services.notifications.broadcast_repository import Broadcasts
 from shared.events.notifications import BroadcastCompleted
 from tests.integration.notifications.harness import (
     Ids,
@@ -161,29 +160,28 @@ async def test_a_fan_out_that_dies_half_way_resumes_without_duplicates(
     ids: Ids,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_batch = Fanout._batch
+    real_advance = Broadcasts.advance
     batches = 0
     died = asyncio.Event()
 
-    async def dies_in_the_third(self: Fanout, conn: asyncpg.Connection, b: Any) -> None:
+    async def dies_in_the_third(self: Broadcasts, *args: Any) -> None:
         nonlocal batches
         batches += 1
+        await real_advance(self, *args)  # the batch's deliveries and cursor are written
         if batches == 3:
-            await real_batch(self, conn, b)  # its deliveries are written, then:
             died.set()
             await asyncio.Event().wait()  # hangs in the transaction until the process dies
-        await real_batch(self, conn, b)
 
     u = ids.next("u")
     options = {"broadcast_batch_size": 10, "send_rate_per_second": 500.0, **NO_WELCOME}
     async with notifications(db, servers, namespace, wechat, **options) as svc:
         members = await roster(svc, wechat, ids, 45, u, [])
-        monkeypatch.setattr(Fanout, "_batch", dies_in_the_third)
+        monkeypatch.setattr(Broadcasts, "advance", dies_in_the_third)
         started = await broadcast(svc, segment={"union_id": u})
         await asyncio.wait_for(died.wait(), 30)
         b = await svc.pool.fetchrow("SELECT * FROM broadcasts WHERE id = $1::uuid", started["id"])
     assert (b["status"], b["examined"]) == ("planning", 20)
-    monkeypatch.setattr(Fanout, "_batch", real_batch)
+    monkeypatch.setattr(Broadcasts, "advance", real_advance)
     await wechat.advance(61)  # the restart takes a minute: any send left in doubt is retried
     async with notifications(db, servers, namespace, wechat, **options) as svc:
         done = await finished(svc, started["id"])

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from services.notifications.wechat import utc_now
 from shared.events.notifications import RecipientUnreachable
 from tests.integration.notifications.harness import (
     Ids,
@@ -135,7 +134,7 @@ async def test_an_invalid_token_is_replaced_once_and_the_send_retried(
             "INSERT INTO wechat_tokens (appid, access_token, expires_at)"
             " VALUES ($1, 'not-a-token', $2)",
             (await wechat.admin("GET", "/config"))["appid"],
-            utc_now() + timedelta(hours=1),
+            wechat.clock.now() + timedelta(hours=1),
         )
         await svc.bind(member, openid)
         [event] = await svc.publish(approved(member, ids.next("claim")))

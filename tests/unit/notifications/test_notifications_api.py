@@ -11,13 +11,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.notifications.broadcasts import broadcast_rule
+from services.notifications.broadcast import broadcast_rule
 from services.notifications.callback import BadPush, parse_push, signature, signed
 from services.notifications.commands import BindWeChat, ChoosePreferences, StartBroadcast
 from services.notifications.domain import Binding, Preferences
 from services.notifications.main import Settings, build
 from services.notifications.rules import Category, Template, load_rules
-from services.notifications.views import binding_view, delivery_view, preferences_view
+from services.notifications.views import BindingView, DeliveryView, preferences_view
 from shared.errors import DomainError
 from shared.inputs import INT64_MAX
 
@@ -190,7 +190,7 @@ def test_a_broadcast_the_template_cannot_render_is_refused_naming_the_text(
 
 def test_answers_mask_the_openid() -> None:
     bound = datetime(2026, 3, 1, tzinfo=UTC)
-    view = binding_view(Binding("m-1", OPENID, None, bound))
+    view = BindingView.model_validate(Binding("m-1", OPENID, None, bound))
     assert (view.openid, view.reachable, view.bound_at) == ("oK3W…2c1E", True, bound)
     row: dict[str, Any] = dict.fromkeys(DELIVERY_COLUMNS) | {
         "id": 7,
@@ -206,7 +206,7 @@ def test_answers_mask_the_openid() -> None:
         "openid": OPENID,
         "created_at": bound,
     }
-    assert delivery_view(row).openid == "oK3W…2c1E"
+    assert DeliveryView.model_validate(row).openid == "oK3W…2c1E"
 
 
 def test_preferences_name_the_mandatory_rules_still_sent() -> None:

@@ -60,7 +60,7 @@ def test_everyone_is_everyone() -> None:
 def test_a_plan_sends_to_the_reachable_and_counts_the_rest() -> None:
     bindings = {
         "m-a": Binding("m-a", "oA"),
-        "m-b": Binding("m-b", "oB").mark_unreachable(43004),
+        "m-b": Binding("m-b", "oB").unreachable(43004),
         "m-c": Binding("m-c", "oC"),
     }
     prefs = {"m-c": Preferences("m-c").opt_out("announcements")}

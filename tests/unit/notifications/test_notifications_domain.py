@@ -18,13 +18,13 @@ from services.notifications.domain import (
     SkipReason,
     client_msg_id,
     mask_openid,
-    recipient_unreachable,
     render,
     should_send,
 )
 from services.notifications.patterns import FILTERS
 from services.notifications.rules import Rule, RuleSet, load_rules
 from shared.events.membership import MemberJoined
+from shared.events.notifications import RecipientUnreachable
 
 RULES: RuleSet = load_rules(
     """
@@ -123,7 +123,7 @@ def test_mandatory_messages_ignore_opt_out() -> None:
 
 def test_mandatory_messages_still_need_a_channel() -> None:
     assert should_send(REJECTED, None, None) == Skip(SkipReason.NO_BINDING)
-    unreachable = BOUND.mark_unreachable(43004)
+    unreachable = BOUND.unreachable(43004)
     assert should_send(REJECTED, None, unreachable) == Skip(SkipReason.NO_CHANNEL)
 
 
@@ -265,11 +265,15 @@ def test_rules_are_plain_values() -> None:
 
 
 def test_an_unreachable_recipient_loses_the_channel_and_is_announced() -> None:
-    binding, event = recipient_unreachable(BOUND, 43004, "require subscribe")
+    binding = BOUND.unreachable(43004, "require subscribe")
+    (event,) = binding.events
+    assert isinstance(event, RecipientUnreachable)
     assert not binding.reachable
+    assert BOUND.reachable and BOUND.events == []
     assert should_send(JOINED, None, binding) == Skip(SkipReason.NO_CHANNEL)
     assert event.member_id == "m-1"
     assert event.errcode == 43004
     assert event.reason == "the member does not follow the account"
     assert BOUND.openid not in event.model_dump_json()
-    assert recipient_unreachable(BOUND, 49999, "odd")[1].reason == "odd"
+    (odd,) = BOUND.unreachable(49999, "odd").events
+    assert isinstance(odd, RecipientUnreachable) and odd.reason == "odd"

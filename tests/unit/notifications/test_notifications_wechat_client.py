@@ -19,6 +19,7 @@ from services.notifications.wechat import (
     Token,
     WeChatClient,
 )
+from tests.support.clock import ManualClock
 
 APPID, SECRET = "wx-app", "s3cret-value"
 START = datetime(2025, 1, 15, 8, 0, tzinfo=UTC)
@@ -89,22 +90,14 @@ def errcode(code: int) -> httpx.Response:
     return httpx.Response(200, json={"errcode": code, "errmsg": f"errcode {code}"})
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def wechat() -> FakeWeChat:
     return FakeWeChat()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(START)
 
 
 @pytest.fixture
@@ -115,7 +108,7 @@ async def http(wechat: FakeWeChat) -> AsyncIterator[httpx.AsyncClient]:
 
 def make_client(
     http: httpx.AsyncClient,
-    clock: Clock,
+    clock: ManualClock,
     store: MemoryTokenStore | None = None,
     **kwargs: object,
 ) -> WeChatClient:
@@ -131,7 +124,7 @@ def make_client(
 
 
 async def test_a_token_is_fetched_once_and_reused(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     client = make_client(http, clock)
     first = await client.send_template(MESSAGE)
@@ -144,7 +137,7 @@ async def test_a_token_is_fetched_once_and_reused(
 
 
 async def test_the_send_request_is_the_documented_one(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     await make_client(http, clock).send_template(MESSAGE)
     (request,) = wechat.sends
@@ -158,26 +151,26 @@ async def test_the_send_request_is_the_documented_one(
 
 
 async def test_the_token_is_refreshed_when_less_than_five_minutes_remain(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     store = MemoryTokenStore()
     client = make_client(http, clock, store)
     await client.send_template(MESSAGE)
-    clock.now = START + timedelta(seconds=7200 - 301)
+    clock.set(START + timedelta(seconds=7200 - 301))
     await client.send_template(MESSAGE)
     assert len(wechat.token_requests) == 1
-    clock.now = START + timedelta(seconds=7200 - 299)
+    clock.set(START + timedelta(seconds=7200 - 299))
     result = await client.send_template(MESSAGE)
     assert result.ok and not result.token_refreshed
     assert len(wechat.token_requests) == 2
     token = await store.get()
     assert token is not None and token.value == "tok-2"
-    assert token.expires_at == clock.now + timedelta(seconds=7200)
+    assert token.expires_at == clock.now() + timedelta(seconds=7200)
 
 
 @pytest.mark.parametrize("stale_code", [40001, 40014, 42001])
 async def test_a_stale_token_answer_causes_one_refresh_and_one_retry(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock, stale_code: int
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock, stale_code: int
 ) -> None:
     wechat.send_script = [stale_code]
     result = await make_client(http, clock).send_template(MESSAGE)
@@ -188,7 +181,7 @@ async def test_a_stale_token_answer_causes_one_refresh_and_one_retry(
 
 
 async def test_persistent_40001_is_bounded_and_reported_as_configuration(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     wechat.always = 40001
     result = await asyncio.wait_for(make_client(http, clock).send_template(MESSAGE), timeout=5)
@@ -200,7 +193,7 @@ async def test_persistent_40001_is_bounded_and_reported_as_configuration(
 
 
 async def test_concurrent_sends_with_a_stale_token_refresh_it_once(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     # The store holds a token WeChat no longer accepts, with plenty of time left by its own clock.
     store = MemoryTokenStore(Token("tok-revoked", START + timedelta(hours=1)))
@@ -246,7 +239,7 @@ async def test_the_memory_store_refreshes_only_a_token_still_stale() -> None:
     ],
 )
 async def test_each_errcode_answer_becomes_its_action_without_retrying(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock, code: int, action: Action
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock, code: int, action: Action
 ) -> None:
     wechat.always = code
     result = await make_client(http, clock).send_template(MESSAGE)
@@ -266,7 +259,7 @@ async def test_each_errcode_answer_becomes_its_action_without_retrying(
     ],
 )
 async def test_answers_that_are_not_wechats_become_actions(
-    clock: Clock, response: httpx.Response, action: Action
+    clock: ManualClock, response: httpx.Response, action: Action
 ) -> None:
     store = MemoryTokenStore(Token("tok", START + timedelta(hours=1)))
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: response)) as http:
@@ -275,7 +268,7 @@ async def test_answers_that_are_not_wechats_become_actions(
     assert result.action is action
 
 
-async def test_a_network_failure_is_retried_later_and_leaks_no_secret(clock: Clock) -> None:
+async def test_a_network_failure_is_retried_later_and_leaks_no_secret(clock: ManualClock) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
 
@@ -297,7 +290,7 @@ async def test_a_network_failure_is_retried_later_and_leaks_no_secret(clock: Clo
     ],
 )
 async def test_a_refused_token_fetch_is_the_send_result(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock, code: int, action: Action
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock, code: int, action: Action
 ) -> None:
     wechat.token_errcode = code
     result = await make_client(http, clock).send_template(MESSAGE)
@@ -306,7 +299,7 @@ async def test_a_refused_token_fetch_is_the_send_result(
 
 
 async def test_stable_token_is_forced_only_after_a_stale_token_answer(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     wechat.send_script = [40001]
     result = await make_client(http, clock, token_endpoint="stable_token").send_template(MESSAGE)
@@ -323,7 +316,7 @@ async def test_stable_token_is_forced_only_after_a_stale_token_answer(
 
 
 async def test_quota_is_read_for_a_cgi_path(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     quota = await make_client(http, clock).get_quota("/cgi-bin/message/template/send")
     assert quota.action is Action.OK
@@ -331,7 +324,7 @@ async def test_quota_is_read_for_a_cgi_path(
 
 
 async def test_the_trace_context_travels_with_the_request(
-    http: httpx.AsyncClient, wechat: FakeWeChat, clock: Clock
+    http: httpx.AsyncClient, wechat: FakeWeChat, clock: ManualClock
 ) -> None:
     client = make_client(http, clock)
     await client.send_template(MESSAGE)

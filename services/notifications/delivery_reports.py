@@ -1,4 +1,4 @@
-"""Delivery reports (TEMPLATESENDJOBFINISH), written in groups.
+"""WeChat's delivery reports (TEMPLATESENDJOBFINISH pushed to the callback), written in groups.
 
 A broadcast makes WeChat push one report per message, hundreds a second. Each push is answered
 only once its report is committed (WeChat does not push again after a success), but the pushes
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from services.notifications.queue import lock_msgids
+from shared.clock import Clock
 
 DELIVERED = "success"
 
@@ -31,7 +31,7 @@ class ReportWriter:
     def __init__(
         self,
         pool: Callable[[], asyncpg.Pool],
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         window_seconds: float = 0.01,
         max_batch: int = 1000,
@@ -69,7 +69,7 @@ class ReportWriter:
                         future.set_result(None)
 
     async def _store(self, reports: list[Report]) -> None:
-        now = self._clock()
+        now = self._clock.now()
         latest = {r.msgid: r for r in reports}  # WeChat may push one report twice
         msgids = list(latest)
         openids = [r.openid for r in latest.values()]

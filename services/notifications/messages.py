@@ -1,0 +1,161 @@
+"""Messages for followed events: for every rule of an event's type in the rules in force, one
+delivery (pending, waiting for a binding, or why not), recorded inside the consumer's transaction
+without any HTTP. The sender worker does the sending."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.notifications.domain import (
+    Binding,
+    Preferences,
+    RenderError,
+    Skip,
+    SkipReason,
+    client_msg_id,
+    recipient_of,
+    render,
+    should_send,
+)
+from services.notifications.live_rules import LiveRules
+from services.notifications.repository import Bindings, Deliveries, MemberDirectory, NewDelivery
+from services.notifications.rules import Rule
+from shared.clock import Clock
+from shared.consumer import Batched, Handler, Run
+from shared.events.base import EventData
+from shared.events.envelope import Envelope
+from shared.telemetry import current_trace_headers
+
+log = logging.getLogger(__name__)
+
+
+def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batched:
+    """The one handler for every followed event: its rules come from the rules in force, so a rule
+    added to rules.yaml for a catalogued event needs no code. A run of events (a roster's joins)
+    reads its recipients' bindings, choices and names once and records its deliveries at once:
+    so it stays a batched consumer handler on the consumer's connection, not one unit of work
+    per event (a roster of thousands would cost a savepoint and three round trips each)."""
+
+    async def notify(conn: asyncpg.Connection, events: Run) -> None:
+        matching = rules.current().for_event(events[0][1].type)
+        if not matching:
+            return
+        now = clock.now()
+        current = current_trace_headers() or None
+        asked: list[tuple[Rule, dict[str, Any], Envelope, str | RenderError]] = []
+        for e, envelope in events:
+            data = e.model_dump()
+            for rule in matching:
+                try:
+                    asked.append((rule, data, envelope, recipient_of(rule, data)))
+                except RenderError as err:
+                    asked.append((rule, data, envelope, err))
+        members = {r for *_, r in asked if isinstance(r, str)}
+        bindings = await Bindings(conn).with_preferences(members)
+        contexts = await MemberDirectory(conn).contexts(members)
+        planned = [
+            plan_delivery(
+                rule,
+                data,
+                envelope,
+                recipient
+                if isinstance(recipient, RenderError)
+                else Recipient(recipient, *bindings[recipient], contexts[recipient]),
+                now + binding_grace,
+                # The event's own trace: a run's span is only the first event's.
+                envelope.trace_headers or current,
+            )
+            for rule, data, envelope, recipient in asked
+        ]
+        await Deliveries(conn).add(planned, now)
+
+    return Batched(notify)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What this service knows of a message's recipient."""
+
+    member_id: str
+    binding: Binding | None
+    preferences: Preferences | None
+    context: dict[str, str]
+
+
+def plan_delivery(
+    rule: Rule,
+    data: dict[str, Any],
+    envelope: Envelope,
+    recipient: Recipient | RenderError,
+    wait_for_binding_until: datetime,
+    trace: dict[str, str] | None,
+) -> NewDelivery:
+    template_id = rule.template.template_id
+
+    def delivery(member_id: str, status: str, **extra: Any) -> NewDelivery:
+        return NewDelivery(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            rule=rule.name,
+            category=rule.category,
+            recipient=member_id,
+            template_id=template_id,
+            client_msg_id=client_msg_id(envelope.id, member_id, template_id),
+            status=status,
+            trace_headers=trace,
+            **extra,
+        )
+
+    if isinstance(recipient, RenderError):  # the rule names no recipient in this event
+        log.error("configuration error: %s (event %s)", recipient, envelope.id)
+        return delivery("", "invalid", reason="render_error", errmsg=str(recipient))
+    member_id, binding = recipient.member_id, recipient.binding
+    # Judged as if bound: a member who opted out is skipped whether or not they bind later.
+    decision = should_send(rule, recipient.preferences, binding or Binding(member_id, "?"))
+    if isinstance(decision, Skip):
+        status = "skipped" if decision.reason is SkipReason.OPTED_OUT else "undeliverable"
+        errcode = binding.unreachable_errcode if binding else None
+        return delivery(member_id, status, reason=decision.reason.value, errcode=errcode)
+    try:
+        msg = render(rule, data, recipient.context, event_id=envelope.id, openid=decision.openid)
+    except RenderError as err:
+        log.error("configuration error: %s (event %s)", err, envelope.id)
+        return delivery(member_id, "invalid", reason="render_error", errmsg=str(err))
+    if msg.truncated:
+        log.warning("rule %s: values of %s were cut to fit WeChat", rule.name, msg.truncated)
+    message = {"data": msg.data, "url": msg.url}
+    if binding is None:
+        # Members often join and bind in one sitting (the OAuth login follows the join): the
+        # message waits a while for the binding, then is recorded undeliverable, never retried.
+        return delivery(
+            member_id,
+            "awaiting_binding",
+            reason=SkipReason.NO_BINDING.value,
+            message=message,
+            next_attempt_at=wait_for_binding_until,
+        )
+    return delivery(member_id, "pending", message=message)
+
+
+def then(first: Handler, second: Handler) -> Handler:
+    """Both handlers, in order. Two batch handlers stay one: the run's read-model rows first, then
+    its messages (a run never holds one member twice, so each message reads its own event's row).
+    """
+    if isinstance(first, Batched) and isinstance(second, Batched):
+
+        async def both_runs(conn: asyncpg.Connection, events: Run) -> None:
+            await first.apply(conn, events)
+            await second.apply(conn, events)
+
+        return Batched(both_runs)
+
+    async def both(conn: asyncpg.Connection, e: EventData, envelope: Envelope) -> None:
+        await first(conn, e, envelope)
+        await second(conn, e, envelope)
+
+    return both
