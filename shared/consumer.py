@@ -113,6 +113,8 @@ class ConsumerRunner:
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
         self._applied_counters: dict[str, Counter] = {}
+        for topic in self.topics:  # at 0 from the start, so the first letter is an increase
+            DEAD_LETTERS.labels(self.service, name, topic)
         self._lag = LagReport(self.service, name)
 
     def stop(self) -> None:
