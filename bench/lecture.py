@@ -266,7 +266,7 @@ async def run(**params: Any) -> Outcome:
             " per enrolment",
         ),
         Figure(
-            "platform CPU per enrolment (all processes)",
+            "platform CPU per enrolment (services + their Postgres backends)",
             platform_cpu(cpu_enrol) / max(count, 1) * 1000,
             "ms",
         ),
@@ -280,7 +280,7 @@ async def run(**params: Any) -> Outcome:
             " training has no batch intake",
         ),
         Figure(
-            "platform CPU per viewing report (all processes)",
+            "platform CPU per viewing report (services + their Postgres backends)",
             platform_cpu(cpu_view) / max(len(export.sent_at), 1) * 1000,
             "ms",
         ),

@@ -153,7 +153,7 @@ async def run(rows: int) -> Outcome:
         Figure("every event published after", t_published, "s"),
         Figure("importer (membership) peak RSS", importer, "MB", Target("<=", 150)),
         Figure(
-            "platform CPU per member (all processes, Postgres and Kafka incl.)",
+            "platform CPU per member (services + their Postgres backends)",
             platform_cpu(cpu) / rows * 1e6,
             "µs",
             note=", ".join(f"{g} {s / rows * 1e6:.0f}" for g, s in sorted(cpu.items())),
