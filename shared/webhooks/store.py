@@ -1,4 +1,5 @@
-"""Webhook tables and the SQL on them."""
+"""Which URLs may receive deliveries, and the channel that wakes the sender (the SQL is in
+``repository``, ``fanout`` and ``sender``)."""
 
 from __future__ import annotations
 
