@@ -90,6 +90,7 @@ def action(
     tags: list[str],
     name: str | None = None,
     method: str = "POST",
+    status_code: int = 200,
     subject: Any = str,
     may_act: Check | None = None,
     actor_field: str | None = None,
@@ -99,7 +100,8 @@ def action(
     ``subject`` is the path parameter's type (with its length limit and example); the parameter
     and the command field of the same name are the thing's id. ``may_act(pool, id, caller)``
     refuses (403/404) before anything changes; ``actor_field`` names the command field that
-    records which department acted (the caller's app id, never taken from the body).
+    records which department acted (the caller's app id, never taken from the body). A command
+    whose every field the route fills (``POST /plans/{plan_id}/publish``) takes no body.
     """
     params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     if len(params) != 1:
@@ -118,14 +120,17 @@ def action(
         filled: Mapping[str, str] = {param: thing}
         if actor_field is not None:
             filled = {**filled, actor_field: caller.app_id}
-        await handler(given["cmd"].about(**filled), given["uow"])
+        cmd = given["cmd"] if bodied else command()
+        await handler(cmd.about(**filled), given["uow"])
         return await answer(db, thing, caller)
 
+    bodied = bool(set(command.model_fields) - command.route_fields())
     keyword = inspect.Parameter.KEYWORD_ONLY
+    body = [inspect.Parameter("cmd", keyword, annotation=command)] if bodied else []
     act.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
         [
             inspect.Parameter(param, keyword, annotation=subject),
-            inspect.Parameter("cmd", keyword, annotation=command),
+            *body,
             inspect.Parameter("uow", keyword, annotation=uow),
             inspect.Parameter("pool", keyword, annotation=Pool),
             inspect.Parameter(
@@ -138,6 +143,7 @@ def action(
         path,
         act,
         methods=[method],
+        status_code=status_code,
         name=name or handler.__name__,
         response_model=response_model,
         summary=summary,

@@ -76,3 +76,33 @@ def test_an_action_names_one_thing_that_its_command_knows() -> None:
         declare("/claims/{case_id}/approve")
     with pytest.raises(ValueError, match="no field 'officer_id'"):
         declare("/claims/{claim_id}/approve", actor_field="officer_id")
+
+
+class Publish(Command):
+    plan_id: FromRoute = ""
+
+
+async def publish(cmd: Publish, uow: Any) -> None:
+    return None
+
+
+def test_a_command_the_route_fills_whole_takes_no_body() -> None:
+    router = APIRouter()
+    for command, handler in ((Publish, publish), (Approve, approve)):
+        action(
+            router,
+            "/plans/{plan_id}/publish" if command is Publish else "/claims/{claim_id}/approve",
+            command=command,
+            handler=handler,
+            uow=Any,
+            scope="plans:write",
+            answer=answer,
+            response_model=Answer,
+            summary="Act",
+            description="Act on it.",
+            tags=["plans"],
+            status_code=201,
+        )
+    bodies = [r.body_field for r in router.routes]  # type: ignore[attr-defined]
+    assert bodies[0] is None and bodies[1] is not None
+    assert [r.status_code for r in router.routes] == [201, 201]  # type: ignore[attr-defined]
