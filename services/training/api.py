@@ -20,20 +20,21 @@ scores), ``api_reports`` and ``api_public``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 
 from services.training import commands as c
 from services.training import handlers
-from services.training.catalogue import Catalogue
+from services.training.catalogue import Catalogue, one_class
 from services.training.courses import AudienceKind, CourseKind
+from services.training.repository import Courses
 from services.training.unit_of_work import TrainingUnitOfWork
 from services.training.views import ClassPage, ClassView, CoursePage, CourseView
 from shared.auth import Caller, require_scope
 from shared.http import router as new_router
 from shared.inputs import IsoDateTime, Limit, Offset
+from shared.routes import Pool, action, unit_of_work
 
 router = new_router()
 MANAGE = "training:manage"
@@ -42,20 +43,7 @@ ENROL = "training:enrol"
 VIEWING = "training:viewing"
 REPORTS = "reports:read"
 
-
-def uow(request: Request) -> TrainingUnitOfWork:
-    runtime = request.app.state.runtime
-    return TrainingUnitOfWork(runtime.pool, runtime.settings.events_topic)
-
-
-def now(request: Request) -> datetime:
-    clock = request.app.state.clock
-    moment: datetime = clock()
-    return moment
-
-
-Uow = Annotated[TrainingUnitOfWork, Depends(uow)]
-Now = Annotated[datetime, Depends(now)]
+Uow = Annotated[TrainingUnitOfWork, Depends(unit_of_work)]
 
 # Ids the service made (UUIDs) or membership's member ids: 64 characters is plenty for either.
 CourseId = Annotated[str, Path(min_length=1, max_length=64, description="A course id.")]
@@ -80,6 +68,11 @@ OpenForEnrolment = Annotated[
 PAGE_LIMIT = 50
 
 
+async def class_answer(pool: Pool, class_id: str, caller: Caller) -> ClassView:
+    """A class as it is now, for every answer about one class."""
+    return await one_class(pool, class_id)
+
+
 # ----- catalogue (staff write, everyone signed reads) -----
 
 
@@ -96,13 +89,13 @@ async def create_course(
     Errors (422): `target_required` / `unexpected_target` on `audience.target` (a `category` or
     `union_subtree` audience needs a target, the others take none); `no_criterion` on
     `completion` (a rule needs at least one criterion)."""
-    return CourseView.of(await handlers.create_course(cmd, u))
+    return CourseView.model_validate(await handlers.create_course(cmd, u))
 
 
 @router.get("/courses", tags=["courses"], summary="Find courses")
 async def list_courses(
+    pool: Pool,
     u: Uow,
-    at: Now,
     title: Annotated[
         str | None,
         Query(min_length=1, max_length=200, description="Any part of the title, any case."),
@@ -119,32 +112,31 @@ async def list_courses(
     """The catalogue a page at a time, newest course first: for the member portal's course list
     and staff's course search. Filters combine (all must hold). Follow `next_offset` for the
     next page; `total` counts every match."""
-    async with u:
-        return await Catalogue(u.conn).courses(
-            at,
-            title=title,
-            kind=kind,
-            audience=audience,
-            open_for_enrolment=open_for_enrolment,
-            offset=offset,
-            limit=limit,
-        )
+    return await Catalogue(pool).courses(
+        u.clock.now(),
+        title=title,
+        kind=kind,
+        audience=audience,
+        open_for_enrolment=open_for_enrolment,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.get("/courses/{course_id}", tags=["courses"], summary="A course")
 async def get_course(
-    course_id: CourseId, u: Uow, _: Caller = Depends(require_scope(READ))
+    course_id: CourseId, pool: Pool, _: Caller = Depends(require_scope(READ))
 ) -> CourseView:
     """One course of the catalogue. 404 `unknown_course` if there is none with this id."""
-    async with u:
-        return CourseView.of(await u.courses.get(course_id))
+    async with pool.acquire() as conn:
+        return CourseView.model_validate(await Courses(conn).get(course_id))
 
 
 @router.get("/courses/{course_id}/classes", tags=["courses"], summary="Classes of a course")
 async def list_course_classes(
     course_id: CourseId,
+    pool: Pool,
     u: Uow,
-    at: Now,
     open_for_enrolment: OpenForEnrolment = None,
     offset: Offset = 0,
     limit: Limit = PAGE_LIMIT,
@@ -152,10 +144,10 @@ async def list_course_classes(
 ) -> ClassPage:
     """The course's classes a page at a time, in the order they start, with their sessions and
     free seats. 404 `unknown_course` for an unknown course (not an empty page)."""
-    async with u:
-        await u.courses.get(course_id)
-        return await Catalogue(u.conn).classes(
-            at,
+    async with pool.acquire() as conn:
+        await Courses(conn).get(course_id)
+        return await Catalogue(conn).classes(
+            u.clock.now(),
             course_id=course_id,
             open_for_enrolment=open_for_enrolment,
             offset=offset,
@@ -167,7 +159,11 @@ async def list_course_classes(
     "/courses/{course_id}/classes", status_code=201, tags=["classes"], summary="Schedule a class"
 )
 async def schedule_class(
-    course_id: CourseId, cmd: c.ScheduleClass, u: Uow, _: Caller = Depends(require_scope(MANAGE))
+    course_id: CourseId,
+    cmd: c.ScheduleClass,
+    u: Uow,
+    pool: Pool,
+    _: Caller = Depends(require_scope(MANAGE)),
 ) -> ClassView:
     """Staff schedule a class of a course: its sessions, seats, enrolment window, waitlist and
     approval. Members enrol from `enrolment_opens_at` until `enrolment_closes_at`. Records
@@ -179,13 +175,14 @@ async def schedule_class(
     after it starts), `required` on `sessions[i].venue` (a venue or an online link),
     `before_opening` on `enrolment_closes_at`, `after_class_end` on `enrolment_closes_at`
     (enrolment cannot stay open after the last session ends), `required` on `name`."""
-    return ClassView.of(await handlers.schedule_class(course_id, cmd, u))
+    tc = await handlers.schedule_class(cmd.about(course_id=course_id), u)
+    return await one_class(pool, tc.class_id)
 
 
 @router.get("/classes", tags=["classes"], summary="Find classes")
 async def list_classes(
+    pool: Pool,
     u: Uow,
-    at: Now,
     course_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     open_for_enrolment: OpenForEnrolment = None,
     starts_from: Annotated[
@@ -201,40 +198,43 @@ async def list_classes(
     """Classes of every course a page at a time, in the order they start: e.g. what is open for
     enrolment now, or this month's classes for staff's calendar. Filters combine; instants need
     their UTC offset (`2026-07-01T00:00:00+08:00`). An unknown `course_id` is an empty page."""
-    async with u:
-        return await Catalogue(u.conn).classes(
-            at,
-            course_id=course_id,
-            open_for_enrolment=open_for_enrolment,
-            starts_from=starts_from,
-            starts_before=starts_before,
-            offset=offset,
-            limit=limit,
-        )
+    return await Catalogue(pool).classes(
+        u.clock.now(),
+        course_id=course_id,
+        open_for_enrolment=open_for_enrolment,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.get("/classes/{class_id}", tags=["classes"], summary="A class")
 async def get_class(
-    class_id: ClassId, u: Uow, _: Caller = Depends(require_scope(READ))
+    class_id: ClassId, pool: Pool, _: Caller = Depends(require_scope(READ))
 ) -> ClassView:
     """One class with its sessions, seats held and free, and the waitlist's length. 404
     `unknown_class` if there is none with this id."""
-    async with u:
-        return ClassView.of(await u.classes.get(class_id))
+    return await one_class(pool, class_id)
 
 
-@router.put("/classes/{class_id}/capacity", tags=["classes"], summary="Change a class's seats")
-async def change_capacity(
-    class_id: ClassId,
-    cmd: c.ChangeCapacity,
-    u: Uow,
-    at: Now,
-    _: Caller = Depends(require_scope(MANAGE)),
-) -> ClassView:
-    """Staff set the number of seats (null: no limit). More seats go to the waitlist at once, in
-    enrolment order, as the class's promotion policy says. Idempotent: the same capacity again
-    changes nothing.
+action(
+    router,
+    "/classes/{class_id}/capacity",
+    method="PUT",
+    command=c.ChangeCapacity,
+    handler=handlers.change_capacity,
+    uow=Uow,
+    scope=MANAGE,
+    answer=class_answer,
+    response_model=ClassView,
+    subject=ClassId,
+    tags=["classes"],
+    summary="Change a class's seats",
+    description="""Staff set the number of seats (null: no limit). More seats go to the waitlist at
+once, in enrolment order, as the class's promotion policy says. Idempotent: the same capacity
+again changes nothing.
 
-    Errors: 404 `unknown_class`; 422 `below_seats_held` on `capacity` (fewer seats than are
-    already held: the answer's `seats_held` says how many; cancel enrolments first)."""
-    return ClassView.of(await handlers.change_capacity(class_id, cmd, u, at))
+Errors: 404 `unknown_class`; 422 `below_seats_held` on `capacity` (fewer seats than are already
+held: the answer's `seats_held` says how many; cancel enrolments first).""",
+)

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from services.training import commands as c
 from services.training import handlers
-from services.training.api import ENROL, MANAGE, VIEWING, ClassId, MemberId, Now, Uow
+from services.training.api import ENROL, MANAGE, VIEWING, ClassId, MemberId, Uow
+from services.training.rosters import Rosters
 from services.training.sessions import session_code
-from services.training.views import CheckInCode, EnrolmentView, ViewingAcknowledgement
+from services.training.views import (
+    CheckInCode,
+    EnrolmentView,
+    RefusedViewing,
+    ViewingAcknowledgement,
+    ViewingBatchOutcome,
+)
 from shared.auth import Caller, require_scope
 from shared.http import router as new_router
+from shared.routes import Pool
 
 router = new_router()
 SessionId = Annotated[str, Path(min_length=1, max_length=64, description="A session id.")]
@@ -32,7 +40,6 @@ async def check_in_code(
     class_id: ClassId,
     session_id: SessionId,
     u: Uow,
-    request: Request,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> CheckInCode:
     """The session's code, to show on screen or print as a QR code (`qr_text`). Members type or
@@ -41,8 +48,8 @@ async def check_in_code(
 
     Errors: 404 `unknown_class`, `unknown_session` on `session_id`."""
     async with u:
-        session = (await u.classes.get(class_id)).session(session_id)
-    code = session_code(request.app.state.check_in_secret, session.session_id)
+        session = (await u.classes.timetable(class_id)).session(session_id)
+    code = session_code(u.check_in_secret, session.session_id)
     return CheckInCode(
         class_id=class_id,
         session_id=session.session_id,
@@ -64,7 +71,7 @@ async def check_in_by_staff(
     session_id: SessionId,
     cmd: c.StaffCheckIn,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> EnrolmentView:
     """From the paper list or the door: allowed from 30 minutes before the session starts, and
@@ -73,7 +80,8 @@ async def check_in_by_staff(
 
     Errors: 404 `unknown_class`, `unknown_session`, `not_enrolled`; 422 `not_confirmed` on
     `member_id` (only confirmed members attend), `session_not_started` on `session_id`."""
-    return EnrolmentView.of(*await handlers.check_in_by_staff(class_id, session_id, cmd, u, at))
+    await handlers.check_in_by_staff(cmd.about(class_id=class_id, session_id=session_id), u)
+    return await Rosters(pool).enrolment(class_id, cmd.member_id)
 
 
 @router.post(
@@ -86,8 +94,7 @@ async def check_in_with_code(
     session_id: SessionId,
     cmd: c.CodeCheckIn,
     u: Uow,
-    at: Now,
-    request: Request,
+    pool: Pool,
     _: Caller = Depends(require_scope(ENROL)),
 ) -> EnrolmentView:
     """The member portal sends the code the member typed or scanned (spaces, hyphens and case do
@@ -96,9 +103,8 @@ async def check_in_with_code(
     Errors: 404 `unknown_class`, `unknown_session`, `not_enrolled`; 422 on `code`: `wrong_code`,
     `code_not_yet_valid` (more than 30 minutes before the start), `code_expired` (the session is
     over: staff can still record it); 422 `not_confirmed` on `member_id`."""
-    secret = request.app.state.check_in_secret
-    placed = await handlers.check_in_with_code(class_id, session_id, cmd, secret, u, at)
-    return EnrolmentView.of(*placed)
+    await handlers.check_in_with_code(cmd.about(class_id=class_id, session_id=session_id), u)
+    return await Rosters(pool).enrolment(class_id, cmd.member_id)
 
 
 @router.put(
@@ -111,7 +117,7 @@ async def record_score(
     member_id: MemberId,
     cmd: c.RecordScore,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> EnrolmentView:
     """Record or correct the score (up to two decimals). Idempotent: the same score again changes
@@ -120,7 +126,8 @@ async def record_score(
 
     Errors: 404 `unknown_class`, `not_enrolled`; 422 `no_assessment` on `score` (the course has no
     pass mark), `not_confirmed` on `member_id`."""
-    return EnrolmentView.of(*await handlers.record_score(class_id, member_id, cmd, u, at))
+    await handlers.record_score(cmd.about(class_id=class_id, member_id=member_id), u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 @router.post(
@@ -132,7 +139,6 @@ async def report_viewing(
     class_id: ClassId,
     cmd: c.ViewingReport,
     u: Uow,
-    at: Now,
     _: Caller = Depends(require_scope(VIEWING)),
 ) -> ViewingAcknowledgement:
     """The streaming side reports minutes watched (live or replay), at most a day's worth per
@@ -141,7 +147,7 @@ async def report_viewing(
 
     Errors: 404 `unknown_class`, `not_enrolled` on `member_id`; 422 `not_confirmed` on
     `member_id`."""
-    enrolment, counted = await handlers.report_viewing(class_id, cmd, u, at)
+    enrolment, counted = await handlers.report_viewing(cmd.about(class_id=class_id), u)
     return ViewingAcknowledgement(
         report_id=cmd.report_id,
         counted=counted,
@@ -149,4 +155,38 @@ async def report_viewing(
         watched_minutes=enrolment.watched_minutes,
         completed_on=enrolment.completed_on,
         certificate_number=enrolment.certificate.number if enrolment.certificate else None,
+    )
+
+
+@router.post(
+    "/classes/{class_id}/viewing-reports/batches",
+    tags=["attendance"],
+    summary="Minutes every viewer of an online lecture watched, in one batch",
+)
+async def report_viewing_batch(
+    class_id: ClassId,
+    cmd: c.ViewingBatch,
+    u: Uow,
+    _: Caller = Depends(require_scope(VIEWING)),
+) -> ViewingBatchOutcome:
+    """The streaming side's export after a lecture: up to 300,000 viewers' minutes in one body
+    (at most 24 MiB), applied in one transaction whatever its size. Each line is idempotent by
+    its `report_id` as a single report is: a batch sent again counts nothing twice (its lines come
+    back under `repeated`), so resend whenever unsure. Enough minutes complete the course and
+    issue the certificate (`CourseCompleted`, `CertificateIssued` per member).
+
+    A line for a member with no enrolment (`not_enrolled`) or one not confirmed
+    (`not_confirmed`) is refused on its own under `refused`; the other lines count.
+
+    Errors: 404 `unknown_class`; 422 on `reports[i]...` for a malformed line (the whole batch is
+    refused, nothing counted); 413 for a body over 24 MiB (split it)."""
+    outcome = await handlers.report_viewing_batch(cmd.about(class_id=class_id), u)
+    return ViewingBatchOutcome(
+        counted=outcome.counted,
+        repeated=outcome.repeated,
+        refused=[
+            RefusedViewing(report_id=r, member_id=m, code=code) for r, m, code in outcome.refused
+        ],
+        completed=outcome.completed,
+        certified=outcome.certified,
     )

@@ -18,11 +18,12 @@ from services.training.api import (
     PAGE_LIMIT,
     ClassId,
     MemberId,
-    Now,
     Uow,
+    class_answer,
 )
 from services.training.enrolment import Actor, EnrolmentStatus
 from services.training.member_records import MemberRecords
+from services.training.rosters import Rosters
 from services.training.views import (
     CertificatePage,
     EnrolmentView,
@@ -34,6 +35,7 @@ from services.training.views import (
 from shared.auth import Caller, require_scope
 from shared.http import router as new_router
 from shared.inputs import Limit, Offset
+from shared.routes import Pool
 
 router = new_router()
 
@@ -45,7 +47,7 @@ router = new_router()
     "/classes/{class_id}/enrolments", status_code=201, tags=["enrolment"], summary="Enrol a member"
 )
 async def enrol(
-    class_id: ClassId, cmd: c.Enrol, u: Uow, at: Now, _: Caller = Depends(require_scope(ENROL))
+    class_id: ClassId, cmd: c.Enrol, u: Uow, pool: Pool, _: Caller = Depends(require_scope(ENROL))
 ) -> EnrolmentView:
     """The member portal enrols the member it has signed in. The answer's `status` is where they
     stand: `confirmed`, `pending_approval` (staff approve first), or `waitlisted` (with
@@ -61,7 +63,8 @@ async def enrol(
     `member_left`, `cadres_only`, `not_in_category`, `outside_union_subtree` (not in the
     course's audience); 422 on `enrolment_window`: `not_yet_open`, `closed`; 422 `class_full` on
     `class_id` (full and no waitlist)."""
-    return EnrolmentView.of(*await handlers.enrol(class_id, cmd, u, at))
+    enrolment = await handlers.enrol(cmd.about(class_id=class_id), u)
+    return await Rosters(pool).enrolment(class_id, enrolment.member_id)
 
 
 @router.get(
@@ -70,16 +73,21 @@ async def enrol(
     summary="A member's enrolment and what they still lack",
 )
 async def my_enrolment(
-    class_id: ClassId, member_id: MemberId, u: Uow, _: Caller = Depends(require_scope(ENROL))
+    class_id: ClassId,
+    member_id: MemberId,
+    pool: Pool,
+    u: Uow,
+    _: Caller = Depends(require_scope(ENROL)),
 ) -> ProgressView:
     """The member's enrolment in one class, with `missing_for_completion`: each criterion of the
     course's completion rule not met yet (attendance, score, minutes watched), what is needed
     and what the member has.
 
     Errors: 404 `unknown_class`, `not_enrolled` on `member_id`."""
+    enrolment = await Rosters(pool).enrolment(class_id, member_id)
     async with u:
-        tc = await u.classes.get(class_id)
-    return ProgressView.of_member(tc, tc.enrolment_of(member_id))
+        tc = await u.classes.with_member(class_id, member_id)
+    return ProgressView.of_member(enrolment, tc.completion_of(member_id))
 
 
 @router.post(
@@ -92,7 +100,7 @@ async def cancel_own(
     member_id: MemberId,
     cmd: c.Cancel,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(ENROL)),
 ) -> EnrolmentView:
     """The member gives up their seat or their place in line (declining an offer is cancelling
@@ -101,7 +109,8 @@ async def cancel_own(
     Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`
     (nothing to cancel: a repeated cancellation lands here); 422 `class_ended` (a confirmed
     enrolment of a class that is over stays on record)."""
-    return EnrolmentView.of(*await handlers.cancel(class_id, member_id, cmd, Actor.MEMBER, u, at))
+    await handlers.cancel(cmd.about(class_id=class_id, member_id=member_id), u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 @router.post(
@@ -113,7 +122,7 @@ async def accept_offer(
     class_id: ClassId,
     member_id: MemberId,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(ENROL)),
 ) -> EnrolmentView:
     """A waitlisted member offered a seat (`status` `offered`) takes it before
@@ -121,7 +130,8 @@ async def accept_offer(
 
     Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_offered` (no offer to accept: already
     accepted, or it expired and was cancelled); 422 `offer_expired`."""
-    return EnrolmentView.of(*await handlers.accept_offer(class_id, member_id, u, at))
+    await handlers.accept_offer(c.AcceptOffer().about(class_id=class_id, member_id=member_id), u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 # ----- seats: staff -----
@@ -130,7 +140,7 @@ async def accept_offer(
 @router.get("/classes/{class_id}/enrolments", tags=["enrolment"], summary="A class's roster")
 async def roster(
     class_id: ClassId,
-    u: Uow,
+    pool: Pool,
     status: Annotated[EnrolmentStatus | None, Query(description="Only this status.")] = None,
     offset: Offset = 0,
     limit: Limit = PAGE_LIMIT,
@@ -139,12 +149,7 @@ async def roster(
     """Staff's list of the class's enrolments in enrolment order, a page at a time, cancelled
     and rejected ones included unless `status` picks one status (e.g. `pending_approval` for
     the approval queue, `waitlisted` for the line). 404 `unknown_class`."""
-    async with u:
-        tc = await u.classes.get(class_id)
-    chosen = [e for e in tc.enrolments if status is None or e.status is status]
-    chosen.sort(key=lambda e: e.sequence)
-    page = [EnrolmentView.of(tc, e) for e in chosen[offset : offset + limit]]
-    return RosterPage.of(page, len(chosen), offset)
+    return await Rosters(pool).page(class_id, status, offset, limit)
 
 
 @router.post(
@@ -156,14 +161,15 @@ async def approve(
     class_id: ClassId,
     member_id: MemberId,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> EnrolmentView:
     """An enrolment awaiting approval is confirmed (its seat was held since it was made).
 
     Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval` (approved, rejected
     or cancelled already: a repeated approval lands here)."""
-    return EnrolmentView.of(*await handlers.approve(class_id, member_id, u, at))
+    await handlers.approve(c.Approve().about(class_id=class_id, member_id=member_id), u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 @router.post(
@@ -176,14 +182,15 @@ async def reject(
     member_id: MemberId,
     cmd: c.Reject,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> EnrolmentView:
     """An enrolment awaiting approval is turned down with a reason the member is told; its seat
     goes to the next in line. The member cannot enrol in this class again.
 
     Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval`."""
-    return EnrolmentView.of(*await handlers.reject(class_id, member_id, cmd, u, at))
+    await handlers.reject(cmd.about(class_id=class_id, member_id=member_id), u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 @router.post(
@@ -196,14 +203,16 @@ async def cancel_by_staff(
     member_id: MemberId,
     cmd: c.Cancel,
     u: Uow,
-    at: Now,
+    pool: Pool,
     _: Caller = Depends(require_scope(MANAGE)),
 ) -> EnrolmentView:
     """As the member's own cancellation, recorded as staff's, with their reason.
 
     Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`;
     422 `class_ended`."""
-    return EnrolmentView.of(*await handlers.cancel(class_id, member_id, cmd, Actor.STAFF, u, at))
+    by_staff = cmd.about(class_id=class_id, member_id=member_id, by=Actor.STAFF)
+    await handlers.cancel(by_staff, u)
+    return await Rosters(pool).enrolment(class_id, member_id)
 
 
 @router.post(
@@ -212,15 +221,16 @@ async def cancel_by_staff(
     summary="Release the seats of the first session's no-shows",
 )
 async def release_no_shows(
-    class_id: ClassId, u: Uow, at: Now, _: Caller = Depends(require_scope(MANAGE))
+    class_id: ClassId, u: Uow, pool: Pool, _: Caller = Depends(require_scope(MANAGE))
 ) -> NoShowRelease:
     """For a class with `releases_no_shows`: confirmed members absent from the first session lose
     their seat to the waitlist. The sweep does it on its own some hours after the first session;
     staff call this once they have recorded attendance. Runs once per class: later calls (and
     calls before the first session ends or after the class ends) release nothing.
     404 `unknown_class`."""
-    tc, released = await handlers.release_no_shows(class_id, u, at)
-    return NoShowRelease.of_release(tc, released)
+    released = await handlers.release_no_shows(c.ReleaseNoShows().about(class_id=class_id), u)
+    after = await class_answer(pool, class_id, _)
+    return NoShowRelease.of_release(after, [e.member_id for e in released])
 
 
 # ----- a member's record -----
@@ -233,7 +243,7 @@ async def release_no_shows(
 )
 async def member_enrolments(
     member_id: MemberId,
-    u: Uow,
+    pool: Pool,
     status: Annotated[EnrolmentStatus | None, Query(description="Only this status.")] = None,
     offset: Offset = 0,
     limit: Limit = PAGE_LIMIT,
@@ -242,8 +252,8 @@ async def member_enrolments(
     """The member portal's "my training": every enrolment of the member, the latest class first,
     with its class, course, status, attendance, minutes, score, completion and certificate. A
     member training has not heard of (or who never enrolled) has an empty page, not a 404."""
-    async with u:
-        return await MemberRecords(u.conn).enrolments(
+    async with pool.acquire() as conn:
+        return await MemberRecords(conn).enrolments(
             member_id, status=status, offset=offset, limit=limit
         )
 
@@ -255,7 +265,7 @@ async def member_enrolments(
 )
 async def member_certificates(
     member_id: MemberId,
-    u: Uow,
+    pool: Pool,
     offset: Offset = 0,
     limit: Limit = PAGE_LIMIT,
     _: Caller = Depends(require_scope(ENROL)),
@@ -263,5 +273,5 @@ async def member_certificates(
     """Every certificate issued to the member, the latest first, holder's name masked. Each
     number can be checked by anyone at `GET /certificates/{number}/verification`. An empty page
     for a member without certificates."""
-    async with u:
-        return await MemberRecords(u.conn).certificates(member_id, offset=offset, limit=limit)
+    async with pool.acquire() as conn:
+        return await MemberRecords(conn).certificates(member_id, offset=offset, limit=limit)

@@ -73,4 +73,4 @@ async def verify(
         max_age = NOT_FOUND_MAX_AGE if isinstance(refusal, NotFound) else MALFORMED_MAX_AGE
         return _cache_for(refused, max_age)
     _cache_for(response, GENUINE_MAX_AGE)
-    return CertificateVerification.of(verification)
+    return CertificateVerification.model_validate(verification)

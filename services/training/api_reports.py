@@ -1,56 +1,62 @@
 """Routes for the federation's roll-ups: per class, per course, per union subtree and year.
 
-Counts are of enrolments, person-times (人次) as the federation reports them (``reports``).
+Counts are of enrolments, person-times (人次) as the federation reports them (``roll_ups``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Path, Query, Request
 
-from services.training.api import REPORTS, ClassId, CourseId, Uow
-from services.training.reports import count, roll_up_by, roll_up_union
-from services.training.repository import Reports
-from services.training.unit_of_work import TrainingUnitOfWork
+from services.training.api import REPORTS, ClassId, CourseId
+from services.training.catalogue import one_class
+from services.training.reports import Reports
+from services.training.repository import Courses
+from services.training.roll_ups import count, roll_up_by, roll_up_union
 from services.training.views import ClassReport, CountsView, CourseReport, UnionReportView
 from shared.auth import Caller, require_scope
 from shared.http import router as new_router
+from shared.routes import Pool
 
 router = new_router()
 
 
-def _reports(u: TrainingUnitOfWork, request: Request) -> Reports:
-    return Reports(u.conn, request.app.state.zone.key)
+def _zone(request: Request) -> str:
+    """The federation's calendar, by which a class belongs to a year's report."""
+    zone: str = request.app.state.runtime.settings.timezone
+    return zone
 
 
 @router.get("/reports/classes/{class_id}", tags=["reports"], summary="Counts for one class")
 async def class_report(
-    class_id: ClassId, u: Uow, request: Request, _: Caller = Depends(require_scope(REPORTS))
+    class_id: ClassId, pool: Pool, request: Request, _: Caller = Depends(require_scope(REPORTS))
 ) -> ClassReport:
     """Enrolments of the class by status, attendance, completions and certificates.
     404 `unknown_class`."""
-    async with u:
-        await u.classes.get(class_id)  # 404 for an unknown class
-        facts = await _reports(u, request).of_class(class_id)
-    return ClassReport(class_id=class_id, **CountsView.of(count(facts)).model_dump())
+    await one_class(pool, class_id)  # 404 for an unknown class
+    async with pool.acquire() as conn:
+        facts = await Reports(conn, _zone(request)).of_class(class_id)
+    return ClassReport(class_id=class_id, **CountsView.model_validate(count(facts)).model_dump())
 
 
 @router.get(
     "/reports/courses/{course_id}", tags=["reports"], summary="Counts for a course, per class"
 )
 async def course_report(
-    course_id: CourseId, u: Uow, request: Request, _: Caller = Depends(require_scope(REPORTS))
+    course_id: CourseId, pool: Pool, request: Request, _: Caller = Depends(require_scope(REPORTS))
 ) -> CourseReport:
     """The course's totals over all its classes, and each class's. 404 `unknown_course`."""
-    async with u:
-        await u.courses.get(course_id)
-        facts = await _reports(u, request).of_course(course_id)
+    async with pool.acquire() as conn:
+        await Courses(conn).get(course_id)
+        facts = await Reports(conn, _zone(request)).of_course(course_id)
+    by_class = roll_up_by(facts, "class_id")
     return CourseReport(
         course_id=course_id,
-        total=CountsView.of(count(facts)),
-        by_class={k: CountsView.of(v) for k, v in roll_up_by(facts, "class_id").items()},
+        total=CountsView.model_validate(count(facts)),
+        by_class={k: CountsView.model_validate(v) for k, v in by_class.items()},
     )
 
 
@@ -64,7 +70,7 @@ async def union_report(
         str,
         Path(min_length=1, max_length=64, description="The root of the subtree."),
     ],
-    u: Uow,
+    pool: Pool,
     request: Request,
     year: Annotated[
         int,
@@ -85,8 +91,8 @@ async def union_report(
     Errors: 403 `organisation_not_allowed` on `union_id` (the credential is limited to other
     organisations)."""
     caller.ensure_organisation(union_id, field="union_id")
-    zone = request.app.state.zone
+    zone = ZoneInfo(_zone(request))
     starts, ends = datetime(year, 1, 1, tzinfo=zone), datetime(year + 1, 1, 1, tzinfo=zone)
-    async with u:
-        facts = await _reports(u, request).of_union(union_id, starts, ends)
+    async with pool.acquire() as conn:
+        facts = await Reports(conn, _zone(request)).of_union(union_id, starts, ends)
     return UnionReportView.of(roll_up_union(facts, union_id, year))

@@ -26,6 +26,7 @@ from services.training.views import (
     SessionView,
     WaitlistView,
 )
+from shared.errors import NotFound
 
 _OPEN = "c.enrolment_opens_at <= {now} AND c.enrolment_closes_at > {now}"
 _SEAT_HOLDING = sorted(status.value for status in SEAT_HOLDING)
@@ -50,7 +51,7 @@ class Filters:
 
 
 def _open_filter(
-    filters: Filters, open_for_enrolment: bool | None, now: datetime, within: str
+    filters: Filters, open_for_enrolment: bool | None, now: datetime | None, within: str
 ) -> None:
     if open_for_enrolment is None:
         return
@@ -60,7 +61,7 @@ def _open_filter(
 
 
 class Catalogue:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
         self.conn = conn
 
     async def courses(
@@ -95,21 +96,24 @@ class Catalogue:
             f"SELECT co.* FROM courses co{where} ORDER BY co.created_at DESC, co.course_id {page}",
             *filters.args,
         )
-        return CoursePage.of([CourseView.of(course_of(r)) for r in rows], total, offset)
+        return CoursePage.of([CourseView.model_validate(course_of(r)) for r in rows], total, offset)
 
     async def classes(
         self,
-        now: datetime,
+        now: datetime | None,
         *,
         course_id: str | None = None,
         open_for_enrolment: bool | None = None,
         starts_from: datetime | None = None,
         starts_before: datetime | None = None,
+        class_id: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> ClassPage:
         """In the order they start; ``starts_from`` inclusive, ``starts_before`` exclusive."""
         filters = Filters()
+        if class_id is not None:
+            filters.add("c.class_id = {}", class_id)
         if course_id is not None:
             filters.add("c.course_id = {}", course_id)
         if starts_from is not None:
@@ -123,10 +127,13 @@ class Catalogue:
         page = f"OFFSET {filters.arg(offset)} LIMIT {filters.arg(limit)}"
         rows = await self.conn.fetch(
             "SELECT c.*, co.title AS course_title,"
-            " (SELECT count(*) FROM enrolments e WHERE e.class_id = c.class_id"
-            f" AND e.status = ANY({seat_holding}::text[]))::int AS seats_held,"
-            " (SELECT count(*) FROM enrolments e WHERE e.class_id = c.class_id"
-            f" AND e.status = '{EnrolmentStatus.WAITLISTED.value}')::int AS waitlisted"
+            # A class with a capacity keeps its counters; one without is counted when asked.
+            " coalesce(c.seats_held, (SELECT count(*) FROM enrolments e"
+            " WHERE e.class_id = c.class_id"
+            f" AND e.status = ANY({seat_holding}::text[])))::int AS seats_held,"
+            " coalesce(c.waitlisted, (SELECT count(*) FROM enrolments e"
+            " WHERE e.class_id = c.class_id"
+            f" AND e.status = '{EnrolmentStatus.WAITLISTED.value}'))::int AS waitlisted"
             f" FROM classes c JOIN courses co USING (course_id){where}"
             f" ORDER BY c.starts_at, c.class_id {page}",
             *filters.args,
@@ -144,8 +151,18 @@ class Catalogue:
         )
         by_class: dict[str, list[SessionView]] = {}
         for row in rows:
-            by_class.setdefault(row["class_id"], []).append(SessionView.of(session_of(row)))
+            by_class.setdefault(row["class_id"], []).append(
+                SessionView.model_validate(session_of(row))
+            )
         return by_class
+
+
+async def one_class(conn: asyncpg.Connection | asyncpg.Pool, class_id: str) -> ClassView:
+    """One class as the catalogue shows it; 404 ``unknown_class``."""
+    page = await Catalogue(conn).classes(None, class_id=class_id, limit=1)
+    if not page.items:
+        raise NotFound("class_id", "unknown_class", f"there is no class {class_id}")
+    return page.items[0]
 
 
 def _class_view(row: asyncpg.Record, sessions: list[SessionView]) -> ClassView:

@@ -1,20 +1,25 @@
 """SQL for classes: the aggregate of sessions and enrolments, and the locks that keep it right.
 
-A class is loaded in one of two ways, each with its lock:
+A class is loaded in one of three ways, each with its lock:
 
-* ``lock``: the whole aggregate under ``FOR UPDATE`` on the class row. Every seat decision
-  (enrol, cancel, approve, promote, capacity) takes it, so concurrent enrolments take turns and
-  each sees every seat the previous ones took.
-* ``lock_member``: the class under ``FOR SHARE`` and only one member's enrolment under ``FOR
-  UPDATE``. Attendance, minutes and scores touch one enrolment; many members of one lecture can
-  report at once, while seat decisions (which need the class exclusively) wait for them.
+* ``lock``: the whole class under ``FOR UPDATE`` on its row. Seat decisions that may serve the
+  waitlist (cancel, approve, reject, offers, capacity, no-shows) take it, so they take turns.
+* ``for_enrolment``: the class's row (its seat counters) and the member's own enrolment only. A
+  class with a capacity is locked ``FOR UPDATE``, so concurrent enrolments take turns on the
+  counters; a class without one ``FOR SHARE`` (nothing to count, so nothing to queue on). If an
+  offer is overdue, the whole class is loaded, as expiring it serves the waitlist.
+* ``lock_member``: the class ``FOR SHARE`` and one member's enrolment ``FOR UPDATE``. Attendance,
+  minutes and scores touch one enrolment; many members of one lecture report at once, while seat
+  decisions (which need the class exclusively) wait for them.
 
-``save`` writes back only what changed since the load: enrolments compared with a snapshot taken at
-load time, check-ins and certificates that were not there.
+Every class loaded or added is handed to the unit of work (``track``), which sends its events on
+commit. ``save`` writes back only what changed since the load: the class row, enrolments compared
+with a snapshot taken at load time, check-ins and certificates that were not there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,35 +29,41 @@ from services.training.classes import TrainingClass
 from services.training.enrolment import ACTIVE
 from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
 from services.training.records import (
-    INSERT_ENROLMENT,
-    UPDATE_ENROLMENT,
+    INSERT_ENROLMENTS,
+    UPDATE_ENROLMENTS,
+    columns,
     course_of,
     enrolment_row,
     enrolments_of,
-    insert_certificate,
+    insert_certificates,
     session_of,
 )
+from services.training.roster import Roster
 from shared.errors import NotFound
 
 ACTIVE_STATUSES = sorted(status.value for status in ACTIVE)
+Track = Callable[[TrainingClass], TrainingClass]
+ClassState = tuple[int | None, bool, int | None, int | None]
 
 
 class Classes:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, track: Track) -> None:
         self.conn = conn
+        self.track = track
         # What each loaded class looked like when loaded: save() writes only the differences.
         self._rows: dict[str, tuple[Any, ...]] = {}
         self._check_ins: set[tuple[str, str]] = set()
         self._certified: set[str] = set()
-        self._class_state: dict[str, tuple[int | None, bool]] = {}
+        self._class_state: dict[str, ClassState] = {}
         self._reminded: set[str] = set()  # session ids already reminded when loaded or saved
 
     async def add(self, tc: TrainingClass) -> None:
         await self.conn.execute(
             "INSERT INTO classes (class_id, course_id, name, capacity, enrolment_opens_at,"
             " enrolment_closes_at, waitlist_enabled, promotion, offer_hours, requires_approval,"
-            " releases_no_shows, no_shows_released, starts_at, ends_at, first_session_ends_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            " releases_no_shows, no_shows_released, starts_at, ends_at, first_session_ends_at,"
+            " seats_held, waitlisted)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             tc.class_id,
             tc.course.course_id,
             tc.name,
@@ -68,6 +79,7 @@ class Classes:
             tc.starts_at,
             tc.ends_at,
             tc.sessions[0].ends_at,
+            *_state(tc)[2:],
         )
         await self.conn.executemany(
             "INSERT INTO sessions (session_id, class_id, starts_at, ends_at, venue, online_link)"
@@ -77,21 +89,67 @@ class Classes:
                 for s in tc.sessions
             ],
         )
-        self._class_state[tc.class_id] = (tc.capacity, tc.no_shows_released)
+        self._class_state[tc.class_id] = _state(tc)
+        self.track(tc)
         await self.save(tc)
 
     async def get(self, class_id: str) -> TrainingClass:
         """The whole class without a lock: for answers, never for changes."""
         return await self._load(class_id, lock="")
 
+    async def with_member(self, class_id: str, member_id: str) -> TrainingClass:
+        """The class with only ``member_id``'s enrolment, without a lock: for answers."""
+        return await self._load(class_id, lock="", members=[member_id])
+
+    async def timetable(self, class_id: str) -> TrainingClass:
+        """The class with no enrolment loaded: its sessions and rules, for answers."""
+        return await self._load(class_id, lock="", members=[])
+
     async def lock(self, class_id: str) -> TrainingClass:
         return await self._load(class_id, lock=" FOR UPDATE OF c")
 
     async def lock_member(self, class_id: str, member_id: str) -> TrainingClass:
         """The class with only ``member_id``'s enrolment, for attendance, minutes and scores."""
-        return await self._load(class_id, lock=" FOR SHARE OF c", member_id=member_id)
+        return await self.lock_members(class_id, [member_id])
 
-    async def _load(self, class_id: str, lock: str, member_id: str | None = None) -> TrainingClass:
+    async def lock_members(self, class_id: str, members: Sequence[str]) -> TrainingClass:
+        """The class with only these members' enrolments (a batch of viewers), locked."""
+        return await self._load(class_id, lock=" FOR SHARE OF c", members=members)
+
+    async def for_enrolment(self, class_id: str, member_id: str, now: datetime) -> TrainingClass:
+        """The class's counters and the member's own enrolment, locked for enrolling them."""
+        limited = await self.conn.fetchval(
+            "SELECT capacity IS NOT NULL FROM classes WHERE class_id = $1", class_id
+        )
+        if limited is None:
+            raise NotFound("class_id", "unknown_class", f"there is no class {class_id}")
+        lock = " FOR UPDATE OF c" if limited else " FOR SHARE OF c"
+        tc = await self._load(class_id, lock=lock, members=[member_id])
+        if (tc.capacity is not None) != limited:
+            return await self.lock(class_id)  # the capacity changed meanwhile: count it all
+        if limited and await self._offers_due(class_id, now):
+            return await self.lock(class_id)  # expiring an offer serves the waitlist
+        return tc
+
+    async def next_place(self) -> int:
+        """A place in line after every place handed out before (``enrolment_places``)."""
+        place: int = await self.conn.fetchval("SELECT nextval('enrolment_places')::int")
+        return place
+
+    async def _offers_due(self, class_id: str, now: datetime) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM enrolments WHERE class_id = $1"
+                " AND status = 'offered' AND offer_expires_at <= $2)",
+                class_id,
+                now,
+            )
+        )
+
+    async def _load(
+        self, class_id: str, lock: str, members: Sequence[str] | None = None
+    ) -> TrainingClass:
+        """The class with every enrolment (``members`` None) or only those of ``members``."""
         row = await self.conn.fetchrow(
             "SELECT c.*, co.title, co.kind, co.provider, co.description, co.audience_kind,"
             " co.audience_target, co.min_attendance_percent, co.pass_mark,"
@@ -102,26 +160,33 @@ class Classes:
         if row is None:
             raise NotFound("class_id", "unknown_class", f"there is no class {class_id}")
         sessions = await self.conn.fetch("SELECT * FROM sessions WHERE class_id = $1", class_id)
-        # With a member id, only that member's enrolment (locked under a lock, as their progress
-        # is about to change); with $2 NULL, every enrolment of the class.
-        enrolment_lock = " FOR UPDATE" if member_id is not None and lock else ""
+        # Only some members' enrolments: locked under a lock, as their progress is about to change.
+        some = None if members is None else list(members)
+        enrolment_lock = " FOR UPDATE" if some and lock else ""
         enrolments = await self.conn.fetch(
             "SELECT * FROM enrolments WHERE class_id = $1"
-            f" AND ($2::text IS NULL OR member_id = $2){enrolment_lock}",
+            # In one order, so two batches of one lecture lock their rows without a deadlock.
+            f" AND ($2::text[] IS NULL OR member_id = ANY($2)) ORDER BY member_id{enrolment_lock}",
             class_id,
-            member_id,
+            some,
         )
         check_ins = await self.conn.fetch(
             "SELECT ci.* FROM check_ins ci JOIN enrolments e USING (enrolment_id)"
-            " WHERE e.class_id = $1 AND ($2::text IS NULL OR e.member_id = $2)",
+            " WHERE e.class_id = $1 AND ($2::text[] IS NULL OR e.member_id = ANY($2))",
             class_id,
-            member_id,
+            some,
         )
         certificates = await self.conn.fetch(
             "SELECT * FROM certificates WHERE class_id = $1"
-            " AND ($2::text IS NULL OR member_id = $2)",
+            " AND ($2::text[] IS NULL OR member_id = ANY($2))",
             class_id,
-            member_id,
+            some,
+        )
+        loaded = enrolments_of(enrolments, check_ins, certificates)
+        roster = (
+            Roster(loaded)
+            if some is None
+            else Roster(loaded, complete=False, held=row["seats_held"], waiting=row["waitlisted"])
         )
         tc = TrainingClass(
             class_id=class_id,
@@ -138,13 +203,18 @@ class Classes:
             requires_approval=row["requires_approval"],
             releases_no_shows=row["releases_no_shows"],
             no_shows_released=row["no_shows_released"],
-            enrolments=enrolments_of(enrolments, check_ins, certificates),
+            roster=roster,
         )
-        self._remember(tc)
-        return tc
+        self._remember(tc, row)
+        return self.track(tc)
 
-    def _remember(self, tc: TrainingClass) -> None:
-        self._class_state[tc.class_id] = (tc.capacity, tc.no_shows_released)
+    def _remember(self, tc: TrainingClass, row: asyncpg.Record) -> None:
+        self._class_state[tc.class_id] = (
+            row["capacity"],
+            row["no_shows_released"],
+            row["seats_held"],
+            row["waitlisted"],
+        )
         self._reminded.update(s.session_id for s in tc.sessions if s.reminded_at is not None)
         for e in tc.enrolments:
             self._rows[e.enrolment_id] = enrolment_row(e)
@@ -153,10 +223,11 @@ class Classes:
                 self._certified.add(e.enrolment_id)
 
     async def save(self, tc: TrainingClass) -> None:
-        state = (tc.capacity, tc.no_shows_released)
+        state = _state(tc)
         if self._class_state.get(tc.class_id) != state:
             await self.conn.execute(
-                "UPDATE classes SET capacity = $2, no_shows_released = $3 WHERE class_id = $1",
+                "UPDATE classes SET capacity = $2, no_shows_released = $3, seats_held = $4,"
+                " waitlisted = $5 WHERE class_id = $1",
                 tc.class_id,
                 *state,
             )
@@ -174,9 +245,9 @@ class Classes:
         new = [r for r in rows if r[0] not in self._rows]
         changed = [r for r in rows if r[0] in self._rows and self._rows[r[0]] != r]
         if new:
-            await self.conn.executemany(INSERT_ENROLMENT, new)
+            await self.conn.execute(INSERT_ENROLMENTS, *columns(new))
         if changed:
-            await self.conn.executemany(UPDATE_ENROLMENT, changed)
+            await self.conn.execute(UPDATE_ENROLMENTS, *columns(changed))
         check_ins = [
             (e.enrolment_id, c.session_id, c.method.value, c.recorded_at)
             for e in tc.enrolments
@@ -184,18 +255,18 @@ class Classes:
             if (e.enrolment_id, c.session_id) not in self._check_ins
         ]
         if check_ins:
-            await self.conn.executemany(
+            await self.conn.execute(
                 "INSERT INTO check_ins (enrolment_id, session_id, method, recorded_at)"
-                " VALUES ($1, $2, $3, $4)",
-                check_ins,
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])",
+                *(list(column) for column in zip(*check_ins, strict=True)),
             )
         certificates = [
             e.certificate
             for e in tc.enrolments
             if e.certificate is not None and e.enrolment_id not in self._certified
         ]
-        for certificate in certificates:
-            await insert_certificate(self.conn, certificate)
+        if certificates:
+            await insert_certificates(self.conn, certificates)
         self._class_state[tc.class_id] = state
         self._rows.update((r[0], r) for r in (*new, *changed))
         self._check_ins.update((e, s) for e, s, _, _ in check_ins)
@@ -235,3 +306,11 @@ class Classes:
             now,
         )
         return [r["class_id"] for r in rows]
+
+
+def _state(tc: TrainingClass) -> ClassState:
+    """The class row's changeable columns; the counters only for a class with a capacity."""
+    counted = tc.capacity is not None
+    held = tc.roster.held if counted else None
+    waiting = tc.roster.waiting if counted else None
+    return (tc.capacity, tc.no_shows_released, held, waiting)

@@ -1,51 +1,93 @@
-"""The class aggregate: sessions, seats, the waitlist and every enrolment in the class.
+"""The class aggregate: a course taught to a roster on a timetable.
 
-The class is the consistency boundary for seats: whether a member is confirmed, waitlisted or
-refused depends on all other enrolments, so all of them live here and the repository loads and
-locks the class as one (a ``SELECT ... FOR UPDATE`` on the class row makes concurrent enrolments
-take turns; this code then decides for each in turn).
+``TrainingClass`` is the root every change goes through; it is composed of parts, each a plain
+class holding one concern:
 
-Invariant: the enrolments holding a seat (confirmed, offered, awaiting approval) never outnumber
-the capacity. A class without capacity (an online lecture) has no seats to run out of.
+* ``Timetable`` (``sessions``): when the class meets, and which sessions are due a reminder;
+* ``Roster`` (``roster``): the enrolments loaded, and the counters of seats held and waiting;
+* ``Seats`` (``seats``): enrolment, approval, offers, cancellation and the waitlist;
+* ``Progress`` (``progress``): attendance, minutes watched, scores, completion, certificates.
 
-When a seat frees (cancellation, rejection, offer expiry, the no-show rule, more capacity) the
-waitlist is served in enrolment order: the next member is promoted at once, or offered the seat
-until a deadline, as the class's ``WaitlistPolicy`` says. Nobody is promoted once the class is over.
+The class is the consistency boundary for seats: the repository locks its row for every seat
+decision, so concurrent enrolments take turns, each seeing the counters the previous ones left.
+Enrolling and progress load only the member's own enrolment (``Roster`` explains when a rule needs
+them all). Every event goes to ``self.events``, and the unit of work that saw the class sends them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
+from services.training.certificates import Certificate
+from services.training.completion import Outcome
 from services.training.courses import Course
-from services.training.enrolment import Actor, Enrolment, EnrolmentStatus
+from services.training.enrolment import Actor, CheckInMethod, Enrolment, EnrolmentStatus
 from services.training.members import MemberView, eligible
-from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
-from services.training.progress import ClassProgress
-from services.training.sessions import Session, require_aware
+from services.training.policies import EnrolmentWindow, WaitlistPolicy
+from services.training.progress import Progress
+from services.training.roster import Roster
+from services.training.seats import LEFT_UNION, NO_SHOW, OFFER_EXPIRED, Seats
+from services.training.sessions import Session, Timetable, require_aware
 from shared.errors import Conflict, DomainError
+from shared.events.base import EventData
 from shared.events.training import (
     ClassCapacityChanged,
     ClassReminder,
     ClassScheduled,
-    EnrolmentAwaitingApproval,
-    EnrolmentCancelled,
-    EnrolmentConfirmed,
-    EnrolmentOffered,
-    EnrolmentPromoted,
-    EnrolmentRejected,
-    EnrolmentWaitlisted,
+    EnrolmentEvent,
 )
 
-LEFT_UNION = "left_union"
-OFFER_EXPIRED = "offer_expired"
-NO_SHOW = "no_show"
+__all__ = ["LEFT_UNION", "NO_SHOW", "OFFER_EXPIRED", "TrainingClass"]
 
 
-class TrainingClass(ClassProgress):
+class TrainingClass:
+    def __init__(
+        self,
+        class_id: str,
+        course: Course,
+        name: str,
+        sessions: Iterable[Session],
+        capacity: int | None,
+        window: EnrolmentWindow,
+        waitlist: WaitlistPolicy | None = None,
+        requires_approval: bool = False,
+        releases_no_shows: bool = False,
+        no_shows_released: bool = False,
+        enrolments: Iterable[Enrolment] = (),
+        roster: Roster | None = None,
+    ) -> None:
+        """Rebuild a class (the repository's entry point); ``schedule`` makes a new one."""
+        if not name.strip():
+            raise DomainError("name", "required", "a class needs a name")
+        self.class_id = class_id
+        self.course = course
+        self.name = name
+        self.window = window
+        self.timetable = Timetable(sessions)
+        if window.closes_at > self.timetable.ends_at:
+            raise DomainError(
+                "closes_at", "after_class_end", "enrolment cannot stay open after the class ends"
+            )
+        # The no-show rule: confirmed members absent from the first session lose their seat to the
+        # waitlist. ``no_shows_released`` records that it has run, so it runs once per class.
+        self.releases_no_shows = releases_no_shows
+        self.no_shows_released = no_shows_released
+        self.events: list[EventData] = []
+        self.roster = roster if roster is not None else Roster(enrolments)
+        self.seats = Seats(
+            capacity,
+            waitlist or WaitlistPolicy(),
+            requires_approval,
+            self.roster,
+            self.timetable,
+            self._record,
+        )
+        self.progress = Progress(course, name, self.timetable, self.roster, self._record)
+
     @classmethod
     def schedule(
         cls,
@@ -90,14 +132,83 @@ class TrainingClass(ClassProgress):
         )
         return new
 
-    # ----- enrolment -----
+    # ----- what anyone may ask -----
+
+    @property
+    def sessions(self) -> list[Session]:
+        return self.timetable.sessions
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.timetable.starts_at
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.timetable.ends_at
+
+    @property
+    def capacity(self) -> int | None:
+        return self.seats.capacity
+
+    @property
+    def waitlist_policy(self) -> WaitlistPolicy:
+        return self.seats.waitlist_policy
+
+    @property
+    def requires_approval(self) -> bool:
+        return self.seats.requires_approval
+
+    @property
+    def enrolments(self) -> list[Enrolment]:
+        """The enrolments loaded (all of them, unless loaded for one member)."""
+        return list(self.roster)
+
+    def next_start(self, now: datetime) -> datetime:
+        return self.timetable.next_start(now)
+
+    def has_ended(self, now: datetime) -> bool:
+        return self.timetable.has_ended(now)
+
+    def session(self, session_id: str) -> Session:
+        return self.timetable.session(session_id)
+
+    def find_enrolment(self, member_id: str) -> Enrolment | None:
+        return self.roster.find(member_id)
+
+    def enrolment_of(self, member_id: str) -> Enrolment:
+        return self.roster.of(member_id)
+
+    def seats_held(self) -> int:
+        return self.seats.held()
+
+    def seats_free(self) -> int | None:
+        return self.seats.free()
+
+    def waitlist(self) -> list[Enrolment]:
+        return self.roster.waitlist()
+
+    def waitlist_position(self, member_id: str) -> int | None:
+        return self.roster.waitlist_position(member_id)
+
+    def completion_of(self, member_id: str) -> Outcome:
+        return self.progress.completion_of(member_id)
+
+    # ----- seats -----
 
     def enrol(
-        self, member: MemberView, now: datetime, enrolment_id: str | None = None
+        self,
+        member: MemberView,
+        now: datetime,
+        enrolment_id: str | None = None,
+        place: int | None = None,
     ) -> Enrolment:
-        """Enrol a member: confirmed, awaiting approval or waitlisted; a DomainError if refused."""
+        """Enrol a member: confirmed, awaiting approval or waitlisted; a DomainError if refused.
+
+        ``place`` orders the member in line (the repository's sequence); by default after every
+        enrolment loaded.
+        """
         require_aware("now", now)
-        existing = self._by_member.get(member.member_id)
+        existing = self.roster.find(member.member_id)
         if existing is not None and existing.is_active:
             raise Conflict("member_id", "already_enrolled", f"already {existing.status.value}")
         if existing is not None and existing.status is EnrolmentStatus.REJECTED:
@@ -107,39 +218,28 @@ class TrainingClass(ClassProgress):
         if ineligible is not None:
             # Each Ineligible value is a code of its own (docs/errors/training.md).
             raise DomainError("member_id", ineligible.value, f"not eligible: {ineligible.value}")
-        self.expire_offers(now)
-        # A newcomer never jumps the queue, even if a seat happens to be free while people wait.
-        if self._has_free_seat() and not self.waitlist():
-            status = self._seated_status()
-        elif self.waitlist_policy.enabled:
-            status = EnrolmentStatus.WAITLISTED
-        else:
-            raise DomainError("class_id", "class_full", "the class is full and has no waitlist")
-        enrolment = self._open_enrolment(member, existing, status, now, enrolment_id)
-        if status is EnrolmentStatus.WAITLISTED:
-            position = self.waitlist_position(member.member_id) or 0
-            self._record(EnrolmentWaitlisted, enrolment, position=position)
-        elif status is EnrolmentStatus.PENDING_APPROVAL:
-            self._record(EnrolmentAwaitingApproval, enrolment)
-        else:
-            self._record(
-                EnrolmentConfirmed, enrolment, via="enrolled", starts_at=self.next_start(now)
-            )
+        if self.roster.complete:
+            self.seats.expire_offers(now)  # a partial roster is loaded only when none is due
+        status = self.seats.placement()
+        place = place if place is not None else self.roster.next_place()
+        enrolment = self._open(member, existing, status, now, enrolment_id, place)
+        self.seats.announce_placement(enrolment, now, via="enrolled")
         return enrolment
 
-    def _open_enrolment(
+    def _open(
         self,
         member: MemberView,
         existing: Enrolment | None,
         status: EnrolmentStatus,
         now: datetime,
         enrolment_id: str | None,
+        place: int,
     ) -> Enrolment:
-        sequence = max((e.sequence for e in self.enrolments), default=0) + 1
         if existing is not None:
             # Enrolling again after a cancellation reuses the record (one per member per class)
             # but joins the back of the queue, as a new enrolment would.
-            existing.status, existing.sequence, existing.enrolled_at = status, sequence, now
+            self.roster.move(existing, status)
+            existing.sequence, existing.enrolled_at = place, now
             existing.member_name, existing.union_id = member.name, member.union_id
             existing.union_path = member.union_path
             existing.cancel_reason = existing.cancelled_by = existing.offer_expires_at = None
@@ -152,87 +252,36 @@ class TrainingClass(ClassProgress):
             union_id=member.union_id,
             union_path=member.union_path,
             status=status,
-            sequence=sequence,
+            sequence=place,
             enrolled_at=now,
         )
-        self.enrolments.append(enrolment)
-        self._by_member[member.member_id] = enrolment
+        self.roster.add(enrolment)
         return enrolment
 
     def approve(self, member_id: str, now: datetime) -> Enrolment:
         require_aware("now", now)
-        enrolment = self._in_status(member_id, EnrolmentStatus.PENDING_APPROVAL)
-        enrolment.status = EnrolmentStatus.CONFIRMED
-        self._record(EnrolmentConfirmed, enrolment, via="approved", starts_at=self.next_start(now))
-        return enrolment
+        return self.seats.approve(member_id, now)
 
     def reject(self, member_id: str, reason: str, now: datetime) -> Enrolment:
-        """Staff turn an enrolment down; its seat goes to the next in line."""
         require_aware("now", now)
-        enrolment = self._in_status(member_id, EnrolmentStatus.PENDING_APPROVAL)
-        enrolment.status = EnrolmentStatus.REJECTED
-        self._record(EnrolmentRejected, enrolment, reason=_required("reason", reason))
-        self._fill_free_seats(now)
-        return enrolment
+        return self.seats.reject(member_id, reason, now)
 
     def accept_offer(self, member_id: str, now: datetime) -> Enrolment:
         require_aware("now", now)
-        enrolment = self._in_status(member_id, EnrolmentStatus.OFFERED)
-        if enrolment.offer_expires_at is not None and now >= enrolment.offer_expires_at:
-            # Not cancelled here: the error rolls the unit of work back. ``expire_offers`` does it.
-            raise DomainError("member_id", OFFER_EXPIRED, "the offer of a seat has expired")
-        enrolment.offer_expires_at = None
-        enrolment.status = self._seated_status()
-        if enrolment.status is EnrolmentStatus.PENDING_APPROVAL:
-            self._record(EnrolmentAwaitingApproval, enrolment)
-        else:
-            self._record(
-                EnrolmentConfirmed, enrolment, via="offer_accepted", starts_at=self.next_start(now)
-            )
-        return enrolment
+        return self.seats.accept_offer(member_id, now)
 
     def cancel(self, member_id: str, by: Actor, reason: str, now: datetime) -> Enrolment:
-        """Cancel an enrolment (a member declining an offer cancels too); frees its seat."""
         require_aware("now", now)
-        enrolment = self.enrolment_of(member_id)
-        if not enrolment.is_active:
-            raise Conflict("member_id", f"already_{enrolment.status.value}", "nothing to cancel")
-        if enrolment.status is EnrolmentStatus.CONFIRMED and self.has_ended(now):
-            raise DomainError("member_id", "class_ended", "the class is over: it stays on record")
-        self._cancel(enrolment, by, _required("reason", reason))
-        self._fill_free_seats(now)
-        return enrolment
+        return self.seats.cancel(member_id, by, reason, now)
 
     def member_left(self, member_id: str, now: datetime) -> Enrolment | None:
-        """The member left the union: cancel their enrolment unless it is finished history."""
         require_aware("now", now)
-        enrolment = self._by_member.get(member_id)
-        if enrolment is None or not enrolment.is_active:
-            return None
-        if enrolment.status is EnrolmentStatus.CONFIRMED and self.has_ended(now):
-            return None
-        self._cancel(enrolment, Actor.SYSTEM, LEFT_UNION)
-        self._fill_free_seats(now)
-        return enrolment
+        return self.seats.member_left(member_id, now)
 
     def expire_offers(self, now: datetime) -> list[Enrolment]:
-        """Cancel offers past their deadline and offer (or give) the seats to the next in line.
-
-        Run by a periodic sweep, and before every enrolment so expired offers never block a seat.
-        """
+        """Run by a periodic sweep, and before every enrolment so expired offers never block."""
         require_aware("now", now)
-        expired = [
-            e
-            for e in self.enrolments
-            if e.status is EnrolmentStatus.OFFERED
-            and e.offer_expires_at is not None
-            and now >= e.offer_expires_at
-        ]
-        for enrolment in sorted(expired, key=lambda e: e.sequence):
-            self._cancel(enrolment, Actor.SYSTEM, OFFER_EXPIRED)
-        if expired:
-            self._fill_free_seats(now)
-        return expired
+        return self.seats.expire_offers(now)
 
     def release_no_shows(self, now: datetime) -> list[Enrolment]:
         """Apply the no-show rule once, after the first session: absentees' seats are freed.
@@ -241,7 +290,7 @@ class TrainingClass(ClassProgress):
         morning); until the first session has ended, and on later runs, it does nothing.
         """
         require_aware("now", now)
-        first = self.sessions[0]
+        first = self.timetable.first
         if (
             not self.releases_no_shows
             or self.no_shows_released
@@ -252,13 +301,27 @@ class TrainingClass(ClassProgress):
         self.no_shows_released = True
         absent = [
             e
-            for e in sorted(self.enrolments, key=lambda e: e.sequence)
+            for e in sorted(self.roster, key=lambda e: e.sequence)
             if e.status is EnrolmentStatus.CONFIRMED and first.session_id not in e.check_ins
         ]
-        for enrolment in absent:
-            self._cancel(enrolment, Actor.SYSTEM, NO_SHOW)
-        self._fill_free_seats(now)
+        self.seats.release(absent, now)
         return absent
+
+    def change_capacity(self, capacity: int | None, now: datetime) -> None:
+        """Change the number of seats; refused below the seats already held. More seats go to
+        the waitlist at once (after the change is recorded)."""
+        require_aware("now", now)
+        previous = self.seats.resize(capacity)
+        if previous != capacity:
+            self.events.append(
+                ClassCapacityChanged(
+                    class_id=self.class_id,
+                    course_id=self.course.course_id,
+                    previous_capacity=previous,
+                    capacity=capacity,
+                )
+            )
+        self.seats.fill_free_seats(now)
 
     def remind(self, now: datetime, ahead: timedelta) -> list[Session]:
         """Remind confirmed members of each session starting within ``ahead``, once a session.
@@ -268,8 +331,8 @@ class TrainingClass(ClassProgress):
         time in their confirmation.
         """
         require_aware("now", now)
-        due = [s for s in self.sessions if s.due_for_reminder(now, ahead)]
-        seated = [e for e in self.enrolments if e.status is EnrolmentStatus.CONFIRMED]
+        due = self.timetable.remind(now, ahead)
+        seated = [e for e in self.roster if e.status is EnrolmentStatus.CONFIRMED]
         for session in due:
             for enrolment in sorted(seated, key=lambda e: e.sequence):
                 self._record(
@@ -281,96 +344,68 @@ class TrainingClass(ClassProgress):
                     venue=session.venue,
                     online_link=session.online_link,
                 )
-        self.sessions = [replace(s, reminded_at=now) if s in due else s for s in self.sessions]
         return due
 
-    def change_capacity(self, capacity: int | None, now: datetime) -> None:
-        """Change the number of seats; refused below the seats already held."""
+    # ----- attendance, minutes, scores, certificates -----
+
+    def check_in_by_staff(
+        self, session_id: str, member_id: str, now: datetime, today: date | None = None
+    ) -> Enrolment:
+        """Staff record that a member attended; allowed from check-in opening, also afterwards."""
         require_aware("now", now)
-        if capacity is not None and capacity < 1:
-            raise DomainError("capacity", "not_positive", "capacity must be at least 1")
-        held = self.seats_held()
-        if capacity is not None and capacity < held:
-            raise DomainError(
-                "capacity",
-                "below_seats_held",
-                f"capacity {capacity} is below the {held} seats already held "
-                f"({self._seat_breakdown()}); cancel enrolments first",
-                seats_held=held,
+        session = self.session(session_id)
+        self.progress.attending(member_id)
+        if now < session.check_in_opens_at:
+            raise DomainError("session_id", "session_not_started", "the session has not started")
+        day = today or now.date()
+        return self.progress.check_in(session_id, member_id, CheckInMethod.STAFF, now, day)[0]
+
+    def check_in_with_code(
+        self,
+        session_id: str,
+        member_id: str,
+        code: str,
+        secret: bytes,
+        now: datetime,
+        today: date | None = None,
+    ) -> Enrolment:
+        """The member checks in with the session's code, while the session is open."""
+        require_aware("now", now)
+        self.session(session_id)
+        self.progress.attending(member_id)
+        self.progress.check_code(session_id, code, secret, now)
+        day = today or now.date()
+        return self.progress.check_in(session_id, member_id, CheckInMethod.CODE, now, day)[0]
+
+    def record_watched_minutes(
+        self, member_id: str, minutes: int, now: datetime, today: date | None = None
+    ) -> Enrolment:
+        require_aware("now", now)
+        return self.progress.watched(member_id, minutes, today or now.date())
+
+    def record_score(
+        self, member_id: str, score: Decimal, now: datetime, today: date | None = None
+    ) -> Enrolment:
+        require_aware("now", now)
+        return self.progress.score(member_id, score, today or now.date())
+
+    def issue_certificate(
+        self, member_id: str, number: str, now: datetime, holder_name: str | None = None
+    ) -> Certificate:
+        """``now`` is the federation's time (its date is the certificate's issue date)."""
+        require_aware("now", now)
+        return self.progress.issue_certificate(member_id, number, now.date(), holder_name)
+
+    def _record(self, event_type: type[EnrolmentEvent], enrolment: Enrolment, **data: Any) -> None:
+        """Record an enrolment event with what a notification needs to be rendered alone."""
+        self.events.append(
+            event_type(
+                class_id=self.class_id,
+                enrolment_id=enrolment.enrolment_id,
+                member_id=enrolment.member_id,
+                course_id=self.course.course_id,
+                course_title=self.course.title,
+                class_name=self.name,
+                **data,
             )
-        previous, self.capacity = self.capacity, capacity
-        if previous != capacity:
-            self.events.append(
-                ClassCapacityChanged(
-                    class_id=self.class_id,
-                    course_id=self.course.course_id,
-                    previous_capacity=previous,
-                    capacity=capacity,
-                )
-            )
-        self._fill_free_seats(now)
-
-    # ----- internals -----
-
-    def _seat_breakdown(self) -> str:
-        counts = {status: 0 for status in EnrolmentStatus}
-        for enrolment in self.enrolments:
-            counts[enrolment.status] += 1
-        return (
-            f"{counts[EnrolmentStatus.CONFIRMED]} confirmed, "
-            f"{counts[EnrolmentStatus.OFFERED]} offered, "
-            f"{counts[EnrolmentStatus.PENDING_APPROVAL]} awaiting approval"
         )
-
-    def _has_free_seat(self) -> bool:
-        free = self.seats_free()
-        return free is None or free > 0
-
-    def _seated_status(self) -> EnrolmentStatus:
-        if self.requires_approval:
-            return EnrolmentStatus.PENDING_APPROVAL
-        return EnrolmentStatus.CONFIRMED
-
-    def _cancel(self, enrolment: Enrolment, by: Actor, reason: str) -> None:
-        previous = enrolment.status
-        enrolment.status = EnrolmentStatus.CANCELLED
-        enrolment.cancelled_by, enrolment.cancel_reason = by, reason
-        enrolment.offer_expires_at = None
-        self._record(
-            EnrolmentCancelled,
-            enrolment,
-            reason=reason,
-            cancelled_by=by.value,
-            previous_status=previous.value,
-        )
-
-    def _fill_free_seats(self, now: datetime) -> None:
-        """Give freed seats to the waitlist, in enrolment order, as the class is configured."""
-        if self.has_ended(now):
-            return  # nothing left to attend
-        for enrolment in self.waitlist():
-            if not self._has_free_seat():
-                return
-            if self.waitlist_policy.promotion is PromotionMode.OFFER:
-                deadline = now + timedelta(hours=self.waitlist_policy.offer_hours)
-                enrolment.status, enrolment.offer_expires_at = EnrolmentStatus.OFFERED, deadline
-                self._record(
-                    EnrolmentOffered,
-                    enrolment,
-                    offer_expires_at=deadline,
-                    starts_at=self.next_start(now),
-                )
-            else:
-                enrolment.status = self._seated_status()
-                self._record(
-                    EnrolmentPromoted,
-                    enrolment,
-                    status=enrolment.status.value,
-                    starts_at=self.next_start(now),
-                )
-
-
-def _required(field: str, text: str) -> str:
-    if not text.strip():
-        raise DomainError(field, "required", f"{field} is required")
-    return text.strip()

@@ -10,16 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from services.training.courses import AudienceKind, CourseKind
+from services.training.enrolment import Actor
 from services.training.policies import PromotionMode
 from shared.errors import DomainError
-from shared.inputs import Command, IsoDateTime
+from shared.inputs import FROM_ROUTE, Command, FromRoute, IsoDateTime
 
 MEMBER_ID = "m-20260105-0001"
+# Who cancelled: the route says (the member portal's route or staff's), never the body.
+ActorFromRoute = Annotated[SkipJsonSchema[Actor], FROM_ROUTE]
+# The most viewers one batch may report: a city-wide online lecture.
+MAX_VIEWERS_PER_BATCH = 300_000
 
 
 def member_id() -> Any:
@@ -128,6 +134,7 @@ class WaitlistBody(Command):
 
 
 class ScheduleClass(Command):
+    course_id: FromRoute = ""
     model_config = example(
         {
             "name": "2026年第一期",
@@ -165,30 +172,59 @@ class ScheduleClass(Command):
 
 class Enrol(Command):
     model_config = example({"member_id": MEMBER_ID})
+    class_id: FromRoute = ""
     member_id: str = member_id()
 
 
-class Cancel(Command):
+class OnEnrolment(Command):
+    """A command about one member's enrolment in one class, both named by the path."""
+
+    class_id: FromRoute = ""
+    member_id: FromRoute = ""
+
+
+class Approve(OnEnrolment):
+    pass
+
+
+class AcceptOffer(OnEnrolment):
+    pass
+
+
+class Cancel(OnEnrolment):
     model_config = example({"reason": "单位工作冲突"})
+    by: ActorFromRoute = Actor.MEMBER
     reason: str = reason()
 
 
-class Reject(Command):
+class Reject(OnEnrolment):
     model_config = example({"reason": "名额优先安排基层工会主席"})
     reason: str = reason()
 
 
 class ChangeCapacity(Command):
     model_config = example({"capacity": 60}, {"capacity": None})
+    class_id: FromRoute = ""
     capacity: int | None = Field(ge=1, le=100_000, description="Seats; null: no seat limit.")
 
 
-class StaffCheckIn(Command):
+class ReleaseNoShows(Command):
+    class_id: FromRoute = ""
+
+
+class OnSession(Command):
+    """A command about one session of a class, both named by the path."""
+
+    class_id: FromRoute = ""
+    session_id: FromRoute = ""
+
+
+class StaffCheckIn(OnSession):
     model_config = example({"member_id": MEMBER_ID})
     member_id: str = member_id()
 
 
-class CodeCheckIn(Command):
+class CodeCheckIn(OnSession):
     model_config = example({"member_id": MEMBER_ID, "code": "7KQ3M9"})
     member_id: str = member_id()
     code: str = Field(min_length=1, max_length=32, description="As shown in the room.")
@@ -198,6 +234,7 @@ class ViewingReport(Command):
     model_config = example(
         {"report_id": "live-42-m0001-0930", "member_id": MEMBER_ID, "minutes": 45}
     )
+    class_id: FromRoute = ""
     report_id: str = Field(
         min_length=1,
         max_length=100,
@@ -208,7 +245,35 @@ class ViewingReport(Command):
     minutes: int = Field(ge=1, le=24 * 60)
 
 
-class RecordScore(Command):
+class ViewingLine(BaseModel):
+    """One viewer's minutes in a batch. A plain model: the batch (a Command) checks every string
+    and number in it once, rather than 300,000 models each checking their own."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    report_id: str = Field(min_length=1, max_length=100, description="As in a single report.")
+    member_id: str = member_id()
+    minutes: int = Field(ge=1, le=24 * 60)
+
+
+class ViewingBatch(Command):
+    model_config = example(
+        {
+            "reports": [
+                {"report_id": "live-42-m0001", "member_id": MEMBER_ID, "minutes": 95},
+                {"report_id": "live-42-m0002", "member_id": "m-20260105-0002", "minutes": 40},
+            ]
+        }
+    )
+    class_id: FromRoute = ""
+    reports: list[ViewingLine] = Field(
+        min_length=1,
+        max_length=MAX_VIEWERS_PER_BATCH,
+        description="Every viewer's minutes, e.g. the streaming platform's export after a live "
+        "lecture; a member may appear on several lines (different report ids).",
+    )
+
+
+class RecordScore(OnEnrolment):
     model_config = example({"score": "86.5"})
     score: Decimal = Field(ge=0, max_digits=6, decimal_places=2)
 

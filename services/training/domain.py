@@ -8,10 +8,10 @@ Pure: no I/O, no clock (every change takes ``now``, an aware datetime), no rando
 * ``sessions``     — Session; check-in codes
 * ``policies``     — enrolment window; waitlist and promotion policy
 * ``enrolment``    — Enrolment and its statuses
-* ``classes``      — TrainingClass, the aggregate (layers: ``class_base``, ``progress``)
+* ``classes``      — TrainingClass, the aggregate (parts: ``roster``, ``seats``, ``progress``)
 * ``completion``   — CompletionRule, ``evaluate_completion``
 * ``certificates`` — certificate numbers, masking, verification
-* ``reports``      — roll-ups
+* ``roll_ups``     — counts for the reports (pure)
 * ``shared.errors`` — DomainError, Conflict, NotFound (re-exported here)
 """
 
@@ -53,7 +53,7 @@ from services.training.members import (
     eligible,
 )
 from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
-from services.training.reports import (
+from services.training.roll_ups import (
     Counts,
     EnrolmentFact,
     UnionReport,

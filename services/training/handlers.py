@@ -1,10 +1,14 @@
-"""Use cases of the training service: one function per command or followed event, each in one unit
-of work. Every function takes ``now`` (an aware datetime in the federation's time zone) from its
-caller, so the rules never read a clock of their own.
+"""Use cases of the training service: ``async def use_case(cmd, uow)``, each in one unit of work.
 
-Seat decisions (enrol, cancel, approve, reject, offers, capacity, no-shows) lock the whole class;
-attendance, minutes and scores lock one member's enrolment (see ``repository``). Certificates are
-issued in the same transaction as the completion that earns them.
+The command names what the use case acts on (its route fills those fields); the time is
+``uow.clock``'s. Repositories hand every class they load to the unit of work, which sends the
+class's events with the change: a use case saves what it changed and never publishes a class's
+events itself.
+
+Enrolling touches the class's counters and the member's own enrolment; seat decisions that may
+serve the waitlist lock the whole class; attendance, minutes and scores lock the members' own
+enrolments (see ``class_repository``). Certificates are issued in the same transaction as the
+completion that earns them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 
@@ -22,20 +27,20 @@ from services.training.classes import TrainingClass
 from services.training.commands import fields_renamed
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, Course
-from services.training.enrolment import Actor, Enrolment
+from services.training.enrolment import Enrolment
 from services.training.members import apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
+from services.training.progress import check_minutes
 from services.training.repository import Members
 from services.training.sessions import Session
-from services.training.unit_of_work import TrainingUnitOfWork, retry_on_deadlock
+from services.training.unit_of_work import TrainingUnitOfWork
+from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
 from shared.errors import Conflict, DomainError
 from shared.events import membership as m
-from shared.events.base import EventData
-from shared.events.envelope import Envelope
+from shared.uow import following, retry_on_deadlock
 
 log = logging.getLogger(__name__)
-Placed = tuple[TrainingClass, Enrolment]
 WINDOW_FIELDS = {"opens_at": "enrolment_opens_at", "closes_at": "enrolment_closes_at"}
 
 
@@ -77,16 +82,14 @@ def _sessions(bodies: list[c.SessionBody]) -> list[Session]:
     return sessions
 
 
-async def schedule_class(
-    course_id: str, cmd: c.ScheduleClass, uow: TrainingUnitOfWork
-) -> TrainingClass:
+async def schedule_class(cmd: c.ScheduleClass, uow: TrainingUnitOfWork) -> TrainingClass:
     sessions = _sessions(cmd.sessions)
     with fields_renamed(WINDOW_FIELDS):
         window = EnrolmentWindow(cmd.enrolment_opens_at, cmd.enrolment_closes_at)
     with fields_renamed({"offer_hours": "waitlist.offer_hours"}):
         waitlist = WaitlistPolicy(**cmd.waitlist.model_dump())
     async with uow:
-        course = await uow.courses.get(course_id)
+        course = await uow.courses.get(cmd.course_id)
         with fields_renamed(WINDOW_FIELDS):
             tc = TrainingClass.schedule(
                 str(uuid.uuid4()),
@@ -100,88 +103,88 @@ async def schedule_class(
                 cmd.releases_no_shows,
             )
         await uow.classes.add(tc)
-        await uow.commit_classes(tc)
+        await uow.commit()
     return tc
 
 
-async def change_capacity(
-    class_id: str, cmd: c.ChangeCapacity, uow: TrainingUnitOfWork, now: datetime
+async def _on_class(
+    uow: TrainingUnitOfWork, class_id: str, change: Callable[[TrainingClass], object]
 ) -> TrainingClass:
+    """A seat decision on the whole class, under its lock."""
     async with uow:
         tc = await uow.classes.lock(class_id)
-        tc.change_capacity(cmd.capacity, now)
-        await uow.commit_classes(tc)
+        change(tc)
+        await uow.classes.save(tc)
+        await uow.commit()
     return tc
+
+
+async def change_capacity(cmd: c.ChangeCapacity, uow: TrainingUnitOfWork) -> TrainingClass:
+    now = uow.clock.now()
+    return await _on_class(uow, cmd.class_id, lambda tc: tc.change_capacity(cmd.capacity, now))
+
+
+async def release_no_shows(cmd: c.ReleaseNoShows, uow: TrainingUnitOfWork) -> list[Enrolment]:
+    released: list[Enrolment] = []
+    now = uow.clock.now()
+    await _on_class(uow, cmd.class_id, lambda tc: released.extend(tc.release_no_shows(now)))
+    return released
 
 
 # ----- seats -----
 
 
 @retry_on_deadlock
-async def enrol(class_id: str, cmd: c.Enrol, uow: TrainingUnitOfWork, now: datetime) -> Placed:
+async def enrol(cmd: c.Enrol, uow: TrainingUnitOfWork) -> Enrolment:
+    """Enrolment reads the class's counters and writes the member's own row, nothing else."""
+    now = uow.clock.now()
     async with uow:
         # The member first, then the class: the consumer applying MemberLeft takes them in the
         # same order (it updates the member row before it looks for enrolments to cancel).
         member = await uow.members.get(cmd.member_id, share_lock=True)
-        tc = await uow.classes.lock(class_id)
+        tc = await uow.classes.for_enrolment(cmd.class_id, cmd.member_id, now)
         if member is None:
             raise DomainError("member_id", "not_a_member", "no union member has this id")
-        enrolment = tc.enrol(member, now)
+        enrolment = tc.enrol(member, now, place=await uow.classes.next_place())
         try:
-            await uow.commit_classes(tc)
+            await uow.classes.save(tc)
         except asyncpg.UniqueViolationError as clash:
-            # Unreachable while the class lock holds; the constraints are the net under it.
+            # Two enrolments of one member in a class without capacity (no row lock between them).
             if clash.constraint_name == "enrolments_one_per_member":
                 raise Conflict("member_id", "already_enrolled", "already enrolled") from None
             raise Conflict("class_id", "concurrent_change", "the class changed; retry") from None
-    return tc, enrolment
+        await uow.commit()
+    return enrolment
 
 
-async def _seat_change(
-    uow: TrainingUnitOfWork, class_id: str, change: Callable[[TrainingClass], Enrolment]
-) -> Placed:
-    async with uow:
-        tc = await uow.classes.lock(class_id)
-        enrolment = change(tc)
-        await uow.commit_classes(tc)
-    return tc, enrolment
+async def _on_enrolment(
+    uow: TrainingUnitOfWork, cmd: c.OnEnrolment, change: Callable[[TrainingClass], Enrolment]
+) -> Enrolment:
+    enrolment: list[Enrolment] = []
+    await _on_class(uow, cmd.class_id, lambda tc: enrolment.append(change(tc)))
+    return enrolment[0]
 
 
-async def cancel(
-    class_id: str,
-    member_id: str,
-    cmd: c.Cancel,
-    by: Actor,
-    uow: TrainingUnitOfWork,
-    now: datetime,
-) -> Placed:
-    return await _seat_change(uow, class_id, lambda tc: tc.cancel(member_id, by, cmd.reason, now))
+async def cancel(cmd: c.Cancel, uow: TrainingUnitOfWork) -> Enrolment:
+    now = uow.clock.now()
+    return await _on_enrolment(
+        uow, cmd, lambda tc: tc.cancel(cmd.member_id, cmd.by, cmd.reason, now)
+    )
 
 
-async def approve(class_id: str, member_id: str, uow: TrainingUnitOfWork, now: datetime) -> Placed:
-    return await _seat_change(uow, class_id, lambda tc: tc.approve(member_id, now))
+async def approve(cmd: c.Approve, uow: TrainingUnitOfWork) -> Enrolment:
+    now = uow.clock.now()
+    return await _on_enrolment(uow, cmd, lambda tc: tc.approve(cmd.member_id, now))
 
 
-async def reject(
-    class_id: str, member_id: str, cmd: c.Reject, uow: TrainingUnitOfWork, now: datetime
-) -> Placed:
-    return await _seat_change(uow, class_id, lambda tc: tc.reject(member_id, cmd.reason, now))
+async def reject(cmd: c.Reject, uow: TrainingUnitOfWork) -> Enrolment:
+    now = uow.clock.now()
+    return await _on_enrolment(uow, cmd, lambda tc: tc.reject(cmd.member_id, cmd.reason, now))
 
 
-async def accept_offer(
-    class_id: str, member_id: str, uow: TrainingUnitOfWork, now: datetime
-) -> Placed:
-    return await _seat_change(uow, class_id, lambda tc: tc.accept_offer(member_id, now))
-
-
-async def release_no_shows(
-    class_id: str, uow: TrainingUnitOfWork, now: datetime
-) -> tuple[TrainingClass, list[Enrolment]]:
-    async with uow:
-        tc = await uow.classes.lock(class_id)
-        released = tc.release_no_shows(now)
-        await uow.commit_classes(tc)
-    return tc, released
+async def accept_offer(cmd: c.AcceptOffer, uow: TrainingUnitOfWork) -> Enrolment:
+    now = uow.clock.now()
+    return await _on_enrolment(uow, cmd, lambda tc: tc.accept_offer(cmd.member_id, now))
 
 
 # ----- attendance, minutes, scores, certificates -----
@@ -191,78 +194,132 @@ async def _progress(
     uow: TrainingUnitOfWork,
     class_id: str,
     member_id: str,
-    now: datetime,
     change: Callable[[TrainingClass], Enrolment],
-) -> Placed:
+) -> Enrolment:
     async with uow:
         tc = await uow.classes.lock_member(class_id, member_id)
         enrolment = change(tc)
-        await _certify(uow, tc, now)
-        await uow.commit_classes(tc)
-    return tc, enrolment
+        await _certify(uow, tc)
+        await uow.classes.save(tc)
+        await uow.commit()
+    return enrolment
 
 
-async def _certify(uow: TrainingUnitOfWork, tc: TrainingClass, now: datetime) -> None:
-    """Issue the certificate of every member of ``tc`` who has completed and has none yet."""
-    for enrolment in tc.enrolments:
-        if enrolment.completed_on is not None and enrolment.certificate is None:
-            number = new_certificate_number()
-            # 31**10 numbers: a clash is vanishingly rare, but a clash must not fail the request.
-            while await uow.certificates.taken(number):
-                number = new_certificate_number()
-            tc.issue_certificate(enrolment.member_id, number, now)
+async def _certify(uow: TrainingUnitOfWork, tc: TrainingClass) -> None:
+    """Issue the certificate of every loaded member of ``tc`` who has completed and has none."""
+    due = [e for e in tc.enrolments if e.completed_on is not None and e.certificate is None]
+    numbers = await _fresh_numbers(uow, len(due))
+    for enrolment, number in zip(due, numbers, strict=True):
+        tc.progress.issue_certificate(enrolment.member_id, number, uow.clock.today())
 
 
-async def check_in_by_staff(
-    class_id: str, session_id: str, cmd: c.StaffCheckIn, uow: TrainingUnitOfWork, now: datetime
-) -> Placed:
+async def _fresh_numbers(uow: TrainingUnitOfWork, count: int) -> list[str]:
+    """``count`` certificate numbers nobody has: 31**10 numbers make a clash vanishingly rare,
+    but a clash must not fail the request, so clashes are drawn again."""
+    numbers: set[str] = set()
+    while len(numbers) < count:
+        drawn = {new_certificate_number() for _ in range(count - len(numbers))}
+        numbers |= drawn - await uow.certificates.taken(list(drawn))
+    return sorted(numbers)
+
+
+async def check_in_by_staff(cmd: c.StaffCheckIn, uow: TrainingUnitOfWork) -> Enrolment:
+    now, today = uow.clock.now(), uow.clock.today()
     return await _progress(
         uow,
-        class_id,
+        cmd.class_id,
         cmd.member_id,
-        now,
-        lambda tc: tc.check_in_by_staff(session_id, cmd.member_id, now),
+        lambda tc: tc.check_in_by_staff(cmd.session_id, cmd.member_id, now, today),
     )
 
 
-async def check_in_with_code(
-    class_id: str,
-    session_id: str,
-    cmd: c.CodeCheckIn,
-    secret: bytes,
-    uow: TrainingUnitOfWork,
-    now: datetime,
-) -> Placed:
+async def check_in_with_code(cmd: c.CodeCheckIn, uow: TrainingUnitOfWork) -> Enrolment:
+    now, today, secret = uow.clock.now(), uow.clock.today(), uow.check_in_secret
     return await _progress(
         uow,
-        class_id,
+        cmd.class_id,
         cmd.member_id,
-        now,
-        lambda tc: tc.check_in_with_code(session_id, cmd.member_id, cmd.code, secret, now),
+        lambda tc: tc.check_in_with_code(
+            cmd.session_id, cmd.member_id, cmd.code, secret, now, today
+        ),
     )
 
 
-async def record_score(
-    class_id: str, member_id: str, cmd: c.RecordScore, uow: TrainingUnitOfWork, now: datetime
-) -> Placed:
+async def record_score(cmd: c.RecordScore, uow: TrainingUnitOfWork) -> Enrolment:
+    now, today = uow.clock.now(), uow.clock.today()
     return await _progress(
-        uow, class_id, member_id, now, lambda tc: tc.record_score(member_id, cmd.score, now)
+        uow,
+        cmd.class_id,
+        cmd.member_id,
+        lambda tc: tc.record_score(cmd.member_id, cmd.score, now, today),
     )
 
 
-async def report_viewing(
-    class_id: str, cmd: c.ViewingReport, uow: TrainingUnitOfWork, now: datetime
-) -> tuple[Enrolment, bool]:
+async def report_viewing(cmd: c.ViewingReport, uow: TrainingUnitOfWork) -> tuple[Enrolment, bool]:
     """Add a viewing report's minutes; (enrolment, False) when the report id was seen before."""
     async with uow:
-        tc = await uow.classes.lock_member(class_id, cmd.member_id)
-        enrolment = tc.enrolment_of(cmd.member_id)
-        if not await uow.viewing.first_time(cmd.report_id, enrolment.enrolment_id, cmd.minutes):
+        tc = await uow.classes.lock_member(cmd.class_id, cmd.member_id)
+        enrolment = tc.progress.attending(cmd.member_id)
+        check_minutes(cmd.minutes)
+        line = (cmd.report_id, enrolment.enrolment_id, cmd.minutes)
+        if not await uow.viewing.first_time([line]):
             return enrolment, False
-        tc.record_watched_minutes(cmd.member_id, cmd.minutes, now)
-        await _certify(uow, tc, now)
-        await uow.commit_classes(tc)
+        tc.progress.watched(cmd.member_id, cmd.minutes, uow.clock.today())
+        await _certify(uow, tc)
+        await uow.classes.save(tc)
+        await uow.commit()
     return enrolment, True
+
+
+@dataclass
+class ViewingOutcome:
+    """What a batch of viewing reports did, line by line where a line was not counted."""
+
+    counted: int = 0
+    repeated: list[str] = field(default_factory=list)  # report ids counted before
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # report, member, code
+    completed: int = 0
+    certified: int = 0
+
+
+@retry_on_deadlock
+async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> ViewingOutcome:
+    """A lecture's viewers at once: every statement is set-based (one for the reports, one for
+    the enrolments, one for the certificates, one for the events), whatever the batch's size.
+
+    A line for a member who is not enrolled, or not confirmed, is refused on its own; the others
+    count. Completions and certificates follow as for single reports.
+    """
+    outcome = ViewingOutcome()
+    today = uow.clock.today()
+    members = sorted({line.member_id for line in cmd.reports})
+    async with uow:
+        tc = await uow.classes.lock_members(cmd.class_id, members)
+        accepted = []
+        for line in cmd.reports:
+            try:
+                enrolment = tc.progress.attending(line.member_id)
+            except DomainError as refusal:
+                outcome.refused.append((line.report_id, line.member_id, refusal.code))
+                continue
+            accepted.append((line.report_id, enrolment.member_id, line.minutes))
+        lines = [(r, tc.enrolment_of(member).enrolment_id, n) for r, member, n in accepted]
+        fresh = await uow.viewing.first_time(lines) if lines else set()
+        before = sum(e.completed_on is not None for e in tc.enrolments)
+        for report_id, member_id, minutes in accepted:
+            if report_id not in fresh:  # counted before, or earlier in this batch
+                outcome.repeated.append(report_id)
+                continue
+            fresh.discard(report_id)
+            tc.progress.watched(member_id, minutes, today)
+            outcome.counted += 1
+        outcome.completed = sum(e.completed_on is not None for e in tc.enrolments) - before
+        certified_before = sum(e.certificate is not None for e in tc.enrolments)
+        await _certify(uow, tc)
+        outcome.certified = sum(e.certificate is not None for e in tc.enrolments) - certified_before
+        await uow.classes.save(tc)
+        await uow.commit()
+    return outcome
 
 
 async def certificate(number: str, uow: TrainingUnitOfWork) -> Certificate | None:
@@ -273,41 +330,35 @@ async def certificate(number: str, uow: TrainingUnitOfWork) -> Certificate | Non
 # ----- followed events and the sweep -----
 
 
-async def member_event(event: m.MemberEvent, uow: TrainingUnitOfWork, now: datetime) -> None:
+async def member_left(event: m.MemberLeft, uow: TrainingUnitOfWork) -> None:
     """Keep the member view; a member who left loses every enrolment still in play."""
+    now = uow.clock.now()
     async with uow:
         view = apply_membership_event(await uow.members.get(event.member_id), event)
-        if view is None:
-            # Never saw them join: nothing to keep (their MemberJoined will come first).
-            await uow.commit()
-            return
-        await uow.members.save(view)
-        changed = []
-        if isinstance(event, m.MemberLeft):
+        if view is not None:  # never seen joining: nothing to keep (MemberJoined comes first)
+            await uow.members.save(view)
             # In class id order, so two consumers (or replicas) lock classes in the same order.
             for class_id in await uow.classes.with_active_enrolment(event.member_id):
                 tc = await uow.classes.lock(class_id)
-                if tc.member_left(event.member_id, now) is not None:
-                    changed.append(tc)
-        await uow.commit_classes(*changed)
+                tc.member_left(event.member_id, now)
+                await uow.classes.save(tc)
+        await uow.commit()
 
 
-def membership_handlers(topic: str, clock: Callable[[], datetime]) -> dict[str, Handler]:
-    async def follow(conn: asyncpg.Connection, event: EventData, envelope: Envelope) -> None:
-        assert isinstance(event, m.MemberEvent)
-        uow = TrainingUnitOfWork.joining(conn, topic, envelope)
-        await member_event(event, uow, clock())
+async def view_changed(conn: asyncpg.Connection, events: Run) -> None:
+    """Every member event but leaving changes the member view alone, no class. Batched (not
+    ``(event, uow)``): a run of them (a roster's joins) is two statements, one when it only
+    joins, and publishes nothing."""
+    members = Members(conn)
+    joins_only = all(isinstance(e, m.MemberJoined) for e, _ in events)
+    known = {} if joins_only else await members.get_many([e.subject() for e, _ in events])
+    views = [apply_membership_event(known.get(e.subject()), e) for e, _ in events]
+    await members.save_many([view for view in views if view is not None])
 
-    async def view_changed(conn: asyncpg.Connection, events: Run) -> None:
-        """Every member event but leaving changes the member view alone, no class: a run of them
-        (a roster's joins) is two statements, one when it only joins."""
-        members = Members(conn)
-        joins_only = all(isinstance(e, m.MemberJoined) for e, _ in events)
-        known = {} if joins_only else await members.get_many([e.subject() for e, _ in events])
-        views = [apply_membership_event(known.get(e.subject()), e) for e, _ in events]
-        await members.save_many([view for view in views if view is not None])
 
-    return {m.MemberLeft.type: follow} | dict.fromkeys(
+def membership_handlers(topic: str, clock: Clock) -> dict[str, Handler]:
+    left = following(TrainingUnitOfWork, topic, clock, member_left)
+    return {m.MemberLeft.type: left} | dict.fromkeys(
         (
             m.MemberJoined.type,
             m.MemberDetailsChanged.type,
@@ -321,7 +372,6 @@ def membership_handlers(topic: str, clock: Callable[[], datetime]) -> dict[str, 
 
 async def sweep(
     new_uow: Callable[[], TrainingUnitOfWork],
-    now: datetime,
     no_show_grace: timedelta,
     remind_ahead: timedelta = timedelta(hours=24),
 ) -> int:
@@ -333,21 +383,22 @@ async def sweep(
     ``remind_ahead`` before it starts. Returns the number of classes swept.
     """
     uow = new_uow()
+    now = uow.clock.now()
     async with uow:
         offers = await uow.classes.with_offers_due(now)
         no_shows = await uow.classes.with_no_shows_due(now - no_show_grace, now)
         reminders = await uow.classes.with_reminders_due(now, now + remind_ahead)
     swept = 0
     for class_id in sorted({*offers, *no_shows, *reminders}):
-        uow = new_uow()
+
+        def due(tc: TrainingClass, class_id: str = class_id) -> None:
+            tc.expire_offers(now)
+            if class_id in no_shows:
+                tc.release_no_shows(now)
+            tc.remind(now, remind_ahead)
+
         try:
-            async with uow:
-                tc = await uow.classes.lock(class_id)
-                tc.expire_offers(now)
-                if class_id in no_shows:
-                    tc.release_no_shows(now)
-                tc.remind(now, remind_ahead)
-                await uow.commit_classes(tc)
+            await _on_class(new_uow(), class_id, due)
         except Exception:  # one class that cannot be swept must not hold up the others
             log.exception("sweeping class %s failed", class_id)
             continue

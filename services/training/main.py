@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,13 +21,17 @@ from services.training import (
     handlers,
 )
 from services.training.unit_of_work import TrainingUnitOfWork
+from shared.clock import FEDERATION_ZONE, Clock, SystemClock
 from shared.events.catalogue import published_by
 from shared.http import create_app
+from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.webhooks import webhook_fanout_handlers, webhook_sender, webhooks_router
 
 log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+VIEWING_BATCH_LIMIT = 24 * MIB
 DEVELOPMENT_CHECK_IN_SECRET = "gonghui-training-development-check-in-secret"
 _MIN_SECRET_BYTES = 32
 
@@ -48,7 +52,7 @@ class Settings(ServiceSettings):
     # How long before each session its confirmed members get a reminder on WeChat.
     remind_hours_before: float = 24.0
     # The federation's time zone: completion dates, report years.
-    timezone: str = "Asia/Shanghai"
+    timezone: str = FEDERATION_ZONE
 
     @model_validator(mode="after")
     def _training_secrets(self) -> Settings:
@@ -63,22 +67,22 @@ class Settings(ServiceSettings):
         return self
 
 
-def build(settings: ServiceSettings) -> FastAPI:
+def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
     assert isinstance(settings, Settings)
-    zone = ZoneInfo(settings.timezone)
+    clock = clock or SystemClock(settings.timezone)
+    secret = settings.check_in_secret.encode()
+    grace = timedelta(hours=settings.no_show_grace_hours)
+    remind_ahead = timedelta(hours=settings.remind_hours_before)
 
-    def clock() -> datetime:
-        return datetime.now(zone)
+    def unit_of_work() -> TrainingUnitOfWork:
+        uow = new_uow()
+        uow.check_in_secret = secret  # the one setting a use case needs besides the clock
+        return uow
 
     async def sweeper(runtime: ServiceRuntime) -> None:
-        def new_uow() -> TrainingUnitOfWork:
-            return TrainingUnitOfWork(runtime.pool, settings.events_topic)
-
-        grace = timedelta(hours=settings.no_show_grace_hours)
-        remind_ahead = timedelta(hours=settings.remind_hours_before)
         while True:
             try:
-                await handlers.sweep(new_uow, clock(), grace, remind_ahead)
+                await handlers.sweep(unit_of_work, grace, remind_ahead)
             except Exception:  # the next round retries; one bad class must not stop the sweep
                 log.exception("training sweep failed")
             await asyncio.sleep(settings.sweep_seconds)
@@ -91,11 +95,16 @@ def build(settings: ServiceSettings) -> FastAPI:
         },
         workers={"sweeper": sweeper, "webhooks": webhook_sender},
     )
-    app = create_app(settings.service, lifespan=runtime.lifespan, readiness=runtime.readiness)
+    new_uow = units_of_work(runtime, TrainingUnitOfWork, clock)
+    app = create_app(
+        settings.service,
+        lifespan=runtime.lifespan,
+        readiness=runtime.readiness,
+        # A lecture's viewers in one batch (300,000 lines of about 80 bytes); the rest 1 MiB.
+        body_limits={r"/classes/[^/]+/viewing-reports/batches$": VIEWING_BATCH_LIMIT},
+    )
     app.state.runtime = runtime
-    app.state.zone = zone
-    app.state.clock = clock
-    app.state.check_in_secret = settings.check_in_secret.encode()
+    app.state.unit_of_work = unit_of_work
     for routes in (api, api_enrolment, api_attendance, api_reports, api_public):
         app.include_router(routes.router)
     app.include_router(webhooks_router(OFFERED))

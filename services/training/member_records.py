@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.training.courses import CourseKind
-from services.training.enrolment import Actor, EnrolmentStatus
+from services.training.enrolment import EnrolmentStatus
 from services.training.records import certificate_of
+from services.training.rosters import WAITLIST_POSITION
 from services.training.views import (
     CertificatePage,
     CertificateView,
@@ -19,18 +19,13 @@ from services.training.views import (
     MemberEnrolmentPage,
 )
 
-# The waitlist position is the class's rule (``ClassBase.waitlist``: waitlisted enrolments in
-# enrolment order), counted here so the class need not be loaded.
-_ENROLMENTS = """
+_ENROLMENTS = f"""
 SELECT e.*, c.name AS class_name, c.course_id, co.title AS course_title, co.kind AS course_kind,
        c.starts_at AS class_starts_at, c.ends_at AS class_ends_at,
        (SELECT count(*) FROM sessions s WHERE s.class_id = e.class_id)::int AS session_count,
        (SELECT count(*) FROM check_ins ci WHERE ci.enrolment_id = e.enrolment_id)::int
            AS attended_sessions,
-       CASE WHEN e.status = 'waitlisted' THEN
-           (SELECT count(*) FROM enrolments w WHERE w.class_id = e.class_id
-            AND w.status = 'waitlisted' AND w.sequence <= e.sequence)::int
-       END AS waitlist_position,
+       {WAITLIST_POSITION} AS waitlist_position,
        ce.number AS certificate_number
 FROM enrolments e
 JOIN classes c USING (class_id)
@@ -63,7 +58,9 @@ class MemberRecords:
             wanted,
         )
         rows = await self.conn.fetch(_ENROLMENTS, member_id, wanted, offset, limit)
-        return MemberEnrolmentPage.of([_enrolment(r) for r in rows], total, offset)
+        return MemberEnrolmentPage.of(
+            [MemberEnrolment.model_validate(dict(r)) for r in rows], total, offset
+        )
 
     async def certificates(
         self, member_id: str, *, offset: int = 0, limit: int = 50
@@ -81,28 +78,3 @@ class MemberRecords:
         )
         items = [CertificateView.of(certificate_of(r)) for r in rows]
         return CertificatePage.of(items, total, offset)
-
-
-def _enrolment(row: asyncpg.Record) -> MemberEnrolment:
-    return MemberEnrolment(
-        enrolment_id=row["enrolment_id"],
-        class_id=row["class_id"],
-        class_name=row["class_name"],
-        course_id=row["course_id"],
-        course_title=row["course_title"],
-        course_kind=CourseKind(row["course_kind"]),
-        class_starts_at=row["class_starts_at"],
-        class_ends_at=row["class_ends_at"],
-        status=EnrolmentStatus(row["status"]),
-        waitlist_position=row["waitlist_position"],
-        offer_expires_at=row["offer_expires_at"],
-        enrolled_at=row["enrolled_at"],
-        cancel_reason=row["cancel_reason"],
-        cancelled_by=Actor(row["cancelled_by"]) if row["cancelled_by"] else None,
-        attended_sessions=row["attended_sessions"],
-        session_count=row["session_count"],
-        watched_minutes=row["watched_minutes"],
-        score=row["score"],
-        completed_on=row["completed_on"],
-        certificate_number=row["certificate_number"],
-    )

@@ -2,93 +2,99 @@
 
 Completion is evaluated whenever attendance, minutes or a score change, and is final: once a member
 has completed (and perhaps been issued a certificate) a later correction does not take it back.
+Each change touches one member's enrolment only, so it works on a roster loaded for that member.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from services.training.certificates import Certificate, read_certificate_number
-from services.training.class_base import ClassBase
 from services.training.completion import AttendanceTally, Completed, Outcome, evaluate_completion
+from services.training.courses import Course
 from services.training.enrolment import CheckIn, CheckInMethod, Enrolment, EnrolmentStatus
-from services.training.sessions import Session, check_session_code, require_aware
+from services.training.roster import Roster
+from services.training.seats import Record
+from services.training.sessions import Session, Timetable, check_session_code
 from shared.errors import DomainError
-from shared.events.training import (
-    AttendanceRecorded,
-    CertificateIssued,
-    CourseCompleted,
-)
+from shared.events.training import AttendanceRecorded, CertificateIssued, CourseCompleted
 
 # One viewing report covers at most a day: anything larger is a client bug, not a lecture.
 MAX_MINUTES_PER_REPORT = 24 * 60
 
 
-class ClassProgress(ClassBase):
-    def check_in_by_staff(self, session_id: str, member_id: str, now: datetime) -> Enrolment:
-        """Staff record that a member attended; allowed from check-in opening, also afterwards."""
-        require_aware("now", now)
-        session = self.session(session_id)
-        enrolment = self._attending(member_id)
-        if now < session.check_in_opens_at:
-            raise DomainError("session_id", "session_not_started", "the session has not started")
-        self._check_in(enrolment, session, CheckInMethod.STAFF, now)
-        return enrolment
+class Progress:
+    def __init__(
+        self, course: Course, class_name: str, timetable: Timetable, roster: Roster, record: Record
+    ) -> None:
+        self._course = course
+        self._class_name = class_name
+        self._timetable = timetable
+        self._roster = roster
+        self._record = record
 
-    def check_in_with_code(
-        self, session_id: str, member_id: str, code: str, secret: bytes, now: datetime
-    ) -> Enrolment:
-        """The member checks in with the session's code, while the session is open."""
-        require_aware("now", now)
-        session = self.session(session_id)
-        enrolment = self._attending(member_id)
-        check_session_code(secret, session, code, now)
-        self._check_in(enrolment, session, CheckInMethod.CODE, now)
-        return enrolment
+    def check_in(
+        self, session_id: str, member_id: str, method: CheckInMethod, now: datetime, today: date
+    ) -> tuple[Enrolment, Session]:
+        session = self._timetable.session(session_id)
+        enrolment = self.attending(member_id)
+        # A second scan of the same code, or staff confirming a self check-in, changes nothing.
+        if session.session_id in enrolment.check_ins:
+            return enrolment, session
+        enrolment.check_ins[session.session_id] = CheckIn(session.session_id, method, now)
+        self._record(
+            AttendanceRecorded,
+            enrolment,
+            session_id=session.session_id,
+            session_starts_at=session.starts_at,
+            method=method.value,
+            recorded_at=now,
+        )
+        self.evaluate(enrolment, today)
+        return enrolment, session
 
-    def record_watched_minutes(self, member_id: str, minutes: int, now: datetime) -> Enrolment:
+    def check_code(self, session_id: str, code: str, secret: bytes, now: datetime) -> None:
+        check_session_code(secret, self._timetable.session(session_id), code, now)
+
+    def watched(self, member_id: str, minutes: int, today: date) -> Enrolment:
         """Add minutes of online lecture watched (the caller drops repeated report ids).
 
         No event per report: a live lecture has hundreds of thousands of viewers. Completion is.
         """
-        require_aware("now", now)
-        if not 0 < minutes <= MAX_MINUTES_PER_REPORT:
-            raise DomainError("minutes", "out_of_range", "minutes watched must be 1 to 1440")
-        enrolment = self._attending(member_id)
+        check_minutes(minutes)
+        enrolment = self.attending(member_id)
         enrolment.watched_minutes += minutes
-        self._evaluate(enrolment, now)
+        self.evaluate(enrolment, today)
         return enrolment
 
-    def record_score(self, member_id: str, score: Decimal, now: datetime) -> Enrolment:
+    def score(self, member_id: str, score: Decimal, today: date) -> Enrolment:
         """Record (or correct) a member's assessment score."""
-        require_aware("now", now)
-        if not self.course.completion.has_assessment:
+        if not self._course.completion.has_assessment:
             raise DomainError("score", "no_assessment", "this course has no assessment")
         if score < 0:
             raise DomainError("score", "negative", "a score cannot be negative")
-        enrolment = self._attending(member_id)
+        enrolment = self.attending(member_id)
         enrolment.score = score
-        self._evaluate(enrolment, now)
+        self.evaluate(enrolment, today)
         return enrolment
 
     def completion_of(self, member_id: str) -> Outcome:
         """Completed, or what the member still lacks."""
-        enrolment = self.enrolment_of(member_id)
+        enrolment = self._roster.of(member_id)
         if enrolment.completed_on is not None:
             return Completed()
-        return self._outcome(enrolment)
+        return self.outcome(enrolment)
 
     def issue_certificate(
-        self, member_id: str, number: str, now: datetime, holder_name: str | None = None
+        self, member_id: str, number: str, today: date, holder_name: str | None = None
     ) -> Certificate:
         """Issue the certificate of a completed member under ``number`` (new_certificate_number).
 
         Idempotent: a member who has one keeps it (no new event), so a retried handler is harmless.
         ``holder_name`` defaults to the name the member enrolled under.
         """
-        require_aware("now", now)
-        enrolment = self.enrolment_of(member_id)
+        enrolment = self._roster.of(member_id)
         if enrolment.certificate is not None:
             return enrolment.certificate
         if enrolment.completed_on is None:
@@ -98,12 +104,12 @@ class ClassProgress(ClassBase):
             enrolment_id=enrolment.enrolment_id,
             member_id=member_id,
             holder_name=holder_name or enrolment.member_name,
-            course_id=self.course.course_id,
-            course_title=self.course.title,
-            class_id=self.class_id,
-            class_name=self.name,
+            course_id=self._course.course_id,
+            course_title=self._course.title,
+            class_id=enrolment.class_id,
+            class_name=self._class_name,
             completed_on=enrolment.completed_on,
-            issued_on=now.date(),
+            issued_on=today,
         )
         enrolment.certificate = certificate
         self._record(
@@ -114,41 +120,34 @@ class ClassProgress(ClassBase):
         )
         return certificate
 
-    def _attending(self, member_id: str) -> Enrolment:
-        enrolment = self.enrolment_of(member_id)
+    def attending(self, member_id: str) -> Enrolment:
+        enrolment = self._roster.of(member_id)
         if enrolment.status is not EnrolmentStatus.CONFIRMED:
             raise DomainError(
                 "member_id", "not_confirmed", f"only confirmed members attend ({enrolment.status})"
             )
         return enrolment
 
-    def _check_in(
-        self, enrolment: Enrolment, session: Session, method: CheckInMethod, now: datetime
-    ) -> None:
-        # A second scan of the same code, or staff confirming a self check-in, changes nothing.
-        if session.session_id in enrolment.check_ins:
-            return
-        enrolment.check_ins[session.session_id] = CheckIn(session.session_id, method, now)
-        self._record(
-            AttendanceRecorded,
-            enrolment,
-            session_id=session.session_id,
-            session_starts_at=session.starts_at,
-            method=method.value,
-            recorded_at=now,
+    def outcome(self, enrolment: Enrolment) -> Outcome:
+        tally = AttendanceTally(
+            attended=len(enrolment.check_ins), sessions=len(self._timetable.sessions)
         )
-        self._evaluate(enrolment, now)
-
-    def _outcome(self, enrolment: Enrolment) -> Outcome:
-        tally = AttendanceTally(attended=len(enrolment.check_ins), sessions=len(self.sessions))
         return evaluate_completion(
-            self.course.completion, tally, enrolment.score, enrolment.watched_minutes
+            self._course.completion, tally, enrolment.score, enrolment.watched_minutes
         )
 
-    def _evaluate(self, enrolment: Enrolment, now: datetime) -> None:
+    def evaluate(self, enrolment: Enrolment, today: date) -> bool:
+        """Complete the enrolment if it now meets the rule; True if it completed just now."""
         if enrolment.completed_on is not None:
-            return
-        if isinstance(self._outcome(enrolment), Completed):
-            # The date in ``now``'s time zone: pass Beijing time so a 23:30 completion is that day.
-            enrolment.completed_on = now.date()
-            self._record(CourseCompleted, enrolment, completed_on=enrolment.completed_on)
+            return False
+        if not isinstance(self.outcome(enrolment), Completed):
+            return False
+        # The federation's day (the clock's ``today``): a 23:30 Beijing completion is that day.
+        enrolment.completed_on = today
+        self._record(CourseCompleted, enrolment, completed_on=today)
+        return True
+
+
+def check_minutes(minutes: int) -> None:
+    if not 0 < minutes <= MAX_MINUTES_PER_REPORT:
+        raise DomainError("minutes", "out_of_range", "minutes watched must be 1 to 1440")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.training.certificates import Certificate
 from services.training.completion import CompletionRule
@@ -111,36 +112,71 @@ def enrolment_row(e: Enrolment) -> tuple[Any, ...]:
     )
 
 
-ENROLMENT_COLUMNS = (
+_NAMES = (
     "enrolment_id, class_id, member_id, member_name, union_id, union_path, status, sequence,"
     " enrolled_at, offer_expires_at, cancel_reason, cancelled_by, watched_minutes, score,"
     " completed_on"
 )
-INSERT_ENROLMENT = (
-    f"INSERT INTO enrolments ({ENROLMENT_COLUMNS})"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+# One statement for any number of rows (one enrolment, or a lecture's 300,000 viewers). Paths go
+# as JSON text: asyncpg would take a list of lists for a two-dimensional array.
+_ROWS = (
+    "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::int[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::int[],"
+    f" $14::numeric[], $15::date[]) AS r({_NAMES})"
 )
-UPDATE_ENROLMENT = (
-    "UPDATE enrolments SET member_name = $4, union_id = $5, union_path = $6, status = $7,"
-    " sequence = $8, enrolled_at = $9, offer_expires_at = $10, cancel_reason = $11,"
-    " cancelled_by = $12, watched_minutes = $13, score = $14, completed_on = $15,"
-    " updated_at = now() WHERE enrolment_id = $1 AND class_id = $2 AND member_id = $3"
+_PATH = "ARRAY(SELECT jsonb_array_elements_text(r.union_path::jsonb))"
+INSERT_ENROLMENTS = (
+    f"INSERT INTO enrolments ({_NAMES}) SELECT r.enrolment_id, r.class_id, r.member_id,"
+    f" r.member_name, r.union_id, {_PATH}, r.status, r.sequence, r.enrolled_at,"
+    " r.offer_expires_at, r.cancel_reason, r.cancelled_by, r.watched_minutes, r.score,"
+    f" r.completed_on FROM {_ROWS}"
+)
+UPDATE_ENROLMENTS = (
+    "UPDATE enrolments e SET member_name = r.member_name, union_id = r.union_id,"
+    f" union_path = {_PATH}, status = r.status, sequence = r.sequence,"
+    " enrolled_at = r.enrolled_at, offer_expires_at = r.offer_expires_at,"
+    " cancel_reason = r.cancel_reason, cancelled_by = r.cancelled_by,"
+    " watched_minutes = r.watched_minutes, score = r.score, completed_on = r.completed_on,"
+    f" updated_at = now() FROM {_ROWS}"
+    " WHERE e.enrolment_id = r.enrolment_id AND e.class_id = r.class_id"
+    " AND e.member_id = r.member_id"
 )
 
 
-async def insert_certificate(conn: asyncpg.Connection, c: Certificate) -> None:
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows of ``enrolment_row`` as the column arrays the statements above take."""
+    cols: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(15)]
+    cols[5] = [orjson.dumps(path).decode() for path in cols[5]]
+    return cols
+
+
+async def insert_certificates(
+    conn: asyncpg.Connection, certificates: Sequence[Certificate]
+) -> None:
     await conn.execute(
         "INSERT INTO certificates (number, enrolment_id, member_id, holder_name, course_id,"
         " course_title, class_id, class_name, completed_on, issued_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        c.number,
-        c.enrolment_id,
-        c.member_id,
-        c.holder_name,
-        c.course_id,
-        c.course_title,
-        c.class_id,
-        c.class_name,
-        c.completed_on,
-        c.issued_on,
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::date[], $10::date[])",
+        *(
+            list(column)
+            for column in zip(
+                *(
+                    (
+                        c.number,
+                        c.enrolment_id,
+                        c.member_id,
+                        c.holder_name,
+                        c.course_id,
+                        c.course_title,
+                        c.class_id,
+                        c.class_name,
+                        c.completed_on,
+                        c.issued_on,
+                    )
+                    for c in certificates
+                ),
+                strict=True,
+            )
+        ),
     )

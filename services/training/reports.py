@@ -1,147 +1,72 @@
-"""Roll-ups for the federation's reports: per class, per course, per union subtree and year.
+"""Read models for the reports: one ``EnrolmentFact`` row per enrolment, straight from SQL.
 
-Reports work on flat ``EnrolmentFact`` rows, one per enrolment, so the repository can produce them
-with one query (or ``facts_of`` a loaded class) and the counting stays pure and testable. Members
-are counted where they were when they enrolled (the enrolment's union snapshot).
-
-Counts are of enrolments, i.e. person-times (人次) as the federation reports them: a member in two
-classes counts twice. ``enrolled`` is enrolments confirmed now; ``completed`` counts completion even
-if the enrolment was later cancelled (e.g. the member left the union after completing).
+The counting is pure and lives in ``roll_ups``; this module only reads (the platform's meaning of
+``reports``: read models that reports are made from).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from datetime import datetime
 
-from services.training.classes import TrainingClass
+import asyncpg
+
 from services.training.enrolment import EnrolmentStatus
+from services.training.roll_ups import EnrolmentFact
+
+_FACTS = """
+SELECT e.class_id, c.course_id, co.kind AS course_kind,
+       extract(year FROM c.starts_at AT TIME ZONE $1)::int AS year,
+       e.member_id, e.union_id, e.union_path, e.status, e.watched_minutes,
+       (SELECT count(*) FROM check_ins ci WHERE ci.enrolment_id = e.enrolment_id)::int
+           AS attendances,
+       e.completed_on IS NOT NULL AS completed,
+       EXISTS (SELECT 1 FROM certificates ce WHERE ce.enrolment_id = e.enrolment_id) AS certified
+FROM enrolments e JOIN classes c USING (class_id) JOIN courses co ON co.course_id = c.course_id
+"""
 
 
-@dataclass(frozen=True)
-class EnrolmentFact:
-    class_id: str
-    course_id: str
-    course_kind: str
-    # The year the class starts in: a class belongs to one year's report.
-    year: int
-    member_id: str
-    union_id: str
-    union_path: tuple[str, ...]
-    status: EnrolmentStatus
-    # Sessions checked in to.
-    attendances: int
-    watched_minutes: int
-    completed: bool
-    certified: bool
+class Reports:
+    """One row per enrolment (``reports.EnrolmentFact``); the counting is the domain's."""
 
-    @property
-    def attended(self) -> bool:
-        return self.attendances > 0 or self.watched_minutes > 0
+    def __init__(self, conn: asyncpg.Connection, timezone: str) -> None:
+        self.conn = conn
+        # The federation's year: a class starting 31 December 20:00 UTC is next year in Beijing.
+        self.timezone = timezone
 
+    async def of_class(self, class_id: str) -> list[EnrolmentFact]:
+        return await self._facts("e.class_id = $2", class_id)
 
-@dataclass(frozen=True)
-class Counts:
-    enrolled: int = 0
-    pending_approval: int = 0
-    offered: int = 0
-    waitlisted: int = 0
-    cancelled: int = 0
-    rejected: int = 0
-    # Enrolments that attended at least one session or watched some minutes.
-    attended: int = 0
-    # Session check-ins in all (one member at five sessions: five).
-    attendances: int = 0
-    completed: int = 0
-    certified: int = 0
+    async def of_course(self, course_id: str) -> list[EnrolmentFact]:
+        return await self._facts("c.course_id = $2", course_id)
 
-
-@dataclass(frozen=True)
-class UnionReport:
-    root_union_id: str
-    year: int
-    total: Counts
-    # Keyed by the union directly below the root that the member belongs under; members of the
-    # root union itself are under the root's own id.
-    by_child: dict[str, Counts]
-
-
-_STATUS_FIELD = {
-    EnrolmentStatus.CONFIRMED: "enrolled",
-    EnrolmentStatus.PENDING_APPROVAL: "pending_approval",
-    EnrolmentStatus.OFFERED: "offered",
-    EnrolmentStatus.WAITLISTED: "waitlisted",
-    EnrolmentStatus.CANCELLED: "cancelled",
-    EnrolmentStatus.REJECTED: "rejected",
-}
-
-
-def facts_of(training_class: TrainingClass) -> list[EnrolmentFact]:
-    year = training_class.starts_at.year
-    return [
-        EnrolmentFact(
-            class_id=training_class.class_id,
-            course_id=training_class.course.course_id,
-            course_kind=training_class.course.kind.value,
-            year=year,
-            member_id=e.member_id,
-            union_id=e.union_id,
-            union_path=e.union_path,
-            status=e.status,
-            attendances=len(e.check_ins),
-            watched_minutes=e.watched_minutes,
-            completed=e.completed_on is not None,
-            certified=e.certificate is not None,
+    async def of_union(
+        self, root_union_id: str, starts: datetime, ends: datetime
+    ) -> list[EnrolmentFact]:
+        """Enrolments of members inside the subtree, in classes starting in [starts, ends)."""
+        return await self._facts(
+            "(e.union_id = $2 OR e.union_path @> ARRAY[$2]::text[])"
+            " AND c.starts_at >= $3 AND c.starts_at < $4",
+            root_union_id,
+            starts,
+            ends,
         )
-        for e in training_class.enrolments
-    ]
 
-
-def count(facts: Iterable[EnrolmentFact]) -> Counts:
-    totals: dict[str, int] = defaultdict(int)
-    for fact in facts:
-        totals[_STATUS_FIELD[fact.status]] += 1
-        totals["attended"] += fact.attended
-        totals["attendances"] += fact.attendances
-        totals["completed"] += fact.completed
-        totals["certified"] += fact.certified
-    return Counts(**totals)
-
-
-def roll_up_class(training_class: TrainingClass) -> Counts:
-    return count(facts_of(training_class))
-
-
-def roll_up_by(facts: Iterable[EnrolmentFact], key: str = "course_id") -> dict[str, Counts]:
-    """Counts per value of ``key``: "course_id", "class_id" or "course_kind"."""
-    groups: dict[str, list[EnrolmentFact]] = defaultdict(list)
-    for fact in facts:
-        groups[getattr(fact, key)].append(fact)
-    return {value: count(group) for value, group in groups.items()}
-
-
-def _child_below(fact: EnrolmentFact, root_union_id: str) -> str | None:
-    """The union directly below the root on the member's path; the root itself; None if outside."""
-    chain = list(fact.union_path)
-    if not chain or chain[-1] != fact.union_id:
-        chain.append(fact.union_id)
-    if root_union_id not in chain:
-        return None
-    below = chain.index(root_union_id) + 1
-    return chain[below] if below < len(chain) else root_union_id
-
-
-def roll_up_union(facts: Iterable[EnrolmentFact], root_union_id: str, year: int) -> UnionReport:
-    """Counts for members of a union subtree in one year's classes, also per union below it."""
-    groups: dict[str, list[EnrolmentFact]] = defaultdict(list)
-    for fact in facts:
-        child = _child_below(fact, root_union_id) if fact.year == year else None
-        if child is not None:
-            groups[child].append(fact)
-    return UnionReport(
-        root_union_id=root_union_id,
-        year=year,
-        total=count(fact for group in groups.values() for fact in group),
-        by_child={child: count(group) for child, group in sorted(groups.items())},
-    )
+    async def _facts(self, where: str, *args: object) -> list[EnrolmentFact]:
+        rows = await self.conn.fetch(f"{_FACTS} WHERE {where}", self.timezone, *args)
+        return [
+            EnrolmentFact(
+                class_id=r["class_id"],
+                course_id=r["course_id"],
+                course_kind=r["course_kind"],
+                year=r["year"],
+                member_id=r["member_id"],
+                union_id=r["union_id"],
+                union_path=tuple(r["union_path"]),
+                status=EnrolmentStatus(r["status"]),
+                attendances=r["attendances"],
+                watched_minutes=r["watched_minutes"],
+                completed=r["completed"],
+                certified=r["certified"],
+            )
+            for r in rows
+        ]

@@ -1,13 +1,13 @@
-"""SQL for the training schema: the member view, courses, certificates, viewing reports, reports.
+"""SQL for the training schema: the member view, courses, certificates, viewing reports.
 
 Classes, the aggregate every seat decision locks, have their own module (``class_repository``);
-``Classes`` is importable from here too so callers need one import.
+``Classes`` is importable from here too so callers need one import. The read models behind the
+reports are ``reports``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 import orjson
@@ -15,13 +15,11 @@ import orjson
 from services.training.certificates import Certificate
 from services.training.class_repository import Classes
 from services.training.courses import Course
-from services.training.enrolment import EnrolmentStatus
 from services.training.members import MemberStatus, MemberView
 from services.training.records import certificate_of, course_of
-from services.training.reports import EnrolmentFact
 from shared.errors import NotFound
 
-__all__ = ["Certificates", "Classes", "Courses", "Members", "Reports", "ViewingReports"]
+__all__ = ["Certificates", "Classes", "Courses", "Members", "ViewingReports"]
 
 
 def _member_view(row: asyncpg.Record) -> MemberView:
@@ -124,82 +122,27 @@ class Certificates:
         row = await self.conn.fetchrow("SELECT * FROM certificates WHERE number = $1", number)
         return certificate_of(row) if row else None
 
-    async def taken(self, number: str) -> bool:
-        return bool(
-            await self.conn.fetchval("SELECT true FROM certificates WHERE number = $1", number)
+    async def taken(self, numbers: Sequence[str]) -> set[str]:
+        """Which of ``numbers`` a certificate already has."""
+        rows = await self.conn.fetch(
+            "SELECT number FROM certificates WHERE number = ANY($1::text[])", list(numbers)
         )
+        return {r["number"] for r in rows}
 
 
 class ViewingReports:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def first_time(self, report_id: str, enrolment_id: str, minutes: int) -> bool:
-        """Record a report; False if this report id was recorded before (a resend)."""
-        inserted = await self.conn.fetchval(
-            "INSERT INTO viewing_reports (report_id, enrolment_id, minutes) VALUES ($1, $2, $3)"
-            " ON CONFLICT (report_id) DO NOTHING RETURNING true",
-            report_id,
-            enrolment_id,
-            minutes,
+    async def first_time(self, reports: Sequence[tuple[str, str, int]]) -> set[str]:
+        """Record (report id, enrolment id, minutes) reports in one statement; the ids of those
+        not recorded before (a resend, or a repeat within the batch, is left out)."""
+        rows = await self.conn.fetch(
+            "INSERT INTO viewing_reports (report_id, enrolment_id, minutes)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[])"
+            " ON CONFLICT (report_id) DO NOTHING RETURNING report_id",
+            [r[0] for r in reports],
+            [r[1] for r in reports],
+            [r[2] for r in reports],
         )
-        return bool(inserted)
-
-
-_FACTS = """
-SELECT e.class_id, c.course_id, co.kind AS course_kind,
-       extract(year FROM c.starts_at AT TIME ZONE $1)::int AS year,
-       e.member_id, e.union_id, e.union_path, e.status, e.watched_minutes,
-       (SELECT count(*) FROM check_ins ci WHERE ci.enrolment_id = e.enrolment_id)::int
-           AS attendances,
-       e.completed_on IS NOT NULL AS completed,
-       EXISTS (SELECT 1 FROM certificates ce WHERE ce.enrolment_id = e.enrolment_id) AS certified
-FROM enrolments e JOIN classes c USING (class_id) JOIN courses co ON co.course_id = c.course_id
-"""
-
-
-class Reports:
-    """One row per enrolment (``reports.EnrolmentFact``); the counting is the domain's."""
-
-    def __init__(self, conn: asyncpg.Connection, timezone: str) -> None:
-        self.conn = conn
-        # The federation's year: a class starting 31 December 20:00 UTC is next year in Beijing.
-        self.timezone = timezone
-
-    async def of_class(self, class_id: str) -> list[EnrolmentFact]:
-        return await self._facts("e.class_id = $2", class_id)
-
-    async def of_course(self, course_id: str) -> list[EnrolmentFact]:
-        return await self._facts("c.course_id = $2", course_id)
-
-    async def of_union(
-        self, root_union_id: str, starts: datetime, ends: datetime
-    ) -> list[EnrolmentFact]:
-        """Enrolments of members inside the subtree, in classes starting in [starts, ends)."""
-        return await self._facts(
-            "(e.union_id = $2 OR e.union_path @> ARRAY[$2]::text[])"
-            " AND c.starts_at >= $3 AND c.starts_at < $4",
-            root_union_id,
-            starts,
-            ends,
-        )
-
-    async def _facts(self, where: str, *args: object) -> list[EnrolmentFact]:
-        rows = await self.conn.fetch(f"{_FACTS} WHERE {where}", self.timezone, *args)
-        return [
-            EnrolmentFact(
-                class_id=r["class_id"],
-                course_id=r["course_id"],
-                course_kind=r["course_kind"],
-                year=r["year"],
-                member_id=r["member_id"],
-                union_id=r["union_id"],
-                union_path=tuple(r["union_path"]),
-                status=EnrolmentStatus(r["status"]),
-                attendances=r["attendances"],
-                watched_minutes=r["watched_minutes"],
-                completed=r["completed"],
-                certified=r["certified"],
-            )
-            for r in rows
-        ]
+        return {r["report_id"] for r in rows}

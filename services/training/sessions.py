@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from services.training.alphabet import encode, normalise
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 
 CHECK_IN_OPENS_BEFORE = timedelta(minutes=30)
 CODE_LENGTH = 6
@@ -56,6 +57,50 @@ class Session:
     def due_for_reminder(self, now: datetime, ahead: timedelta) -> bool:
         """Not reminded yet, and starting within ``ahead`` (a session already begun is not)."""
         return self.reminded_at is None and now < self.starts_at <= now + ahead
+
+
+class Timetable:
+    """A class's sessions in the order they take place: when it starts, ends, and who is due a
+    reminder."""
+
+    def __init__(self, sessions: Iterable[Session]) -> None:
+        self.sessions: list[Session] = sorted(sessions, key=lambda s: s.starts_at)
+        if not self.sessions:
+            raise DomainError("sessions", "required", "a class needs at least one session")
+        if len({s.session_id for s in self.sessions}) != len(self.sessions):
+            raise DomainError("sessions", "duplicate_session", "session ids must be unique")
+
+    @property
+    def first(self) -> Session:
+        return self.sessions[0]
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.first.starts_at
+
+    @property
+    def ends_at(self) -> datetime:
+        return max(s.ends_at for s in self.sessions)
+
+    def next_start(self, now: datetime) -> datetime:
+        """When the member should come: the next session's start, or the first's if all are past."""
+        upcoming = [s.starts_at for s in self.sessions if s.starts_at >= now]
+        return min(upcoming, default=self.starts_at)
+
+    def has_ended(self, now: datetime) -> bool:
+        return now >= self.ends_at
+
+    def session(self, session_id: str) -> Session:
+        for session in self.sessions:
+            if session.session_id == session_id:
+                return session
+        raise NotFound("session_id", "unknown_session", f"the class has no session {session_id}")
+
+    def remind(self, now: datetime, ahead: timedelta) -> list[Session]:
+        """The sessions due a reminder, marked reminded at ``now`` (each is reminded once)."""
+        due = [s for s in self.sessions if s.due_for_reminder(now, ahead)]
+        self.sessions = [replace(s, reminded_at=now) if s in due else s for s in self.sessions]
+        return due
 
 
 def session_code(secret: bytes, session_id: str, length: int = CODE_LENGTH) -> str:

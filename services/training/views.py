@@ -1,4 +1,5 @@
-"""How the training API answers: one pydantic model per answer, built from domain objects.
+"""How the training API answers: one ``shared.views.View`` per answer, read off domain objects
+and rows by attribute name (``CourseView.model_validate(course)``).
 
 Names are masked in every answer (the house rule for default responses); member ids are not
 personal data here: they are the membership service's opaque ids. Scores and pass marks are
@@ -7,21 +8,19 @@ decimals written as strings ("85.50"), so they survive JSON without float roundi
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, field_validator
 
-from services.training.certificates import Certificate, Verification, mask_name
-from services.training.classes import TrainingClass
-from services.training.completion import Completed, Criterion
-from services.training.courses import AudienceKind, Course, CourseKind
-from services.training.enrolment import Actor, Enrolment, EnrolmentStatus
+from services.training.certificates import Certificate, mask_name
+from services.training.completion import Completed, Criterion, Outcome
+from services.training.courses import AudienceKind, CourseKind
+from services.training.enrolment import Actor, EnrolmentStatus
 from services.training.policies import PromotionMode
-from services.training.reports import Counts, UnionReport
-from services.training.sessions import Session
+from services.training.roll_ups import UnionReport
+from shared.views import View
 
 MASKED_NAME = "The name with all but its first character masked, e.g. 张*."
 
@@ -29,7 +28,7 @@ MASKED_NAME = "The name with all but its first character masked, e.g. 张*."
 # ----- courses -----
 
 
-class AudienceView(BaseModel):
+class AudienceView(View):
     kind: AudienceKind = Field(description="Who may enrol.")
     target: str | None = Field(
         description="The member category (for `category`) or the subtree's root union id (for "
@@ -38,7 +37,7 @@ class AudienceView(BaseModel):
     )
 
 
-class CompletionView(BaseModel):
+class CompletionView(View):
     """What completing the course takes: every criterion that is not null must hold."""
 
     min_attendance_percent: int | None = Field(
@@ -52,7 +51,7 @@ class CompletionView(BaseModel):
     )
 
 
-class CourseView(BaseModel):
+class CourseView(View):
     course_id: str = Field(examples=["0b6f4c8e-5d1a-4c3e-9a43-2f1d7b0f9e11"])
     title: str = Field(examples=["工会干部业务培训"])
     kind: CourseKind
@@ -61,46 +60,19 @@ class CourseView(BaseModel):
     audience: AudienceView
     completion: CompletionView
 
-    @classmethod
-    def of(cls, course: Course) -> CourseView:
-        rule = course.completion
-        return cls(
-            course_id=course.course_id,
-            title=course.title,
-            kind=course.kind,
-            provider=course.provider,
-            description=course.description,
-            audience=AudienceView(kind=course.audience.kind, target=course.audience.target),
-            completion=CompletionView(
-                min_attendance_percent=rule.min_attendance_percent,
-                pass_mark=rule.pass_mark,
-                min_watched_minutes=rule.min_watched_minutes,
-            ),
-        )
-
 
 # ----- classes -----
 
 
-class SessionView(BaseModel):
+class SessionView(View):
     session_id: str = Field(description="Unique across classes; check-in codes are per session.")
     starts_at: datetime
     ends_at: datetime
     venue: str | None = Field(examples=["市总工会201会议室"])
     online_link: str | None = Field(examples=["https://live.example.cn/lecture/42"])
 
-    @classmethod
-    def of(cls, s: Session) -> SessionView:
-        return cls(
-            session_id=s.session_id,
-            starts_at=s.starts_at,
-            ends_at=s.ends_at,
-            venue=s.venue,
-            online_link=s.online_link,
-        )
 
-
-class WaitlistView(BaseModel):
+class WaitlistView(View):
     enabled: bool = Field(description="False: a full class refuses enrolments (class_full).")
     promotion: PromotionMode = Field(
         description="`automatic`: a freed seat goes to the next in line at once; `offer`: it is "
@@ -109,7 +81,7 @@ class WaitlistView(BaseModel):
     offer_hours: int = Field(description="How long an offered seat is held.", examples=[48])
 
 
-class ClassView(BaseModel):
+class ClassView(View):
     class_id: str = Field(examples=["5f0c2a7e-8a8b-4d7e-b1f0-3f9f3c1d2e4a"])
     course_id: str
     course_title: str
@@ -130,27 +102,6 @@ class ClassView(BaseModel):
     def seats_free(self) -> int | None:
         return None if self.capacity is None else self.capacity - self.seats_held
 
-    @classmethod
-    def of(cls, tc: TrainingClass) -> ClassView:
-        policy = tc.waitlist_policy
-        return cls(
-            class_id=tc.class_id,
-            course_id=tc.course.course_id,
-            course_title=tc.course.title,
-            name=tc.name,
-            capacity=tc.capacity,
-            seats_held=tc.seats_held(),
-            waitlisted=len(tc.waitlist()),
-            enrolment_opens_at=tc.window.opens_at,
-            enrolment_closes_at=tc.window.closes_at,
-            requires_approval=tc.requires_approval,
-            releases_no_shows=tc.releases_no_shows,
-            waitlist=WaitlistView(
-                enabled=policy.enabled, promotion=policy.promotion, offer_hours=policy.offer_hours
-            ),
-            sessions=[SessionView.of(s) for s in tc.sessions],
-        )
-
 
 class NoShowRelease(ClassView):
     released_member_ids: list[str] = Field(
@@ -159,15 +110,14 @@ class NoShowRelease(ClassView):
     )
 
     @classmethod
-    def of_release(cls, tc: TrainingClass, released: list[Enrolment]) -> NoShowRelease:
-        after = ClassView.of(tc).model_dump(exclude={"seats_free"})
-        return cls(**after, released_member_ids=[e.member_id for e in released])
+    def of_release(cls, after: ClassView, released: list[str]) -> NoShowRelease:
+        return cls(**after.model_dump(exclude={"seats_free"}), released_member_ids=released)
 
 
 # ----- enrolments -----
 
 
-class EnrolmentView(BaseModel):
+class EnrolmentView(View):
     enrolment_id: str
     class_id: str
     member_id: str = Field(examples=["m-20260105-0001"])
@@ -191,29 +141,13 @@ class EnrolmentView(BaseModel):
     completed_on: date | None = Field(description="In the federation's time zone.")
     certificate_number: str | None = Field(examples=["GH-7KQ3-M9XA-PR4"])
 
+    @field_validator("member_name")
     @classmethod
-    def of(cls, tc: TrainingClass, e: Enrolment) -> EnrolmentView:
-        waiting = e.status is EnrolmentStatus.WAITLISTED
-        return cls(
-            enrolment_id=e.enrolment_id,
-            class_id=e.class_id,
-            member_id=e.member_id,
-            member_name=mask_name(e.member_name),
-            status=e.status,
-            waitlist_position=tc.waitlist_position(e.member_id) if waiting else None,
-            offer_expires_at=e.offer_expires_at,
-            enrolled_at=e.enrolled_at,
-            cancel_reason=e.cancel_reason,
-            cancelled_by=e.cancelled_by,
-            attended_sessions=sorted(e.check_ins),
-            watched_minutes=e.watched_minutes,
-            score=e.score,
-            completed_on=e.completed_on,
-            certificate_number=e.certificate.number if e.certificate else None,
-        )
+    def _masked(cls, name: str) -> str:
+        return mask_name(name)
 
 
-class ShortfallView(BaseModel):
+class ShortfallView(View):
     criterion: Criterion
     needed: int | Decimal = Field(
         description="Percent or minutes as an integer; a pass mark as a decimal string."
@@ -227,21 +161,15 @@ class ProgressView(EnrolmentView):
     )
 
     @classmethod
-    def of_member(cls, tc: TrainingClass, e: Enrolment) -> ProgressView:
-        outcome = tc.completion_of(e.member_id)
-        missing = (
-            []
-            if isinstance(outcome, Completed)
-            else [
-                ShortfallView(criterion=s.criterion, needed=s.needed, actual=s.actual)
-                for s in outcome.reasons
-            ]
+    def of_member(cls, enrolment: EnrolmentView, outcome: Outcome) -> ProgressView:
+        missing = [] if isinstance(outcome, Completed) else outcome.reasons
+        return cls(
+            **enrolment.model_dump(),
+            missing_for_completion=[ShortfallView.model_validate(s) for s in missing],
         )
-        base = EnrolmentView.of(tc, e)
-        return cls(**base.model_dump(), missing_for_completion=missing)
 
 
-class CheckInCode(BaseModel):
+class CheckInCode(View):
     class_id: str
     session_id: str
     code: str = Field(description="Six characters of 23456789ABCDEFGHJKMNPQRSTUVWXYZ.")
@@ -253,7 +181,9 @@ class CheckInCode(BaseModel):
     )
 
 
-class ViewingAcknowledgement(BaseModel):
+class ViewingAcknowledgement(View):
+    """One report's effect."""
+
     report_id: str
     counted: bool = Field(description="False: this report id was counted before (a resend).")
     member_id: str
@@ -265,7 +195,7 @@ class ViewingAcknowledgement(BaseModel):
 # ----- a member's record -----
 
 
-class MemberEnrolment(BaseModel):
+class MemberEnrolment(View):
     """One of a member's enrolments, with its class and course."""
 
     enrolment_id: str
@@ -292,7 +222,7 @@ class MemberEnrolment(BaseModel):
     certificate_number: str | None
 
 
-class CertificateView(BaseModel):
+class CertificateView(View):
     number: str = Field(examples=["GH-7KQ3-M9XA-PR4"])
     holder: str = Field(description=MASKED_NAME, examples=["张*"])
     course_id: str
@@ -316,7 +246,7 @@ class CertificateView(BaseModel):
         )
 
 
-class CertificateVerification(BaseModel):
+class CertificateVerification(View):
     """What a genuine certificate shows; never the full name, never a member id."""
 
     number: str = Field(
@@ -327,10 +257,6 @@ class CertificateVerification(BaseModel):
     class_name: str
     completed_on: date
     issued_on: date
-
-    @classmethod
-    def of(cls, v: Verification) -> CertificateVerification:
-        return cls(**asdict(v))
 
 
 # ----- pages -----
@@ -374,7 +300,7 @@ class CertificatePage(Page[CertificateView]):
 # ----- reports -----
 
 
-class CountsView(BaseModel):
+class CountsView(View):
     """Enrolments counted as person-times (人次): a member in two classes counts twice."""
 
     enrolled: int = Field(description="Confirmed now.")
@@ -388,22 +314,18 @@ class CountsView(BaseModel):
     completed: int = Field(description="Completed, even if cancelled later.")
     certified: int
 
-    @classmethod
-    def of(cls, counts: Counts) -> CountsView:
-        return cls(**asdict(counts))
-
 
 class ClassReport(CountsView):
     class_id: str
 
 
-class CourseReport(BaseModel):
+class CourseReport(View):
     course_id: str
     total: CountsView
     by_class: dict[str, CountsView] = Field(description="Keyed by class id.")
 
 
-class UnionReportView(BaseModel):
+class UnionReportView(View):
     union_id: str
     year: int
     total: CountsView
@@ -417,6 +339,24 @@ class UnionReportView(BaseModel):
         return cls(
             union_id=report.root_union_id,
             year=report.year,
-            total=CountsView.of(report.total),
-            by_union={child: CountsView.of(c) for child, c in report.by_child.items()},
+            total=CountsView.model_validate(report.total),
+            by_union={child: CountsView.model_validate(c) for child, c in report.by_child.items()},
         )
+
+
+class RefusedViewing(View):
+    report_id: str
+    member_id: str
+    code: str = Field(description="`not_enrolled` or `not_confirmed` (docs/errors/training.md).")
+
+
+class ViewingBatchOutcome(View):
+    """What a batch did: every line is counted, a repeat, or refused."""
+
+    counted: int = Field(description="Lines whose minutes were added.")
+    repeated: list[str] = Field(
+        description="Report ids counted before (or earlier in this batch): not counted again."
+    )
+    refused: list[RefusedViewing] = Field(description="Lines for members who cannot attend.")
+    completed: int = Field(description="Members who completed the course through this batch.")
+    certified: int = Field(description="Certificates issued through this batch.")

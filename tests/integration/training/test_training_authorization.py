@@ -37,6 +37,7 @@ MATRIX = {
     ("POST", "/classes/{class_id}/sessions/{session_id}/check-in"): ENROL,
     ("PUT", "/classes/{class_id}/enrolments/{member_id}/score"): MANAGE,
     ("POST", "/classes/{class_id}/viewing-reports"): VIEWING,
+    ("POST", "/classes/{class_id}/viewing-reports/batches"): VIEWING,
     ("GET", "/members/{member_id}/enrolments"): ENROL,
     ("GET", "/members/{member_id}/certificates"): ENROL,
     ("GET", "/reports/classes/{class_id}"): REPORTS,

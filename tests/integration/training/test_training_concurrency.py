@@ -37,7 +37,8 @@ async def test_1000_at_once_for_50_seats_give_50_confirmed_and_950_waitlisted_in
     rows = await training.pool.fetch(
         "SELECT status, sequence FROM enrolments WHERE class_id = $1 ORDER BY sequence", class_id
     )
-    assert [r["sequence"] for r in rows] == list(range(1, MEMBERS + 1))
+    # Places come from one sequence for every class: distinct, in the order members were served.
+    assert len({r["sequence"] for r in rows}) == MEMBERS
     assert {r["status"] for r in rows[:SEATS]} == {"confirmed"}
     seen = Counter(kind for kind, _ in await training.events(class_id))
     assert seen == {"class.scheduled": 1, "enrolment.confirmed": SEATS, "enrolment.waitlisted": 950}

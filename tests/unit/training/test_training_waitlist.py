@@ -162,7 +162,7 @@ def test_capacity_cannot_drop_below_the_seats_held(build):
 
 def test_capacity_may_drop_to_exactly_the_seats_held(build):
     cls = full_class(build, capacity=3, waiting=0)
-    cls.enrolments[0].status = EnrolmentStatus.CANCELLED  # as if cancelled earlier
+    cls.roster.move(cls.enrolments[0], EnrolmentStatus.CANCELLED)  # as if cancelled earlier
     cls.change_capacity(2, build.now)
     assert cls.capacity == 2
     assert isinstance(cls.events[-1], ClassCapacityChanged)
