@@ -13,7 +13,8 @@ MACHINE = {"CPU": "Test CPU @ 2.0GHz", "cores": "2 logical"}
 
 
 def outcome() -> Outcome:
-    result = Outcome("online_joins", peak_rss_mb={"membership": 120.4, "membership child 7": 160.2})
+    peaks = {"membership": 120.4, "membership child 7": 160.2, "load generator (bench)": 190.0}
+    result = Outcome("online_joins", peak_rss_mb=peaks)
     result.add(
         Figure(
             "highest rate",
@@ -62,7 +63,10 @@ def test_the_largest_process_is_held_to_the_memory_target() -> None:
 def test_the_machine_and_every_process_peak_are_listed() -> None:
     report = markdown("run", MACHINE, [outcome()])
     assert "| CPU | Test CPU @ 2.0GHz |" in report
-    assert "- online_joins: membership 120, membership child 7 160" in report
+    assert (
+        "- online_joins: load generator (bench) 190, membership 120, membership child 7 160"
+        in report
+    )
 
 
 def test_a_benchmark_that_failed_says_so() -> None:
