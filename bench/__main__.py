@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import broadcast, consumers, lecture, online_joins, roster_import
+from bench import broadcast, consumers, lecture, online_joins, profiling, roster_import
 from bench.common import servers
 from bench.machine import describe
 from bench.plot import latency_against_load
@@ -71,7 +72,9 @@ def parameters(name: str, quick: bool, overrides: dict[str, Any]) -> dict[str, A
     return params
 
 
-async def run_all(names: list[str], quick: bool, overrides: dict[str, Any], out: Path) -> int:
+async def run_all(
+    names: list[str], quick: bool, overrides: dict[str, Any], out: Path, profile: bool = False
+) -> int:
     known = {k for n in names for k in BENCHMARKS[n].full}
     if unknown := set(overrides) - known:
         raise SystemExit(f"--set: no benchmark chosen takes {', '.join(sorted(unknown))}")
@@ -81,6 +84,8 @@ async def run_all(names: list[str], quick: bool, overrides: dict[str, Any], out:
     for name in names:
         params = parameters(name, quick, overrides)
         print(f"[bench] === {name} {params}", flush=True)
+        if profile:
+            os.environ[profiling.ENVIRONMENT] = str(out / "profiles" / name)
         try:
             outcome = await BENCHMARKS[name].run(**params)
         except Exception as error:  # one benchmark that cannot run must not lose the others
@@ -91,6 +96,8 @@ async def run_all(names: list[str], quick: bool, overrides: dict[str, Any], out:
         for process, peak in sorted(outcome.peak_rss_mb.items()):
             print(f"[bench] {name}: peak RSS {process}: {peak:.1f} MB")
         write(out, machine, outcomes)  # after each: an interrupted run keeps what it measured
+        if profile and (profiles := out / "profiles" / name).exists():
+            (profiles / "top.txt").write_text(profiling.report(profiles))
     print(markdown(title(out), machine, outcomes))
     print(f"[bench] written to {out}")
     return 1 if any(o.error for o in outcomes) else 0
@@ -121,11 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="+", choices=["all", *BENCHMARKS], metavar="benchmark")
     parser.add_argument("--quick", action="store_true", help="small scale: a smoke run")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameters")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy every platform process: <out>/profiles/"
+    )
     parser.add_argument("--out", type=Path, help="directory (default var/bench/<UTC time>)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.names else list(dict.fromkeys(args.names))
     out = args.out or ROOT / "var/bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    sys.exit(asyncio.run(run_all(names, args.quick, settings(args.set), out)))
+    sys.exit(asyncio.run(run_all(names, args.quick, settings(args.set), out, args.profile)))
 
 
 if __name__ == "__main__":

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench import profiling
 from bench.processes import KAFKA, POSTGRES_SHARED, Watch
 from shared.kafka import delete_topics
 from tests.support.database import ScratchDatabase, create_database, drop_database
@@ -65,7 +68,9 @@ async def platform_running(
         roots = {name: p.pid for name, p in platform.processes.items()}
         async with Watch(roots, database=db.name) as watch:
             await wait_ready(platform, READY_SECONDS)
-            yield Running(found, db, ns, platform, watch)
+            profiles = os.environ.get(profiling.ENVIRONMENT)
+            with profiling.profiled(roots, Path(profiles)) if profiles else nullcontext():
+                yield Running(found, db, ns, platform, watch)
     finally:
         platform.stop()
         await drop_database(db)

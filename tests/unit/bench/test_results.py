@@ -7,6 +7,7 @@ import math
 import orjson
 
 from bench.load import Step, percentile
+from bench.profiling import summarise
 from bench.results import Figure, Outcome, Target, as_json, markdown, number
 
 MACHINE = {"CPU": "Test CPU @ 2.0GHz", "cores": "2 logical"}
@@ -114,3 +115,20 @@ def test_percentiles_and_rates_of_a_step() -> None:
     assert step.p99 == 100
     assert step.achieved == 50
     assert math.isnan(percentile([], 0.99))
+
+
+def test_a_profile_is_summarised_by_share_of_samples() -> None:
+    collapsed = "\n".join(
+        [
+            "run (asyncio/base_events.py:1);handle (api.py:10);sign (auth.py:5) 30",
+            "run (asyncio/base_events.py:1);handle (api.py:10);insert (db.py:7) 50",
+            "run (asyncio/base_events.py:1);relay (outbox.py:3) 20",
+            "not a stack line",
+        ]
+    )
+    costs = {c.function: c for c in summarise(collapsed, top=10, skip=("asyncio/",))}
+    assert "run (asyncio/base_events.py:1)" not in costs
+    assert costs["handle (api.py:10)"].inclusive == 0.8
+    assert costs["handle (api.py:10)"].own == 0
+    assert costs["insert (db.py:7)"].own == 0.5
+    assert costs["relay (outbox.py:3)"].inclusive == 0.2
