@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +24,7 @@ from services.membership.api import router
 from services.membership.api_rosters import ROSTER_JOBS_CHANNEL
 from services.membership.api_rosters import router as rosters_router
 from services.membership.roster_files import CSV_UPLOAD_LIMIT, JSON_BATCH_LIMIT
-from services.membership.roster_import import RosterJob, RosterJobs
+from services.membership.roster_import import RosterJobs
 from services.membership.unit_of_work import MembershipUnitOfWork
 from shared.clock import Clock, SystemClock
 from shared.db import connect
@@ -50,31 +49,9 @@ class Settings(ServiceSettings):
     roster_poll_seconds: float = 5.0
 
 
-class _EachJobOnce(RosterJobs):
-    """RosterJobs whose ``resume`` may be called again and again: it starts the jobs waiting
-    in the database, and a job already started here is not started a second time."""
-
-    def __init__(
-        self,
-        spool_dir: Path,
-        units: Callable[[], MembershipUnitOfWork],
-        clock: Clock,
-        *,
-        dsn: str,
-        schema: str,
-    ) -> None:
-        super().__init__(spool_dir, units, clock, dsn=dsn, schema=schema)
-        self.started: set[str] = set()  # a finished job is never waiting again
-
-    def start(self, job: RosterJob) -> None:
-        if job.job_id not in self.started:
-            self.started.add(job.job_id)
-            super().start(job)
-
-
 def _roster_jobs(settings: Settings, clock: Clock) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
-        jobs = _EachJobOnce(
+        jobs = RosterJobs(
             Path(settings.roster_dir),
             units_of_work(runtime, MembershipUnitOfWork, clock),
             clock,

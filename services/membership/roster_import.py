@@ -422,7 +422,9 @@ class RosterJob:
 
 
 class RosterJobs:
-    """The roster jobs running in this process; at start-up it resumes interrupted ones."""
+    """The roster jobs running in this process. ``resume`` starts the jobs waiting in the
+    database (at start-up, on a notification, on each poll) and may be called again and again:
+    a job already started here is not started a second time."""
 
     def __init__(
         self,
@@ -439,8 +441,12 @@ class RosterJobs:
         self.dsn = dsn
         self.schema = schema
         self.tasks: set[asyncio.Task[None]] = set()
+        self.started: set[str] = set()  # a finished job is never waiting again
 
     def start(self, job: RosterJob) -> None:
+        if job.job_id in self.started:
+            return
+        self.started.add(job.job_id)
         task = asyncio.create_task(job.run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
