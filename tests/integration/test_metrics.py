@@ -3,11 +3,6 @@ serves /healthz, /readyz and /metrics on its own port (and no API)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,12 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.database import ScratchDatabase
-from tests.support.platform import free_port, service_environment
-from tests.support.servers import ROOT, Servers
+from tests.support.servers import Servers
+from tests.support.service_process import ready, service_process
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-SERVICE = "union_funds"
+SERVICE = "union_funds"  # any service: the least busy one
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -33,43 +28,6 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return found
 
 
-@contextmanager
-def service_process(
-    database: ScratchDatabase, servers: Servers, namespace: str, log: Path, *args: str, **env: str
-) -> Iterator[str]:
-    port = free_port()
-    environment = service_environment(
-        SERVICE, database.dsn(SERVICE), servers.kafka_bootstrap, namespace, port, ""
-    )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{SERVICE}", *args],
-            cwd=ROOT,
-            env=os.environ | environment | env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def ready(url: str, log: Path) -> None:
-    async def answers() -> bool:
-        try:
-            async with httpx.AsyncClient() as client:
-                return (await client.get(f"{url}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await eventually(answers, timeout=90, what=f"{url}/readyz 200 (log: {log})")
-
-
 async def test_several_http_processes_report_every_request_whichever_answers(
     database: ScratchDatabase, servers: Servers, namespace: str, tmp_path: Path
 ) -> None:
@@ -77,6 +35,7 @@ async def test_several_http_processes_report_every_request_whichever_answers(
     values.mkdir()  # prometheus_client wants it to exist before it is imported
     log = tmp_path / "api.log"
     with service_process(
+        SERVICE,
         database,
         servers,
         namespace,
@@ -106,7 +65,7 @@ async def test_a_worker_process_serves_health_readiness_and_metrics_but_no_api(
     database: ScratchDatabase, servers: Servers, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
-    with service_process(database, servers, namespace, log, "--role", "worker") as url:
+    with service_process(SERVICE, database, servers, namespace, log, "--role", "worker") as url:
         await ready(url, log)
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/healthz")).json()["status"] == "alive"

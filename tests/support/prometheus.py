@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.registry import CollectorRegistry
 
+from tests.support.platform import free_port
 from tests.support.servers import ROOT
 
 INSTALL = ROOT / "deploy/local/prometheus"
@@ -81,3 +83,25 @@ def exported_names(registry: CollectorRegistry = REGISTRY) -> set[str]:
         for suffix in suffixes.get(family.type, ("",)):
             names.add(family.name + suffix)
     return names
+
+
+@contextmanager
+def prometheus_server(config: Path, scratch: Path) -> Iterator[str]:
+    """A Prometheus with ``config`` on a free port, its data and log in ``scratch``: its URL."""
+    port = free_port()
+    with (scratch / "prometheus.log").open("wb") as out:
+        server = subprocess.Popen(
+            [
+                tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={scratch / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
