@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -21,11 +23,13 @@ import pytest
 from fastapi import FastAPI
 
 from services.training.main import Settings, build
+from shared.clock import Clock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, MemberLeft
 from shared.kafka import idempotent_producer
 from tests.support.auth import issue_credential, signed_client
+from tests.support.clock import ManualClock
 from tests.support.database import ScratchDatabase
 from tests.support.service import running, settings_for
 from tests.support.waiting import eventually
@@ -183,12 +187,12 @@ class Training:
         ]
 
 
-@pytest.fixture
-async def training(
-    database: ScratchDatabase, servers: Any, namespace: str
+@asynccontextmanager
+async def started(
+    database: ScratchDatabase, servers: Any, namespace: str, clock: Clock | None = None
 ) -> AsyncIterator[Training]:
     settings = settings_for(Settings, database, servers, namespace, sweep_seconds=0.2)
-    async with running(build, settings) as (app, public):
+    async with running(partial(build, clock=clock), settings) as (app, public):
         clients = []
         for scopes in (STAFF, PORTAL, STREAMING):
             app_id, secret = await issue_credential(
@@ -200,3 +204,25 @@ async def training(
             yield Training(
                 app, staff, portal, streaming, public, namespace, database, servers.kafka_bootstrap
             )
+
+
+@pytest.fixture
+async def training(
+    database: ScratchDatabase, servers: Any, namespace: str
+) -> AsyncIterator[Training]:
+    async with started(database, servers, namespace) as running_training:
+        yield running_training
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def timed_training(
+    database: ScratchDatabase, servers: Any, namespace: str, clock: ManualClock
+) -> AsyncIterator[Training]:
+    """The service on a clock the test moves (``clock``)."""
+    async with started(database, servers, namespace, clock) as running_training:
+        yield running_training

@@ -1,0 +1,85 @@
+"""A lecture's viewers reported in one batch: counted once per report id, refused line by line,
+completing members (and certifying them) in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.integration.training.conftest import Training
+from tests.support.clock import ManualClock
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_batch_counts_each_report_once_refuses_strangers_and_completes(
+    training: Training,
+) -> None:
+    course = await training.course(
+        kind="lecture_series",
+        completion={"min_attendance_percent": None, "min_watched_minutes": 60},
+    )
+    lecture = await training.klass(course, capacity=None)
+    class_id = lecture["class_id"]
+    watcher, dozer, stranger = await training.members(3)
+    for member in (watcher, dozer):
+        assert (await training.enrol(class_id, member)).status_code == 201
+    body = {
+        "reports": [
+            {"report_id": f"{class_id}-1", "member_id": watcher, "minutes": 40},
+            {"report_id": f"{class_id}-2", "member_id": watcher, "minutes": 30},
+            {"report_id": f"{class_id}-3", "member_id": dozer, "minutes": 20},
+            {"report_id": f"{class_id}-3", "member_id": dozer, "minutes": 20},
+            {"report_id": f"{class_id}-4", "member_id": stranger, "minutes": 90},
+        ]
+    }
+    path = f"/classes/{class_id}/viewing-reports/batches"
+
+    first = await training.streaming.post(path, json=body)
+
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "counted": 3,
+        "repeated": [f"{class_id}-3"],
+        "refused": [{"report_id": f"{class_id}-4", "member_id": stranger, "code": "not_enrolled"}],
+        "completed": 1,
+        "certified": 1,
+    }
+    minutes = await training.pool.fetch(
+        "SELECT member_id, watched_minutes, completed_on IS NOT NULL AS done FROM enrolments"
+        " WHERE class_id = $1 ORDER BY member_id",
+        class_id,
+    )
+    assert {r["member_id"]: (r["watched_minutes"], r["done"]) for r in minutes} == {
+        watcher: (70, True),
+        dozer: (20, False),
+    }
+    kinds = [kind for kind, _ in await training.events(class_id)]
+    assert kinds.count("course.completed") == 1 and kinds.count("certificate.issued") == 1
+
+    again = (await training.streaming.post(path, json=body)).json()
+    assert (again["counted"], again["completed"], again["certified"]) == (0, 0, 0)
+    assert len(again["repeated"]) == 4
+
+
+async def test_moving_the_clock_lets_staff_record_attendance_and_dates_the_completion(
+    timed_training: Training, clock: ManualClock
+) -> None:
+    """The class's one session starts in two days: too early to record until the clock moves."""
+    training = timed_training
+    class_id = (await training.klass())["class_id"]
+    member = await training.member()
+    assert (await training.enrol(class_id, member)).status_code == 201
+    session_id = (await training.staff.get(f"/classes/{class_id}")).json()["sessions"][0][
+        "session_id"
+    ]
+    path = f"/classes/{class_id}/sessions/{session_id}/attendance"
+
+    early = await training.staff.post(path, json={"member_id": member})
+    clock.advance(timedelta(days=2))
+    on_time = await training.staff.post(path, json={"member_id": member})
+
+    assert early.json()["errors"][0]["code"] == "session_not_started"
+    assert on_time.status_code == 200, on_time.text
+    assert on_time.json()["completed_on"] == clock.today().isoformat()
