@@ -1,8 +1,9 @@
 # Gonghui's services and the WeChat simulator: one image of the code and the locked dependencies
-# (target `app`), and per service a thin image on top that only names the service, so ops can
+# (target `app`), the simulator's (target `wechat_simulator`), and per service a thin image on
+# top of `app` that only names the service (deploy/containers/images writes its three lines:
+# literal values, as buildah's layer cache does not tell build arguments apart), so ops can
 # deploy each service on its own (`localhost/gonghui/<service>`). deploy/containers/images
-# stages the build context (only the paths it copies) and builds them all:
-#   podman build --format docker -f deploy/images/app.Dockerfile --build-arg SERVICE=membership ...
+# stages the build context (only the paths it copies) and builds them all.
 # The role is the command: `python -m services.<name> --role api|worker|all` (docker-compose.yml).
 
 # The official Python image where a registry answers; deploy/containers/images passes the
@@ -46,6 +47,7 @@ RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --no-cache
 FROM runtime AS app
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/opt/gonghui/app \
     PATH=/opt/gonghui/venv/bin:$PATH
 COPY --from=build /opt/gonghui/venv /opt/gonghui/venv
 WORKDIR /opt/gonghui/app
@@ -65,19 +67,7 @@ HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=12 \
 
 # The WeChat simulator standing in for api.weixin.qq.com (compose adds --callback-url).
 FROM app AS wechat_simulator
-ARG REVISION=unknown
 ENV GONGHUI_SERVICE=wechat_simulator
-LABEL org.opencontainers.image.title="gonghui wechat_simulator" \
-      org.opencontainers.image.revision="${REVISION}"
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=12 \
     CMD ["python", "/opt/gonghui/health.py", "http://127.0.0.1:8090/_sim/stats"]
 ENTRYPOINT ["/bin/sh", "-c", "python -m deploy.simulator_config /tmp/wechat-sim.json >/dev/null && exec python -m wechat_simulator --host 0.0.0.0 --port 8090 --config /tmp/wechat-sim.json \"$@\"", "wechat_simulator"]
-
-# One service: only its name differs (and the revision label, so a rebuild is a new image).
-FROM app AS service
-ARG SERVICE=membership
-ARG REVISION=unknown
-ENV GONGHUI_SERVICE=${SERVICE}
-LABEL org.opencontainers.image.title="gonghui ${SERVICE}" \
-      org.opencontainers.image.revision="${REVISION}"
-CMD ["/bin/sh", "-c", "exec python -m services.$GONGHUI_SERVICE"]
