@@ -25,19 +25,13 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.consumer import _header  # read as the consumer that wrote them
 from shared.db import connect
 from shared.kafka import bootstrap_servers, idempotent_producer
 from shared.settings import ServiceSettings
 
 SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
-DLQ_HEADERS = (
-    "dlq_reason",
-    "dlq_error",
-    "dlq_consumer",
-    "dlq_topic",
-    "dlq_partition",
-    "dlq_offset",
-)
+DLQ_PREFIX = "dlq_"  # the headers shared.consumer adds to a dead letter
 
 
 @dataclass(frozen=True)
@@ -45,10 +39,7 @@ class Letter:
     record: ConsumerRecord
 
     def header(self, name: str) -> str | None:
-        for key, value in self.record.headers or ():
-            if key == name:
-                return bytes(value).decode()
-        return None
+        return _header(self.record, name)
 
     @property
     def topic(self) -> str:
@@ -65,7 +56,7 @@ class Letter:
 
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:
-        return [(k, bytes(v)) for k, v in self.record.headers or () if k not in DLQ_HEADERS]
+        return [(k, bytes(v)) for k, v in self.record.headers or () if not k.startswith(DLQ_PREFIX)]
 
     def describe(self) -> str:
         return (
