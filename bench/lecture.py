@@ -31,7 +31,7 @@ import orjson
 
 from bench.common import Running, all_caught_up, platform_cpu, platform_running, wait_until
 from bench.consumers import produce
-from bench.load import Step, open_loop, percentile
+from bench.load import Refused, Step, open_loop, percentile
 from bench.online_joins import lean_client
 from bench.processes import spent
 from bench.results import Figure, Outcome, Target
@@ -142,13 +142,12 @@ async def members_known(running: Running, params: dict[str, Any]) -> float:
 async def enrol_everyone(api: Training, class_id: str, params: dict[str, Any]) -> Step:
     path = f"/classes/{class_id}/enrolments"
 
-    async def enrol(serial: int) -> str | None:
+    async def enrol(serial: int) -> str:
         body = b'{"member_id": "%s"}' % member_id(serial).encode()
-        try:
-            answer = await api.post(path, body)
-        except httpx.HTTPError:
-            return None
-        return member_id(serial) if answer.status_code == 201 else None
+        answer = await api.post(path, body)
+        if answer.status_code != 201:
+            raise Refused.of(answer)
+        return member_id(serial)
 
     return await open_loop(
         enrol,
@@ -165,18 +164,17 @@ async def submit_export(
 ) -> Step:
     path = f"/classes/{class_id}/viewing-reports"
 
-    async def report(index: int) -> str | None:
+    async def report(index: int) -> str:
         member = enrolled[index]
         body = b'{"report_id": "live-%s", "member_id": "%s", "minutes": %d}' % (
             member.encode(),
             member.encode(),
             WATCHED_MINUTES,
         )
-        try:
-            answer = await api.post(path, body)
-        except httpx.HTTPError:
-            return None
-        return member if answer.status_code == 200 else None
+        answer = await api.post(path, body)
+        if answer.status_code != 200:
+            raise Refused.of(answer)
+        return member
 
     # As fast as ``viewing_concurrency`` requests in flight allow: the export is one batch.
     return await open_loop(
@@ -254,8 +252,8 @@ async def run(**params: Any) -> Outcome:
             enrolled.achieved,
             "/s",
             Target(">=", 2000),
-            note=f"{count:,} of {params['members']:,} enrolled{cut}, {enrolled.errors:,} errors,"
-            f" offered {params['enrol_rate']:,}/s",
+            note=f"{count:,} of {params['members']:,} enrolled{cut}, offered"
+            f" {params['enrol_rate']:,}/s; errors: {dict(enrolled.error_kinds) or 0}",
         ),
         Figure("enrolment p99", enrolled.p99, "ms", Target("<=", 100)),
         Figure(
@@ -276,8 +274,8 @@ async def run(**params: Any) -> Outcome:
             "s",
             Target("<=", 60),
             note=f"{len(export.sent_at):,} single reports,"
-            f" {params['viewing_concurrency']} in flight, {export.errors:,} errors:"
-            " training has no batch intake",
+            f" {params['viewing_concurrency']} in flight (training has no batch intake);"
+            f" errors: {dict(export.error_kinds) or 0}",
         ),
         Figure(
             "platform CPU per viewing report (services + their Postgres backends)",

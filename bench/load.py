@@ -6,11 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-# send(serial) -> the id of what was made (e.g. the member id); None when answered with an error.
-Send = Callable[[int], Awaitable[str | None]]
+import httpx
+
+# send(serial) -> the id of what was made (e.g. the member id); raises Refused for another answer.
+Send = Callable[[int], Awaitable[str]]
+
+
+class Refused(Exception):
+    """An answer other than the one asked for; its label (status, error code) is counted."""
+
+    @classmethod
+    def of(cls, answer: httpx.Response) -> Refused:
+        try:
+            code = answer.json()["errors"][0]["code"]
+        except (ValueError, LookupError, TypeError):
+            code = ""
+        return cls(f"{answer.status_code} {code}".strip())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -27,6 +43,7 @@ class Step:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
     client_cpu: float = 0.0  # of one core, the load generator's own
     cut_short: bool = False  # the budget ran out before every request was sent
@@ -45,11 +62,12 @@ class Step:
     def p99(self) -> float:
         return percentile(self.latencies_ms, 0.99)
 
-    def row(self) -> dict[str, float]:
+    def row(self) -> dict[str, Any]:
         return {
             "offered": self.offered,
             "achieved": round(self.achieved, 1),
             "errors": self.errors,
+            "error_kinds": dict(self.error_kinds.most_common(5)),
             "p50_ms": round(self.p50, 2),
             "p99_ms": round(self.p99, 2),
             "client_cpu": round(self.client_cpu, 3),
@@ -75,12 +93,15 @@ async def open_loop(
     async def one(serial: int, due: float) -> None:
         try:
             made = await send(serial)
+        except (Refused, httpx.HTTPError) as error:
+            step.errors += 1
+            step.error_kinds[
+                str(error) if isinstance(error, Refused) else type(error).__name__
+            ] += 1
+            return
         finally:
             gate.release()
         done = time.perf_counter()
-        if made is None:
-            step.errors += 1
-            return
         step.latencies_ms.append((done - due) * 1000)
         step.sent_at[made] = time.time() - (done - due)
 

@@ -35,7 +35,7 @@ import orjson
 
 from bench import bare
 from bench.common import LOGS, Running, all_caught_up, platform_cpu, platform_running
-from bench.load import Send, Step, open_loop, percentile
+from bench.load import Refused, Send, Step, open_loop, percentile
 from bench.processes import KAFKA, POSTGRES_SHARED, spent
 from bench.ratesearch import RateSearch
 from bench.results import Figure, Outcome, Target
@@ -82,15 +82,12 @@ def join_body(serial: int) -> bytes:
 
 
 def sender(client: LeanClient, sign: Callable[[bytes], dict[str, str]]) -> Send:
-    async def send(serial: int) -> str | None:
+    async def send(serial: int) -> str:
         body = join_body(serial)
         headers = sign(body) | {"content-type": "application/json"}
-        try:
-            answer = await client.post("/members", content=body, headers=headers)
-        except httpx.HTTPError:
-            return None
+        answer = await client.post("/members", content=body, headers=headers)
         if answer.status_code != 201:
-            return None
+            raise Refused.of(answer)
         made: str = answer.json()["id"]
         return made
 
@@ -106,7 +103,7 @@ async def search(
     send: Send,
     params: dict[str, Any],
     after_step: Callable[[Step], Awaitable[dict[str, float]]],
-) -> tuple[RateSearch, list[dict[str, float]]]:
+) -> tuple[RateSearch, list[dict[str, Any]]]:
     """Rate search; ``after_step`` waits for the step's effects and returns more columns."""
     finder = RateSearch(params["start"], params["ceiling"], params["resolution"])
     rows, serial = [], params["first_serial"]
@@ -181,7 +178,7 @@ def lean_client(url: str) -> LeanClient:
 
 async def measure_platform(
     running: Running, params: dict[str, Any]
-) -> tuple[RateSearch, list[dict[str, float]]]:
+) -> tuple[RateSearch, list[dict[str, Any]]]:
     app_id, secret = await issue_credential(
         running.db.dsn("membership"), "membership", scopes=["organisations:write", "members:join"]
     )
@@ -223,7 +220,7 @@ async def measure_platform(
 
 async def measure_bare(
     running: Running, params: dict[str, Any]
-) -> tuple[RateSearch, list[dict[str, float]]]:
+) -> tuple[RateSearch, list[dict[str, Any]]]:
     workers = max(params["api_workers"], 1)
     async with bare_endpoint(running, workers) as url:
         client = lean_client(url)
@@ -242,7 +239,7 @@ async def measure_bare(
             await client.aclose()
 
 
-def at_rate(rows: list[dict[str, float]], rate: int) -> dict[str, float]:
+def at_rate(rows: list[dict[str, Any]], rate: int) -> dict[str, Any]:
     """The step at ``rate``; the lowest step when no rate passed."""
     chosen = [r for r in rows if r["offered"] == rate] or sorted(rows, key=lambda r: r["offered"])
     return chosen[0] if chosen else {}

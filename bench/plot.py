@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,7 +13,7 @@ import matplotlib.pyplot as plt
 
 
 def latency_against_load(
-    path: Path, curves: dict[str, list[dict[str, float]]], budget_ms: float, title: str
+    path: Path, curves: dict[str, list[dict[str, Any]]], budget_ms: float, title: str
 ) -> None:
     """One line per curve and quantile: p50 dashed, p99 solid, on a log latency axis."""
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)

@@ -55,7 +55,7 @@ class Outcome:
     benchmark: str
     figures: list[Figure] = field(default_factory=list)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    series: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    series: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 

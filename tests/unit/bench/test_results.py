@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import httpx
 import orjson
 
-from bench.load import Step, percentile
+from bench.load import Refused, Step, open_loop, percentile
 from bench.profiling import summarise
 from bench.results import Figure, Outcome, Target, as_json, markdown, number
 
@@ -132,3 +133,22 @@ def test_a_profile_is_summarised_by_share_of_samples() -> None:
     assert costs["handle (api.py:10)"].own == 0
     assert costs["insert (db.py:7)"].own == 0.5
     assert costs["relay (outbox.py:3)"].inclusive == 0.2
+
+
+async def test_open_loop_counts_refusals_by_kind_and_keeps_what_was_made() -> None:
+    async def send(serial: int) -> str:
+        if serial % 2:
+            raise Refused("409 already_enrolled")
+        return f"m{serial}"
+
+    step = await open_loop(send, rate=100_000, seconds=0, first=0, count=10)
+    assert step.errors == 5
+    assert step.error_kinds == {"409 already_enrolled": 5}
+    assert sorted(step.sent_at) == ["m0", "m2", "m4", "m6", "m8"]
+    assert len(step.latencies_ms) == 5
+
+
+def test_a_refusal_is_labelled_with_the_status_and_the_problem_code() -> None:
+    problem = {"errors": [{"field": "member_id", "code": "not_a_member", "message": "..."}]}
+    assert str(Refused.of(httpx.Response(422, json=problem))) == "422 not_a_member"
+    assert str(Refused.of(httpx.Response(502, text="bad gateway"))) == "502"
