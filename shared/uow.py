@@ -39,6 +39,17 @@ A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
 
 
+class Track(Protocol):
+    """A unit of work's ``track``, handed to the repositories it builds."""
+
+    def __call__(self, aggregate: A, /) -> A: ...
+
+
+def untracked(aggregate: A) -> A:
+    """What a repository used outside a unit of work (a read) does with what it loads."""
+    return aggregate
+
+
 class UncommittedWork(RuntimeError):
     """A unit of work joining a consumer's transaction ended without committing."""
 
