@@ -21,12 +21,11 @@ from services.mutual_aid.api_common import (
     IdFilter,
     PageLimit,
     PageOffset,
-    Paying,
     Uow,
     Year,
     visible_units,
 )
-from services.mutual_aid.commands import api_fields
+from services.mutual_aid.commands import api_fields, in_api_terms
 from services.mutual_aid.plans import PlanStatus
 from services.mutual_aid.repository import Enrolments, Members, Plans
 from services.mutual_aid.views import (
@@ -78,8 +77,20 @@ async def draft_plan(
         return PlanView.of(await handlers.draft_plan(cmd, uow))
 
 
-@router.post(
+async def _plan(pool: asyncpg.Pool, plan_id: str, _: Caller) -> PlanView:
+    async with pool.acquire() as conn:
+        return PlanView.of(await Plans(conn).get(plan_id))
+
+
+action(
+    router,
     "/plans/{plan_id}/publish",
+    command=c.PublishPlan,
+    handler=in_api_terms(handlers.publish_plan),
+    uow=Uow,
+    scope="plans:write",
+    answer=_plan,
+    response_model=PlanView,
     tags=["plans"],
     summary="Publish a draft: every rule is checked, every problem named",
     description=(
@@ -90,13 +101,6 @@ async def draft_plan(
         " 409 `invalid_transition`: already published. " + _NO_SUCH.format("plan")
     ),
 )
-async def publish_plan(
-    plan_id: str, uow: Uow, _: Caller = Depends(require_scope("plans:write"))
-) -> PlanView:
-    # Not a shared.routes.action: publishing takes no body, and an action's command is one.
-    cmd = c.PublishPlan().about(plan_id=plan_id)
-    with api_fields():
-        return PlanView.of(await handlers.publish_plan(cmd, uow))
 
 
 @router.get(
@@ -126,10 +130,9 @@ async def list_plans(
     + _NO_SUCH.format("plan"),
 )
 async def get_plan(
-    plan_id: str, pool: Pool, _: Caller = Depends(require_scope("plans:read"))
+    plan_id: str, pool: Pool, caller: Caller = Depends(require_scope("plans:read"))
 ) -> PlanView:
-    async with pool.acquire() as conn:
-        return PlanView.of(await Plans(conn).get(plan_id))
+    return await _plan(pool, plan_id, caller)
 
 
 # Enrolment -------------------------------------------------------------------------------------
@@ -290,9 +293,18 @@ async def member_coverage(
 # Contributions ---------------------------------------------------------------------------------
 
 
-@router.post(
+action(
+    router,
     "/enrolments/{enrolment_id}/contributions",
-    status_code=201,
+    command=c.RecordContribution,
+    handler=in_api_terms(handlers.receive_contribution),
+    uow=Uow,
+    scope="contributions:write",
+    may_act=_may_enrol,
+    answer=_enrolment,
+    response_model=EnrolmentView,
+    name="record_contribution",
+    status_code=201,  # a contribution is recorded
     tags=["contributions"],
     summary="Record a unit's contribution (amount, payer, receipt)",
     description=(
@@ -303,19 +315,6 @@ async def member_coverage(
         + _NO_SUCH.format("enrolment")
     ),
 )
-async def record_contribution(
-    enrolment_id: str,
-    cmd: c.RecordContribution,
-    uow: Paying,  # claims waiting for funds may be payable now
-    pool: Pool,
-    caller: Caller = Depends(require_scope("contributions:write")),
-) -> EnrolmentView:
-    # Not a shared.routes.action: it answers 201 (a contribution is recorded).
-    if caller.organisations is not None:
-        await _enrolment(pool, enrolment_id, caller)
-    with api_fields():
-        enrolment = await handlers.receive_contribution(cmd.about(enrolment_id=enrolment_id), uow)
-    return EnrolmentView.of(enrolment)
 
 
 @router.get(

@@ -20,7 +20,6 @@ from services.mutual_aid.api_common import (
     IdFilter,
     PageLimit,
     PageOffset,
-    Paying,
     Uow,
     Year,
     visible_units,
@@ -111,7 +110,9 @@ async def resubmit_claim(
     pool: Pool,
     caller: Caller = Depends(require_scope("claims:submit")),
 ) -> ClaimView:
-    # Not a shared.routes.action: the caller's organisations are checked against the body too.
+    # Not a shared.routes.action: may_act(pool, claim_id, caller) sees the claim as it is, not
+    # the body, and a credential limited to organisations must not move the claim to a unit
+    # outside them through `corrected.unit_id`.
     await _may_act_on(pool, claim_id, caller)
     if cmd.corrected is not None:
         caller.ensure_organisation(cmd.corrected.unit_id, field="corrected.unit_id")
@@ -192,7 +193,7 @@ action(
         " 409 `no_longer_covered`: the member's cover ended before the admission day; reject"
         " the claim as NOT_COVERED." + _REVIEW + _NO_CLAIM
     ),
-    **_DECISION | {"uow": Paying},
+    **_DECISION,
 )
 action(
     router,
@@ -204,7 +205,7 @@ action(
         "As approve, for `amount_fen` instead of the computed benefit. 422 `above_computed`"
         " (with `computed_fen`): never more than the rules give." + _REVIEW + _NO_CLAIM
     ),
-    **_DECISION | {"uow": Paying},
+    **_DECISION,
 )
 action(
     router,

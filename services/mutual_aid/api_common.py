@@ -1,15 +1,14 @@
-"""What mutual-aid routes take besides their own input: the unit of work (``Uow``, or
-``Paying`` for a use case after which claims may be payable), and the query parameters lists
-share (year, period, page)."""
+"""What mutual-aid routes take besides their own input: the unit of work (``Uow``), and the
+query parameters lists share (year, period, page). Use cases after which claims may be payable
+wake the payout worker themselves, through the unit of work (``wake_payouts``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
 from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
 from shared.auth import Caller
@@ -18,16 +17,6 @@ from shared.inputs import IsoDate, Limit, Offset
 from shared.routes import unit_of_work
 
 Uow = Annotated[MutualAidUnitOfWork, Depends(unit_of_work)]
-
-
-async def waking_payouts(request: Request, uow: Uow) -> AsyncIterator[MutualAidUnitOfWork]:
-    """The route's unit of work; once the route has succeeded the payout worker is woken, so an
-    approval, a contribution or a grant is settled now rather than at the next poll."""
-    yield uow
-    request.app.state.payouts.wake()
-
-
-Paying = Annotated[MutualAidUnitOfWork, Depends(waking_payouts)]
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="a scheme year")]
 # Ids as other systems hold them; the bound keeps a query from carrying a document.
 IdFilter = Annotated[str | None, Query(min_length=1, max_length=100)]

@@ -17,7 +17,7 @@ from services.mutual_aid.api_common import (
     IdFilter,
     PageLimit,
     PageOffset,
-    Paying,
+    Uow,
     Year,
 )
 from services.mutual_aid.backstop import BackstopStatus
@@ -166,10 +166,11 @@ async def grant(
     request_id: str,
     cmd: c.RecordGrant,
     response: Response,
-    uow: Paying,  # the waiting claims are paid by the payout worker
+    uow: Uow,
     caller: Caller = Depends(require_scope("backstop:grant")),
 ) -> BackstopRequestView:
-    # Not a shared.routes.action: it answers 201, or 200 for a grant sent again.
+    # Not a shared.routes.action: it answers 201, or 200 for a grant sent again, and an
+    # action's status code is fixed when it is declared.
     if caller.department != FINANCE:
         raise Forbidden(
             "department", "finance_only", "only the finance bureau grants backstop money"

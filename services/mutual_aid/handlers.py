@@ -167,6 +167,7 @@ async def receive_contribution(cmd: c.RecordContribution, uow: MutualAidUnitOfWo
         with unique("receipt_number", "already_recorded", "this receipt is already recorded"):
             await uow.enrolments.save(enrolment)
             await uow.fund.save(ledger)
+        uow.wake_payouts()  # claims awaiting funds may be payable now
         await uow.commit()
     return enrolment
 
@@ -293,6 +294,7 @@ async def _approve(
         seq = await uow.claims.next_approval_seq()
         await uow.claims.save(claim, via=cmd.via, approval_seq=seq)
         await uow.fund.save(ledger)
+        uow.wake_payouts()
         await uow.commit()
     return claim
 
@@ -362,6 +364,7 @@ async def grant_backstop(
         )
         await uow.fund.save(ledger)
         await uow.backstop.save(request, recorded_by=cmd.recorded_by)
+        uow.wake_payouts()  # the claims it was asked for are paid by the payout worker
         await uow.commit()
     return request, False
 

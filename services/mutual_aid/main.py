@@ -35,7 +35,8 @@ class Settings(ServiceSettings):
     http_port: int = 8002
     # The federation's calendar: dates of claims, payments and reports are days in this zone.
     timezone: str = FEDERATION_ZONE
-    # The payout worker settles when woken, and at least this often.
+    # The payout worker settles when a change notifies it (an approval, a contribution, a
+    # grant: NOTIFY, from any process) and at least this often.
     payout_poll_seconds: float = Field(30.0, gt=0)
     # Claims approved within this window wait for the next backstop request, so a burst of
     # approvals becomes one request to finance instead of one per claim.

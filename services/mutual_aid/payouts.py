@@ -9,8 +9,11 @@ twice: a paid claim is no longer payable, and open requests count against the sh
 contributions arrive before finance's grant and pay the waiting claims, what open requests still
 ask for beyond the remaining need is withdrawn (newest request first), and finance hears so.
 
-:class:`PayoutWorker` runs it when woken (after an approval, a contribution or a grant) and on a
-poll, and once at start-up: a grant recorded just before a crash is paid out on restart.
+:class:`PayoutWorker` runs it when woken and on a poll, and once at start-up: a grant recorded just
+before a crash is paid out on restart. An approval, a contribution or a grant wakes it through
+Postgres (NOTIFY on commit, see ``unit_of_work``), so the API and the worker may be different
+processes (``--role api`` and ``--role worker``); the poll covers a notification lost with a
+dropped listening connection.
 
 The batching window (``backstop_batch_minutes``) turns a burst of approvals into one request
 instead of one per approval: only claims approved at least that long ago are asked for.
@@ -25,14 +28,18 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
+
 from services.mutual_aid.backstop import BackstopRequest, decide_payouts, withdraw_surplus
 from services.mutual_aid.claims import Claim
 from services.mutual_aid.ledger import JournalEntry
 from services.mutual_aid.ledger_repository import payout_entry
-from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork, payouts_channel
 from shared.clock import Clock
+from shared.db import connect
 from shared.routes import units_of_work
 from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +123,7 @@ class PayoutWorker:
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
-        """Money moved or a claim was approved: settle soon rather than at the next poll."""
+        """Settle soon rather than at the next poll (what a notification on the channel does)."""
         self._wake.set()
 
     async def settle_once(self, units: Callable[[], MutualAidUnitOfWork]) -> Settlement:
@@ -124,19 +131,40 @@ class PayoutWorker:
 
     async def run(self, runtime: ServiceRuntime) -> None:
         units = units_of_work(runtime, MutualAidUnitOfWork, self.clock)
-        while True:
-            self._wake.clear()
-            try:
-                done = await self.settle_once(units)
-                if done.paid or done.request or done.withdrawn:
-                    log.info(
-                        "paid %d claims; %d awaiting funds; backstop request %s; withdrawn %s",
-                        len(done.paid),
-                        len(done.awaiting),
-                        done.request.request_id if done.request else "none",
-                        ", ".join(done.withdrawn) or "none",
-                    )
-            except Exception:  # nothing is lost: the claims stay payable and the next run retries
-                log.exception("settling payouts failed; retrying in %.1fs", self.poll_seconds)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        listener: asyncpg.Connection | None = None
+        try:
+            while True:
+                self._wake.clear()
+                if listener is None or listener.is_closed():
+                    listener = await self._listen(runtime.settings)
+                try:
+                    done = await self.settle_once(units)
+                    if done.paid or done.request or done.withdrawn:
+                        log.info(
+                            "paid %d claims; %d awaiting funds; backstop request %s; withdrawn %s",
+                            len(done.paid),
+                            len(done.awaiting),
+                            done.request.request_id if done.request else "none",
+                            ", ".join(done.withdrawn) or "none",
+                        )
+                except Exception:  # nothing is lost: the claims stay payable, the next run retries
+                    log.exception("settling payouts failed; retrying in %.1fs", self.poll_seconds)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _listen(self, settings: ServiceSettings) -> asyncpg.Connection | None:
+        """A connection of its own LISTENing for changes that make claims payable; None (poll
+        only, try again next round) while Postgres cannot be reached."""
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await connect(settings.database_url, settings.db_schema)
+            await conn.add_listener(payouts_channel(settings.db_schema), lambda *_: self.wake())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("payout worker polls only: cannot LISTEN (%r)", exc)
+            if conn is not None:
+                conn.terminate()
+            return None
+        return conn

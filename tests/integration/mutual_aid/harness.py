@@ -195,7 +195,7 @@ class MutualAid:
         assert draft.status_code == 201, draft.text
         published = await self.office.post(f"/plans/{draft.json()['plan_id']}/publish")
         assert published.status_code == 200, published.text
-        return published.json()  # type: ignore[no-any-return]
+        return published.json()
 
     async def enrol(self, unit_id: str, staff: Sequence[str]) -> dict[str, Any]:
         body = {
@@ -206,7 +206,7 @@ class MutualAid:
         }
         answer = await self.office.post("/enrolments", json=body)
         assert answer.status_code == 201, answer.text
-        return answer.json()  # type: ignore[no-any-return]
+        return answer.json()
 
     async def contribute(self, enrolment_id: str, amount_fen: int, receipt: str) -> None:
         answer = await self.office.post(
@@ -232,7 +232,7 @@ class MutualAid:
     async def requests(self) -> list[dict[str, Any]]:
         answer = await self.finance.get("/backstop/requests")
         assert answer.status_code == 200, answer.text
-        return answer.json()  # type: ignore[no-any-return]
+        return answer.json()
 
     async def settle_once(self) -> Settlement:
         """One run of the payout worker's use case, now."""

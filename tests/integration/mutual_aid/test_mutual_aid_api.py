@@ -252,5 +252,5 @@ async def test_every_endpoint_needs_a_signed_request_with_its_declared_scope(
             )
 
 
-async def _is_paid(service, claim_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def _is_paid(service, claim_id: str) -> bool:
     return (await service.claim(claim_id))["state"] == "paid"

@@ -90,5 +90,5 @@ async def test_a_crash_after_the_grant_resumes_on_restart_and_pays_each_claim_on
         assert fund["fund_cash_fen"] == 0 and fund["balances_match_journal"] is True
 
 
-async def _all_paid(service) -> bool:  # type: ignore[no-untyped-def]
+async def _all_paid(service) -> bool:
     return await service.states() == {"paid": 4}

@@ -165,6 +165,6 @@ async def test_a_claim_from_intake_to_payment(
         assert approved.adjustment_reason == "one night private"
 
 
-async def _state(service, claim_id: str, state: str):  # type: ignore[no-untyped-def]
+async def _state(service, claim_id: str, state: str):
     claim = await service.claim(claim_id)
     return claim if claim["state"] == state else None
