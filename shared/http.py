@@ -27,7 +27,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
@@ -36,6 +35,7 @@ from shared.auth.dependency import admit
 from shared.edge import BodyLimit, TargetGuard, problem_body
 from shared.errors import DomainError, ServiceUnavailable
 from shared.metrics import RequestMetrics, exposition
+from shared.telemetry import instrument_app
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -277,9 +277,5 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    # One server span per request carries the trace to the outbox; spans for each ASGI
-    # receive and send would triple the tracing cost of every call and tell nothing more.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
-    )
+    instrument_app(app)  # one server span per request carries the trace to the outbox
     return app

@@ -1,0 +1,125 @@
+"""One trace, exported by OTLP, from a member's online join to the welcome's WeChat call: the HTTP
+server span, the relay's producer span, each consumer's process span and the WeChat HTTP client
+span, with OpenTelemetry's HTTP and messaging conventions. The services run as real processes
+(as in production) against a real OTLP/HTTP receiver and the WeChat simulator."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_platform import bind, signed, union_with_member
+from tests.support.database import ScratchDatabase, create_database, drop_database
+from tests.support.otlp import Receiver, Span, otlp_receiver
+from tests.support.platform import Platform, launch_platform, wait_ready
+from tests.support.servers import SERVICES, Servers
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+# Services that apply MemberJoined, each in its consumer group.
+FOLLOWERS = ("mutual_aid", "training", "notifications")
+
+
+@pytest.fixture
+async def own_database(servers: Servers) -> AsyncIterator[ScratchDatabase]:
+    """Not the suite's shared database: these processes' relays would publish its rows."""
+    db = await create_database(servers)
+    yield db
+    await drop_database(db)
+
+
+def one(spans: list[Span], what: str) -> Span:
+    assert len(spans) == 1, f"{what}: {spans}"
+    return spans[0]
+
+
+async def test_a_join_is_one_trace_from_the_request_to_the_wechat_call(
+    own_database: ScratchDatabase, servers: Servers, tmp_path: Path
+) -> None:
+    namespace = f"trace{uuid.uuid4().hex[:6]}."
+    async with otlp_receiver() as receiver:
+        telemetry = {"OTEL_BSP_SCHEDULE_DELAY": "100"}  # export within 0.1 s, not 5 s
+        for service in SERVICES:
+            prefix = f"GONGHUI_{service.upper()}_"
+            telemetry[f"{prefix}TELEMETRY"] = "otlp"
+            telemetry[f"{prefix}OTLP_ENDPOINT"] = f"{receiver.url}/v1/traces"
+        platform = launch_platform(
+            {s: own_database.dsn(s) for s in SERVICES},
+            servers.kafka_bootstrap,
+            namespace,
+            tmp_path,
+            settings=telemetry,
+        )
+        try:
+            await wait_ready(platform, timeout=300)  # six processes start on a shared machine
+            await joined_and_welcomed(platform, own_database, receiver, namespace)
+        finally:
+            platform.stop()
+
+
+def wechat_sends(spans: list[Span]) -> list[Span]:
+    return [
+        s
+        for s in spans
+        if s.kind == "CLIENT" and "/message/template/send" in str(s.attributes.get("url.full"))
+    ]
+
+
+def in_group(spans: list[Span], group: str) -> list[Span]:
+    return [s for s in spans if s.attributes.get("messaging.consumer.group.name") == group]
+
+
+async def joined_and_welcomed(
+    platform: Platform, database: ScratchDatabase, receiver: Receiver, namespace: str
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    scopes = ("organisations:write", "members:join")
+    membership = await signed(platform, database, "membership", *scopes)
+    notifications = await signed(platform, database, "notifications", "bindings:write")
+    async with membership, notifications:
+        # No traceparent sent: the join's request starts the trace.
+        member = await union_with_member(membership, tag)
+        await bind(notifications, member["id"], f"o{tag}member")
+
+    async def join() -> Span | None:
+        found = [
+            s
+            for s in receiver.spans
+            if s.kind == "SERVER" and s.attributes.get("http.route") == "/members"
+        ]
+        return found[0] if found else None
+
+    server = await eventually(join, what="the join's server span")
+    topic = f"{namespace}membership.events"
+
+    async def whole() -> list[Span] | None:
+        spans = receiver.trace(server.trace_id)
+        followed = all(in_group(spans, f"{namespace}{f}") for f in FOLLOWERS)
+        return spans if followed and wechat_sends(spans) else None
+
+    spans = await eventually(whole, timeout=60, what="the trace through every consumer to WeChat")
+
+    assert server.attributes["http.request.method"] == "POST"
+    assert server.attributes["http.response.status_code"] == 201
+    send = one([s for s in spans if s.kind == "PRODUCER"], "the relay's send span")
+    assert send.service == "gonghui-membership" and send.name == f"send {topic}"
+    assert send.parent_id == server.span_id
+    assert send.attributes["messaging.system"] == "kafka"
+    assert send.attributes["messaging.operation.type"] == "send"
+    assert send.attributes["messaging.destination.name"] == topic
+    for follower in FOLLOWERS:
+        process = one(in_group(spans, f"{namespace}{follower}"), f"{follower}'s process span")
+        assert process.service == f"gonghui-{follower}" and process.name == f"process {topic}"
+        assert process.parent_id == server.span_id  # the traceparent the event carries
+        assert process.attributes["messaging.system"] == "kafka"
+        assert process.attributes["messaging.operation.type"] == "process"
+        assert process.attributes["messaging.destination.name"] == topic
+    wechat = one(wechat_sends(spans), "the WeChat call")
+    assert wechat.service == "gonghui-notifications"
+    assert wechat.attributes["http.request.method"] == "POST"
+    assert wechat.attributes["url.full"].startswith(platform.urls["wechat_simulator"])
+    assert "access_token=REDACTED" in wechat.attributes["url.full"]
+    assert wechat.attributes["http.response.status_code"] == 200
