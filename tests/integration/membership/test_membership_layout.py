@@ -108,9 +108,11 @@ async def test_python_m_runs_api_worker_processes_and_a_worker_process(
         "membership", database.dsn("membership"), servers.kafka_bootstrap, namespace, port, ""
     )
     command = [sys.executable, "-m", "services.membership", "--role"]
+    # The worker process answers /healthz, /readyz and /metrics on a port of its own.
+    worker_env = env | {"GONGHUI_MEMBERSHIP_HTTP_PORT": str(free_port())}
     processes = [
-        await asyncio.create_subprocess_exec(*command, role, *extra, cwd=ROOT, env=env)
-        for role, extra in (("api", ["--workers", "2"]), ("worker", []))
+        await asyncio.create_subprocess_exec(*command, role, *extra, cwd=ROOT, env=environ)
+        for role, extra, environ in (("api", ["--workers", "2"], env), ("worker", [], worker_env))
     ]
     try:
         url = f"http://127.0.0.1:{port}"
