@@ -22,7 +22,17 @@ PY_SPY = Path(sys.executable).with_name("py-spy")
 ENVIRONMENT = "GONGHUI_BENCH_PROFILE"  # where profiles go; unset: none taken
 # On every stack, so on top of every list: the event loop, the interpreter's start, py-spy's
 # process frame.
-PLUMBING = ("asyncio/", "runpy.py", "<frozen ", "process ", "uvloop/", "uvicorn/server.py")
+PLUMBING = (
+    "asyncio/",
+    "runpy.py",
+    "<frozen ",
+    "process ",
+    "uvloop/",
+    "uvicorn/",
+    "__main__.py",
+    "shared/serve.py",
+    "shared/supervision.py",
+)
 RATE = 97  # samples a second: not a multiple of a 10 ms timer, so it does not beat with one
 
 
@@ -33,10 +43,12 @@ class Cost:
     own: float  # share of the samples with the function on top
 
 
-def summarise(collapsed: str, top: int = 15, skip: tuple[str, ...] = ()) -> list[Cost]:
-    """The ``top`` functions by inclusive share of ``collapsed`` (py-spy's raw format: one
-    ``frame;frame;... count`` line per stack, root first), leaving out frames containing any of
-    ``skip`` (e.g. the event loop's own frames, which are on every stack)."""
+def summarise(
+    collapsed: str, top: int = 15, skip: tuple[str, ...] = (), by_own: bool = False
+) -> list[Cost]:
+    """The ``top`` functions by inclusive (or, ``by_own``, own) share of ``collapsed`` (py-spy's
+    raw format: one ``frame;frame;... count`` line per stack, root first), leaving out frames
+    containing any of ``skip`` (e.g. the event loop's own frames, which are on every stack)."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -53,10 +65,8 @@ def summarise(collapsed: str, top: int = 15, skip: tuple[str, ...] = ()) -> list
             own[frames[-1]] += samples
     if not total:
         return []
-    return [
-        Cost(frame, samples / total, own[frame] / total)
-        for frame, samples in inclusive.most_common(top)
-    ]
+    ranked = (own if by_own else inclusive).most_common(top)
+    return [Cost(frame, inclusive[frame] / total, own[frame] / total) for frame, _ in ranked]
 
 
 @contextmanager
@@ -86,7 +96,12 @@ def report(out: Path, top: int = 15) -> str:
     """The top functions of every profile in ``out``, as text."""
     lines = []
     for path in sorted(out.glob("*.txt")):
-        lines.append(f"== {path.stem}")
-        for cost in summarise(path.read_text(errors="replace"), top, PLUMBING):
-            lines.append(f"{cost.inclusive:6.1%} {cost.own:6.1%}  {cost.function}")
+        if path.name == "top.txt":
+            continue
+        collapsed = path.read_text(errors="replace")
+        for by_own in (False, True):
+            ranking = "own (on top of the stack)" if by_own else "inclusive"
+            lines.append(f"== {path.stem}, by {ranking} share of samples: inclusive own")
+            for cost in summarise(collapsed, top, PLUMBING, by_own):
+                lines.append(f"{cost.inclusive:6.1%} {cost.own:6.1%}  {cost.function}")
     return "\n".join(lines) + "\n"

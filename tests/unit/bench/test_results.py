@@ -152,3 +152,11 @@ def test_a_refusal_is_labelled_with_the_status_and_the_problem_code() -> None:
     problem = {"errors": [{"field": "member_id", "code": "not_a_member", "message": "..."}]}
     assert str(Refused.of(httpx.Response(422, json=problem))) == "422 not_a_member"
     assert str(Refused.of(httpx.Response(502, text="bad gateway"))) == "502"
+
+
+def test_a_profile_can_be_ranked_by_own_share() -> None:
+    collapsed = "a (x.py:1);b (x.py:2) 30\na (x.py:1);c (x.py:3) 70"
+    assert [c.function for c in summarise(collapsed, top=2, by_own=True)] == [
+        "c (x.py:3)",
+        "b (x.py:2)",
+    ]
