@@ -71,8 +71,10 @@ def units_of_work(runtime: Any, kind: type[U], clock: Clock) -> Callable[[], U]:
     return lambda: kind(runtime.pool, runtime.settings.events_topic, clock)
 
 
-Check = Callable[[asyncpg.Pool, str, Caller], Awaitable[None]]
-Answer = Callable[[asyncpg.Pool, str, Caller], Awaitable[M]]
+# Both take the pool, the ids the path names (in the path's order) and the caller:
+# ``answer(pool, claim_id, caller)``, ``answer(pool, class_id, member_id, caller)``.
+Check = Callable[..., Awaitable[None]]
+Answer = Callable[..., Awaitable[M]]
 
 
 def action(
@@ -92,44 +94,45 @@ def action(
     method: str = "POST",
     status_code: int = 200,
     subject: Any = str,
+    path_types: Mapping[str, Any] | None = None,
     may_act: Check | None = None,
     actor_field: str | None = None,
 ) -> None:
-    """Declare ``METHOD path``: an action on the one thing named by the path's parameter.
+    """Declare ``METHOD path``: an action on the one thing the path's parameters name.
 
-    ``subject`` is the path parameter's type (with its length limit and example); the parameter
-    and the command field of the same name are the thing's id. ``may_act(pool, id, caller)``
+    Each path parameter fills the command field of the same name; ``subject`` is their type (with
+    its length limit and example), ``path_types`` a parameter's own. ``may_act(pool, *ids, caller)``
     refuses (403/404) before anything changes; ``actor_field`` names the command field that
     records which department acted (the caller's app id, never taken from the body). A command
     whose every field the route fills (``POST /plans/{plan_id}/publish``) takes no body.
     """
     params = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    if len(params) != 1:
-        raise ValueError(f"an action names exactly one thing in its path: {path!r}")
-    (param,) = params
-    for field in (param, actor_field):
+    if not params:
+        raise ValueError(f"an action names the thing it acts on in its path: {path!r}")
+    types = {p: (path_types or {}).get(p, subject) for p in params}
+    for field in (*params, actor_field):
         if field is not None and field not in command.model_fields:
             raise ValueError(f"{command.__name__} has no field {field!r} for {path!r}")
 
     async def act(**given: Any) -> M:
-        thing: str = given[param]
+        ids = [given[p] for p in params]
         db: asyncpg.Pool = given["pool"]
         caller: Caller = given["caller"]
         if may_act is not None:
-            await may_act(db, thing, caller)
-        filled: Mapping[str, str] = {param: thing}
+            await may_act(db, *ids, caller)
+        filled: dict[str, str] = dict(zip(params, ids, strict=True))
         if actor_field is not None:
-            filled = {**filled, actor_field: caller.app_id}
+            filled[actor_field] = caller.app_id
         cmd = given["cmd"] if bodied else command()
         await handler(cmd.about(**filled), given["uow"])
-        return await answer(db, thing, caller)
+        return await answer(db, *ids, caller)
 
     bodied = bool(set(command.model_fields) - command.route_fields())
     keyword = inspect.Parameter.KEYWORD_ONLY
     body = [inspect.Parameter("cmd", keyword, annotation=command)] if bodied else []
     act.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # read by FastAPI
         [
-            inspect.Parameter(param, keyword, annotation=subject),
+            *(inspect.Parameter(p, keyword, annotation=types[p]) for p in params),
             *body,
             inspect.Parameter("uow", keyword, annotation=uow),
             inspect.Parameter("pool", keyword, annotation=Pool),

@@ -70,7 +70,9 @@ def declare(path: str, **extra: Any) -> APIRouter:
 def test_an_action_names_one_thing_that_its_command_knows() -> None:
     route = declare("/claims/{claim_id}/approve", actor_field="approved_by").routes[0]
     assert route.name == "approve"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="names the thing"):
+        declare("/claims/approve")
+    with pytest.raises(ValueError, match="no field 'x'"):
         declare("/claims/{claim_id}/{x}/approve")
     with pytest.raises(ValueError, match="no field 'case_id'"):
         declare("/claims/{case_id}/approve")
@@ -106,3 +108,32 @@ def test_a_command_the_route_fills_whole_takes_no_body() -> None:
     bodies = [r.body_field for r in router.routes]  # type: ignore[attr-defined]
     assert bodies[0] is None and bodies[1] is not None
     assert [r.status_code for r in router.routes] == [201, 201]  # type: ignore[attr-defined]
+
+
+class Cancel(Command):
+    class_id: FromRoute = ""
+    member_id: FromRoute = ""
+    reason: str
+
+
+async def cancel(cmd: Cancel, uow: Any) -> None:
+    return None
+
+
+def test_an_action_may_name_its_thing_by_several_ids() -> None:
+    router = APIRouter()
+    action(
+        router,
+        "/classes/{class_id}/enrolments/{member_id}/cancel",
+        command=Cancel,
+        handler=cancel,
+        uow=Any,
+        scope="training:enrol",
+        answer=answer,
+        response_model=Answer,
+        summary="Cancel",
+        description="Cancel an enrolment.",
+        tags=["enrolment"],
+    )
+    (route,) = router.routes
+    assert [p.name for p in route.dependant.path_params] == ["class_id", "member_id"]  # type: ignore[attr-defined]
