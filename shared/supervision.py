@@ -74,6 +74,7 @@ class Supervisor:
         consumer committing its last batch); without it, stopping cancels the job."""
         state = WorkerState(name=name, required=required, on_stop=on_stop)
         self.workers[name] = state
+        WORKER_RESTARTS.labels(self.service, name)  # at 0 from the start: the first is an increase
         state.task = asyncio.create_task(self._supervise(state, job), name=f"{self.service}:{name}")
         return state
 

@@ -7,25 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.database import ScratchDatabase
+from tests.support.prometheus import samples
 from tests.support.servers import Servers
 from tests.support.service_process import ready, service_process
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 SERVICE = "union_funds"  # any service: the least busy one
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Each sample of ``name`` by its labels."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name:
-                found[tuple(sorted(s.labels.items()))] = s.value
-    return found
 
 
 async def test_several_http_processes_report_every_request_whichever_answers(

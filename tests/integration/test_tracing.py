@@ -1,21 +1,26 @@
 """One trace, exported by OTLP, from a member's online join to the welcome's WeChat call: the HTTP
 server span, the relay's producer span, each consumer's process span and the WeChat HTTP client
 span, with OpenTelemetry's HTTP and messaging conventions. The services run as real processes
-(as in production) against a real OTLP/HTTP receiver and the WeChat simulator."""
+(as in production) against a real OTLP/HTTP receiver and the WeChat simulator; their /metrics
+then count the same join, and export every name the dashboard reads."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from shared.events.membership import MemberJoined
 from tests.e2e.test_platform import bind, signed, union_with_member
 from tests.support.database import ScratchDatabase, create_database, drop_database
 from tests.support.otlp import Receiver, Span, otlp_receiver
 from tests.support.platform import Platform, launch_platform, wait_ready
-from tests.support.servers import SERVICES, Servers
+from tests.support.prometheus import metric_names, samples, scraped_names
+from tests.support.servers import ROOT, SERVICES, Servers
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -56,6 +61,7 @@ async def test_a_join_is_one_trace_from_the_request_to_the_wechat_call(
         try:
             await wait_ready(platform, timeout=300)  # six processes start on a shared machine
             await joined_and_welcomed(platform, own_database, receiver, namespace)
+            await counted(platform, namespace)
         finally:
             platform.stop()
 
@@ -123,3 +129,29 @@ async def joined_and_welcomed(
     assert wechat.attributes["url.full"].startswith(platform.urls["wechat_simulator"])
     assert "access_token=REDACTED" in wechat.attributes["url.full"]
     assert wechat.attributes["http.response.status_code"] == 200
+
+
+async def counted(platform: Platform, namespace: str) -> None:
+    joined = MemberJoined.type
+    async with httpx.AsyncClient(timeout=10) as client:
+        scrapes = {s: (await client.get(f"{platform.urls[s]}/metrics")).text for s in SERVICES}
+    published = samples(scrapes["membership"], "gonghui_events_published_total")
+    assert published[(("service", "membership"), ("type", joined))] == 1
+    joins = samples(scrapes["membership"], "gonghui_http_request_duration_seconds_count")
+    join = (("method", "POST"), ("route", "/members"), ("service", "membership"), ("status", "201"))
+    assert joins[join] == 1
+    for follower in FOLLOWERS:
+        group = f"{namespace}{follower}"
+        applied = samples(scrapes[follower], "gonghui_events_applied_total")
+        assert applied[(("group", group), ("service", follower), ("type", joined))] == 1
+        lag = samples(scrapes[follower], "gonghui_consumer_lag")
+        assert {dict(labels)["group"] for labels in lag} == {group}
+    answers = samples(scrapes["notifications"], "gonghui_wechat_errcode_total")
+    assert answers[(("api", "/cgi-bin/message/template/send"), ("errcode", "0"))] == 1
+    assert samples(scrapes["notifications"], "gonghui_wechat_token_refreshes_total")[()] >= 1
+    # Every name the dashboard reads is in what the services serve (``up`` is Prometheus's).
+    dashboard = json.loads((ROOT / "deploy/grafana/gonghui.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    read = set().union(*(metric_names(e) for e in exprs)) - {"up"}
+    served = set().union(*(scraped_names(text) for text in scrapes.values()))
+    assert read - served == set()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from tests.support.platform import free_port
@@ -83,6 +84,21 @@ def exported_names(registry: CollectorRegistry = REGISTRY) -> set[str]:
         for suffix in suffixes.get(family.type, ("",)):
             names.add(family.name + suffix)
     return names
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Each sample of ``name`` by its labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                found[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+def scraped_names(text: str) -> set[str]:
+    """Every series name in a /metrics answer."""
+    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 @contextmanager
