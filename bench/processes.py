@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -157,3 +158,32 @@ class Watch:
 def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds per group between two :meth:`Watch.cpu` readings."""
     return {group: after[group] - before.get(group, 0.0) for group in after}
+
+
+class Meter:
+    """CPU per group between laps, and the same less what the processes spend idle (relays
+    polling, heartbeats...), which at low rates would otherwise dominate a per-request figure."""
+
+    def __init__(self, watch: Watch) -> None:
+        self.watch = watch
+        self.idle: dict[str, float] = {}  # CPU seconds a second, per group
+        self._mark()
+
+    def _mark(self) -> None:
+        self.last, self.at = self.watch.cpu(), time.perf_counter()
+
+    async def measure_idle(self, seconds: float) -> None:
+        """The idle rate, over a window of ``seconds`` with no load (a measurement, not a wait)."""
+        self._mark()
+        await asyncio.sleep(seconds)
+        used, window = spent(self.last, self.watch.cpu()), time.perf_counter() - self.at
+        self.idle = {group: cpu / window for group, cpu in used.items()}
+        self._mark()
+
+    def lap(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(CPU seconds per group since the last lap, the same above the idle rate)."""
+        now, at = self.watch.cpu(), time.perf_counter()
+        used, window = spent(self.last, now), at - self.at
+        self.last, self.at = now, at
+        above = {g: cpu - self.idle.get(g, 0.0) * window for g, cpu in used.items()}
+        return used, above
