@@ -256,7 +256,7 @@ class Sender:
                 with _tracer.start_as_current_span(
                     f"wechat send {row.rule}",
                     context=context_from_headers(row.trace_headers),
-                    kind=trace.SpanKind.CLIENT,
+                    kind=trace.SpanKind.INTERNAL,  # the HTTP call inside it is the CLIENT span
                 ):
                     result = await self.client.send_template(message)
             else:
