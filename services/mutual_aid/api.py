@@ -19,8 +19,7 @@ from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
     Days,
     IdFilter,
-    PageLimit,
-    PageOffset,
+    Paged,
     Uow,
     Year,
     visible_units,
@@ -111,14 +110,13 @@ action(
 )
 async def list_plans(
     pool: Pool,
+    page: Paged,
     scheme_year: Year = None,
     status: Annotated[PlanStatus | None, Query()] = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     _: Caller = Depends(require_scope("plans:read")),
 ) -> list[PlanView]:
     async with pool.acquire() as conn:
-        found = await Plans(conn).search(scheme_year, status, limit=limit, offset=offset)
+        found = await Plans(conn).search(scheme_year, status, page=page)
     return [PlanView.of(p) for p in found]
 
 
@@ -205,11 +203,10 @@ action(
 )
 async def list_enrolments(
     pool: Pool,
+    page: Paged,
     scheme_year: Year = None,
     unit_id: IdFilter = None,
     plan_id: IdFilter = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     caller: Caller = Depends(require_scope("enrolment:read")),
 ) -> list[EnrolmentSummary]:
     async with pool.acquire() as conn:
@@ -217,8 +214,7 @@ async def list_enrolments(
             scheme_year=scheme_year,
             units=visible_units(caller, unit_id),
             plan_id=plan_id,
-            limit=limit,
-            offset=offset,
+            page=page,
         )
     return [EnrolmentSummary.of_row(r) for r in rows]
 
@@ -247,16 +243,15 @@ async def get_enrolment(
 async def list_coverages(
     enrolment_id: str,
     pool: Pool,
+    page: Paged,
     covered_on: Annotated[IsoDate | None, Query(description="covered on this day")] = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     caller: Caller = Depends(require_scope("enrolment:read")),
 ) -> list[CoverageView]:
     async with pool.acquire() as conn:
         repo = Enrolments(conn)
         unit_id = await repo.unit_of(enrolment_id)
         caller.ensure_organisation(unit_id, field="enrolment_id")
-        found = await repo.covered(enrolment_id, covered_on=covered_on, limit=limit, offset=offset)
+        found = await repo.covered(enrolment_id, covered_on=covered_on, page=page)
     return [CoverageView.model_validate(x) for x in found]
 
 
@@ -331,12 +326,11 @@ action(
 async def list_contributions(
     pool: Pool,
     days: Days,
+    page: Paged,
     unit_id: IdFilter = None,
     enrolment_id: IdFilter = None,
     scheme_year: Year = None,
     receipt_number: IdFilter = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     caller: Caller = Depends(require_scope("enrolment:read")),
 ) -> list[ContributionRecord]:
     async with pool.acquire() as conn:
@@ -345,9 +339,7 @@ async def list_contributions(
             enrolment_id=enrolment_id,
             scheme_year=scheme_year,
             receipt_number=receipt_number,
-            since=days.since,
-            until=days.until,
-            limit=limit,
-            offset=offset,
+            days=days,
+            page=page,
         )
     return [ContributionRecord.model_validate(dict(r)) for r in rows]

@@ -8,7 +8,8 @@ claims (403 ``organisation_not_allowed``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import asyncpg
 from fastapi import Depends, Query
@@ -18,8 +19,7 @@ from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
     Days,
     IdFilter,
-    PageLimit,
-    PageOffset,
+    Paged,
     Uow,
     Year,
     visible_units,
@@ -28,12 +28,15 @@ from services.mutual_aid.claims import ClaimState
 from services.mutual_aid.claims_repository import Claims
 from services.mutual_aid.commands import api_fields, in_api_terms
 from services.mutual_aid.ledger_repository import BackstopRequests, Payments
+from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
 from services.mutual_aid.views import ClaimView
 from shared.auth import Caller, require_scope
 from shared.http import router as service_router
+from shared.inputs import Command
 from shared.routes import Pool, action
 
 router = service_router()
+C = TypeVar("C", bound=Command)
 
 _NO_CLAIM = " 404 `unknown_claim`: no such claim."
 _REVIEW = (
@@ -134,13 +137,12 @@ async def resubmit_claim(
 async def list_claims(
     pool: Pool,
     days: Days,
+    page: Paged,
     state: Annotated[ClaimState | None, Query()] = None,
     unit_id: IdFilter = None,
     member_id: IdFilter = None,
     plan_id: IdFilter = None,
     scheme_year: Year = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     caller: Caller = Depends(require_scope("claims:read")),
 ) -> list[ClaimView]:
     async with pool.acquire() as conn:
@@ -150,10 +152,8 @@ async def list_claims(
             member_id=member_id,
             plan_id=plan_id,
             scheme_year=scheme_year,
-            since=days.since,
-            until=days.until,
-            limit=limit,
-            offset=offset,
+            days=days,
+            page=page,
         )
     return [await claim_answer(pool, i, caller) for i in ids]
 
@@ -171,60 +171,62 @@ async def get_claim(
     return await claim_answer(pool, claim_id, caller)
 
 
-# The review: each decision acts on one claim and answers it as it stands.
-_DECISION: dict[str, Any] = {
-    "uow": Uow,
-    "scope": "claims:review",
-    "may_act": _may_act_on,
-    "answer": claim_answer,
-    "response_model": ClaimView,
-    "tags": ["review"],
-    "actor_field": "via",
-}
-action(
-    router,
-    "/claims/{claim_id}/approve",
-    command=c.Officer,
-    handler=in_api_terms(handlers.approve_claim),
-    summary="Approve the computed benefit",
-    description=(
-        "The benefit is valued again with the member's year as it is now and the fund owes it"
-        " from this moment; the payout worker pays it (or asks finance for the shortfall)."
-        " 409 `no_longer_covered`: the member's cover ended before the admission day; reject"
-        " the claim as NOT_COVERED." + _REVIEW + _NO_CLAIM
-    ),
-    **_DECISION,
+def _decision(
+    verb: str,
+    command: type[C],
+    handler: Callable[[C, MutualAidUnitOfWork], Awaitable[object]],
+    summary: str,
+    description: str,
+) -> None:
+    """``POST /claims/{claim_id}/<verb>``: an officer's decision on one claim under review,
+    recorded with the department that took it, answering the claim as it stands."""
+    action(
+        router,
+        f"/claims/{{claim_id}}/{verb}",
+        command=command,
+        handler=handler,
+        uow=Uow,
+        scope="claims:review",
+        may_act=_may_act_on,
+        answer=claim_answer,
+        response_model=ClaimView,
+        summary=summary,
+        description=description + _REVIEW + _NO_CLAIM,
+        tags=["review"],
+        actor_field="via",
+    )
+
+
+_decision(
+    "approve",
+    c.Officer,
+    in_api_terms(handlers.approve_claim),
+    "Approve the computed benefit",
+    "The benefit is valued again with the member's year as it is now and the fund owes it"
+    " from this moment; the payout worker pays it (or asks finance for the shortfall)."
+    " 409 `no_longer_covered`: the member's cover ended before the admission day; reject"
+    " the claim as NOT_COVERED.",
 )
-action(
-    router,
-    "/claims/{claim_id}/adjust",
-    command=c.Adjust,
-    handler=in_api_terms(handlers.adjust_claim),
-    summary="Approve a lower amount than computed, with a reason",
-    description=(
-        "As approve, for `amount_fen` instead of the computed benefit. 422 `above_computed`"
-        " (with `computed_fen`): never more than the rules give." + _REVIEW + _NO_CLAIM
-    ),
-    **_DECISION,
+_decision(
+    "adjust",
+    c.Adjust,
+    in_api_terms(handlers.adjust_claim),
+    "Approve a lower amount than computed, with a reason",
+    "As approve, for `amount_fen` instead of the computed benefit. 422 `above_computed`"
+    " (with `computed_fen`): never more than the rules give.",
 )
-action(
-    router,
-    "/claims/{claim_id}/reject",
-    command=c.Reject,
-    handler=handlers.reject_claim,
-    summary="Reject with a reason code",
-    description="The member is told the code and text (`ClaimRejected`)." + _REVIEW + _NO_CLAIM,
-    **_DECISION,
+_decision(
+    "reject",
+    c.Reject,
+    handlers.reject_claim,
+    "Reject with a reason code",
+    "The member is told the code and text (`ClaimRejected`).",
 )
-action(
-    router,
-    "/claims/{claim_id}/return",
-    command=c.ReturnForDocuments,
-    handler=handlers.return_claim,
-    summary="Return for more documents",
-    description=(
-        "The claim goes back to the submitter (`ClaimReturned`) until it is resubmitted. 422"
-        " `say_what_is_missing` when neither a document nor a note is given." + _REVIEW + _NO_CLAIM
-    ),
-    **_DECISION,
+_decision(
+    "return",
+    c.ReturnForDocuments,
+    handlers.return_claim,
+    "Return for more documents",
+    "The claim goes back to the submitter (`ClaimReturned`) until it is resubmitted. 422"
+    " `say_what_is_missing` when neither a document nor a note is given.",
 )

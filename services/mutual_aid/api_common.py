@@ -4,12 +4,12 @@ wake the payout worker themselves, through the unit of work (``wake_payouts``)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Query
 
+from services.mutual_aid.search import Page, Period
 from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
 from shared.auth import Caller
 from shared.errors import DomainError
@@ -33,15 +33,7 @@ def visible_units(caller: Caller, unit_id: str | None) -> set[str] | None:
     return units
 
 
-@dataclass(frozen=True)
-class Period:
-    """Days from ``since`` to ``until``, both included; either end may be open."""
-
-    since: date | None
-    until: date | None
-
-
-def period(
+async def period(
     since: Annotated[IsoDate | None, Query(description="from this day (included)")] = None,
     until: Annotated[IsoDate | None, Query(description="to this day (included)")] = None,
 ) -> Period:
@@ -50,4 +42,14 @@ def period(
     return Period(since, until)
 
 
+def pages(default_limit: int) -> Callable[..., Awaitable[Page]]:
+    """The ``limit`` and ``offset`` of a list whose page holds ``default_limit`` unless asked."""
+
+    async def page(limit: PageLimit = default_limit, offset: PageOffset = 0) -> Page:
+        return Page(limit, offset)
+
+    return page
+
+
 Days = Annotated[Period, Depends(period)]
+Paged = Annotated[Page, Depends(pages(100))]

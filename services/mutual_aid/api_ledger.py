@@ -15,10 +15,10 @@ from services.mutual_aid import handlers
 from services.mutual_aid.api_common import (
     Days,
     IdFilter,
-    PageLimit,
-    PageOffset,
+    Paged,
     Uow,
     Year,
+    pages,
 )
 from services.mutual_aid.backstop import BackstopStatus
 from services.mutual_aid.commands import api_fields
@@ -31,6 +31,7 @@ from services.mutual_aid.ledger_views import (
     JournalEntryView,
 )
 from services.mutual_aid.money import format_yuan
+from services.mutual_aid.search import Page
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, NotFound
 from shared.http import router as service_router
@@ -74,20 +75,17 @@ async def fund(pool: Pool, _: Caller = Depends(require_scope("reports:read"))) -
 async def journal(
     pool: Pool,
     days: Days,
+    page: Annotated[Page, Depends(pages(200))],  # the journal has always paged by 200
     kind: Annotated[EntryKind | None, Query()] = None,
     reference: IdFilter = None,
-    limit: PageLimit = 200,
-    offset: PageOffset = 0,
     _: Caller = Depends(require_scope("reports:read")),
 ) -> list[JournalEntryView]:
     async with pool.acquire() as conn:
         rows = await Fund(conn).journal(
             kind=kind,
             reference=reference,
-            since=days.since,
-            until=days.until,
-            limit=limit,
-            offset=offset,
+            days=days,
+            page=page,
         )
     return [JournalEntryView.model_validate(dict(r)) for r in rows]
 
@@ -106,16 +104,15 @@ async def journal(
 )
 async def list_requests(
     pool: Pool,
+    page: Paged,
     status: Annotated[BackstopStatus | None, Query()] = None,
     year: Year = None,
     claim_id: IdFilter = None,
-    limit: PageLimit = 100,
-    offset: PageOffset = 0,
     _: Caller = Depends(require_scope("backstop:read")),
 ) -> list[BackstopRequestView]:
     async with pool.acquire() as conn:
         found = await BackstopRequests(conn).search(
-            status=status, year=year, claim_id=claim_id, limit=limit, offset=offset
+            status=status, year=year, claim_id=claim_id, page=page
         )
     return [BackstopRequestView.of(r) for r in found]
 

@@ -35,7 +35,7 @@ async def fund_position(
     pool: Pool, days: Days, _: Caller = Depends(require_scope("reports:read"))
 ) -> list[FundDay]:
     async with pool.acquire() as conn:
-        return await Reports(conn).fund_position(days.since, days.until)
+        return await Reports(conn).fund_position(days)
 
 
 @router.get(

@@ -4,7 +4,6 @@ rejections, and each step in ``claim_steps`` with who took it, when, and through
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
 from typing import Any
 
 import asyncpg
@@ -14,6 +13,7 @@ from services.mutual_aid.benefits import BenefitCalculation, BenefitStep, YearTo
 from services.mutual_aid.claims import COMMITTED, SYSTEM, Claim, ClaimState, ClaimStep
 from services.mutual_aid.intake import ClaimIntake, Rejection, RejectionCode
 from services.mutual_aid.repository import REJECTED, Track, read_only
+from services.mutual_aid.search import Page, Period
 from shared.errors import NotFound
 
 
@@ -66,6 +66,10 @@ def _claim(row: asyncpg.Record, steps: list[asyncpg.Record]) -> Claim:
             for s in steps
         ],
     )
+
+
+# The day of the first submission (resubmitting keeps it).
+_SUBMITTED_ON = "(intake ->> 'submitted_on')::date"
 
 
 class Claims:
@@ -231,30 +235,25 @@ class Claims:
         member_id: str | None,
         plan_id: str | None,
         scheme_year: int | None,
-        since: date | None,
-        until: date | None,
-        limit: int,
-        offset: int,
+        days: Period,
+        page: Page,
     ) -> list[str]:
-        """Claim ids in submission order; ``since``/``until`` bound the day of submission (the
-        first one: resubmitting keeps it)."""
+        """Claim ids in submission order; ``days`` bound the day of submission (the first one:
+        resubmitting keeps it)."""
         rows = await self.conn.fetch(
             "SELECT claim_id FROM claims WHERE ($1::text IS NULL OR state = $1)"
             " AND ($2::text[] IS NULL OR unit_id = ANY($2))"
             " AND ($3::text IS NULL OR member_id = $3)"
             " AND ($4::text IS NULL OR plan_id = $4)"
             " AND ($5::int IS NULL OR scheme_year = $5)"
-            " AND ($6::date IS NULL OR (intake ->> 'submitted_on')::date >= $6)"
-            " AND ($7::date IS NULL OR (intake ->> 'submitted_on')::date <= $7)"
-            " ORDER BY submitted_at, claim_id LIMIT $8 OFFSET $9",
+            f" AND {days.sql(_SUBMITTED_ON, 6)}"
+            f" ORDER BY submitted_at, claim_id {page.sql(8)}",
             None if state is None else state.value,
             None if unit_ids is None else list(unit_ids),
             member_id,
             plan_id,
             scheme_year,
-            since,
-            until,
-            limit,
-            offset,
+            *days.args,
+            *page.args,
         )
         return [r["claim_id"] for r in rows]

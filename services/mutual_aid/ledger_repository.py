@@ -10,7 +10,7 @@ never goes below zero: the domain refuses an overdraft first, the database refus
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -18,6 +18,7 @@ from services.mutual_aid.backstop import CLOSED, BackstopRequest, BackstopStatus
 from services.mutual_aid.ledger import LOW_BALANCE, Account, EntryKind, Ledger
 from services.mutual_aid.money import Fen
 from services.mutual_aid.repository import Track, read_only
+from services.mutual_aid.search import Page, Period
 
 # Entry ids say what the entry is for, so the same movement can never be posted twice: the
 # journal's primary key refuses a second payout of a claim or a second posting of a receipt.
@@ -92,12 +93,10 @@ class Fund:
         *,
         kind: EntryKind | None,
         reference: str | None,
-        since: date | None,
-        until: date | None,
-        limit: int,
-        offset: int,
+        days: Period,
+        page: Page,
     ) -> list[asyncpg.Record]:
-        """Entries in posting order with their lines; ``since``/``until`` bound ``posted_on``."""
+        """Entries in posting order with their lines; ``days`` bound ``posted_on``."""
         return await self.conn.fetch(
             "SELECT e.seq, e.entry_id, e.posted_on, e.kind, e.reference, e.memo, e.posted_at,"
             " jsonb_agg(jsonb_build_object('account', l.account, 'debit_fen', l.debit_fen,"
@@ -105,15 +104,12 @@ class Fund:
             " FROM journal_entries e JOIN journal_lines l USING (entry_id)"
             " WHERE ($1::text IS NULL OR e.kind = $1)"
             " AND ($2::text IS NULL OR e.reference = $2)"
-            " AND ($3::date IS NULL OR e.posted_on >= $3)"
-            " AND ($4::date IS NULL OR e.posted_on <= $4)"
-            " GROUP BY e.seq, e.entry_id ORDER BY e.seq LIMIT $5 OFFSET $6",
+            f" AND {days.sql('e.posted_on', 3)}"
+            f" GROUP BY e.seq, e.entry_id ORDER BY e.seq {page.sql(5)}",
             None if kind is None else kind.value,
             reference,
-            since,
-            until,
-            limit,
-            offset,
+            *days.args,
+            *page.args,
         )
 
 
@@ -171,13 +167,13 @@ class BackstopRequests:
         where: str,
         *args: object,
         lock: bool = False,
-        page: tuple[int, int] | None = None,
+        page: Page | None = None,
     ) -> list[BackstopRequest]:
-        """Requests matching ``where`` in request order; ``page`` is (limit, offset)."""
+        """Requests matching ``where`` in request order, a ``page`` of them if given."""
         paging = ""
         if page is not None:
-            paging = f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
-            args = (*args, *page)
+            paging = f" {page.sql(len(args) + 1)}"
+            args = (*args, *page.args)
         rows = await self.conn.fetch(
             f"SELECT * FROM backstop_requests WHERE {where} ORDER BY requested_on, request_id"
             + paging
@@ -211,8 +207,7 @@ class BackstopRequests:
         status: BackstopStatus | None,
         year: int | None,
         claim_id: str | None,
-        limit: int,
-        offset: int,
+        page: Page,
     ) -> list[BackstopRequest]:
         return await self._load(
             "($1::text IS NULL OR status = $1)"
@@ -221,7 +216,7 @@ class BackstopRequests:
             None if status is None else status.value,
             year,
             claim_id,
-            page=(limit, offset),
+            page=page,
         )
 
     async def for_claim(self, claim_id: str) -> list[str]:

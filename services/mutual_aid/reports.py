@@ -12,6 +12,7 @@ from services.mutual_aid.claims import ClaimState
 from services.mutual_aid.ledger import Account
 from services.mutual_aid.ledger_views import Balances
 from services.mutual_aid.money import format_yuan
+from services.mutual_aid.search import Period
 from services.mutual_aid.views import Money, Yuan
 
 _MOVEMENT = (
@@ -83,9 +84,9 @@ class Reports:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def fund_position(self, since: date | None, until: date | None) -> list[FundDay]:
-        """Each day money moved (between ``since`` and ``until``, both included): what moved,
-        and every balance at the end of that day."""
+    async def fund_position(self, days: Period) -> list[FundDay]:
+        """Each day money moved within ``days``: what moved, and every balance at the end of
+        that day."""
         rows = await self.conn.fetch(
             f"SELECT e.posted_on, l.account, sum({_MOVEMENT})::bigint AS moved"
             " FROM journal_entries e JOIN journal_lines l USING (entry_id)"
@@ -110,7 +111,7 @@ class Reports:
                 net_position_fen=end[Account.FUND_CASH] - end[Account.CLAIMS_PAYABLE],
             )
             for day, end in ends.items()
-            if (since is None or day >= since) and (until is None or day <= until)
+            if days.holds(day)
         ]
 
     async def claims(self, scheme_year: int | None) -> ClaimsReport:

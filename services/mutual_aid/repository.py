@@ -18,6 +18,7 @@ import orjson
 from services.mutual_aid.eligibility import ActivePeriod, MemberStanding
 from services.mutual_aid.enrolment import Contribution, Coverage, Enrolment
 from services.mutual_aid.plans import BenefitRules, Plan, PlanStatus
+from services.mutual_aid.search import Page, Period
 from shared.errors import NotFound
 
 REJECTED = ("auto_rejected", "rejected")
@@ -101,17 +102,15 @@ class Plans:
         scheme_year: int | None = None,
         status: PlanStatus | None = None,
         *,
-        limit: int,
-        offset: int,
+        page: Page,
     ) -> list[Plan]:
         rows = await self.conn.fetch(
             "SELECT * FROM plans WHERE ($1::int IS NULL OR scheme_year = $1)"
             " AND ($2::text IS NULL OR status = $2)"
-            " ORDER BY scheme_year, version LIMIT $3 OFFSET $4",
+            f" ORDER BY scheme_year, version {page.sql(3)}",
             scheme_year,
             None if status is None else status.value,
-            limit,
-            offset,
+            *page.args,
         )
         return [self._plan(r) for r in rows]
 
@@ -423,8 +422,7 @@ class Enrolments:
         scheme_year: int | None,
         units: Iterable[str] | None,
         plan_id: str | None,
-        limit: int,
-        offset: int,
+        page: Page,
     ) -> list[asyncpg.Record]:
         """Enrolments with their counts and money (as ``Enrolment`` computes them), by year and
         unit; ``units`` None means every unit."""
@@ -440,26 +438,24 @@ class Enrolments:
             " FROM enrolments e WHERE ($1::int IS NULL OR e.scheme_year = $1)"
             " AND ($2::text[] IS NULL OR e.unit_id = ANY($2))"
             " AND ($3::text IS NULL OR e.plan_id = $3)"
-            " ORDER BY e.scheme_year, e.unit_id LIMIT $4 OFFSET $5",
+            f" ORDER BY e.scheme_year, e.unit_id {page.sql(4)}",
             scheme_year,
             None if units is None else list(units),
             plan_id,
-            limit,
-            offset,
+            *page.args,
         )
 
     async def covered(
-        self, enrolment_id: str, *, covered_on: date | None, limit: int, offset: int
+        self, enrolment_id: str, *, covered_on: date | None, page: Page
     ) -> list[Coverage]:
         """The enrolment's cover, by member id; ``covered_on``: only those covered that day."""
         rows = await self.conn.fetch(
             "SELECT * FROM coverages WHERE enrolment_id = $1"
             " AND ($2::date IS NULL OR $2 BETWEEN starts_on AND ends_on)"
-            " ORDER BY member_id LIMIT $3 OFFSET $4",
+            f" ORDER BY member_id {page.sql(3)}",
             enrolment_id,
             covered_on,
-            limit,
-            offset,
+            *page.args,
         )
         return [_coverage(r) for r in rows]
 
@@ -470,10 +466,8 @@ class Enrolments:
         enrolment_id: str | None,
         scheme_year: int | None,
         receipt_number: str | None,
-        since: date | None,
-        until: date | None,
-        limit: int,
-        offset: int,
+        days: Period,
+        page: Page,
     ) -> list[asyncpg.Record]:
         """Contributions across enrolments, in the order they were recorded."""
         return await self.conn.fetch(
@@ -484,15 +478,12 @@ class Enrolments:
             " AND ($2::text IS NULL OR x.enrolment_id = $2)"
             " AND ($3::int IS NULL OR e.scheme_year = $3)"
             " AND ($4::text IS NULL OR x.receipt_number = $4)"
-            " AND ($5::date IS NULL OR x.received_on >= $5)"
-            " AND ($6::date IS NULL OR x.received_on <= $6)"
-            " ORDER BY x.recorded_at, x.receipt_number LIMIT $7 OFFSET $8",
+            f" AND {days.sql('x.received_on', 5)}"
+            f" ORDER BY x.recorded_at, x.receipt_number {page.sql(7)}",
             None if units is None else list(units),
             enrolment_id,
             scheme_year,
             receipt_number,
-            since,
-            until,
-            limit,
-            offset,
+            *days.args,
+            *page.args,
         )
