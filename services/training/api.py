@@ -20,6 +20,7 @@ scores), ``api_reports`` and ``api_public``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
@@ -29,8 +30,9 @@ from services.training import handlers
 from services.training.catalogue import Catalogue, one_class
 from services.training.courses import AudienceKind, CourseKind
 from services.training.repository import Courses
+from services.training.rosters import Rosters
 from services.training.unit_of_work import TrainingUnitOfWork
-from services.training.views import ClassPage, ClassView, CoursePage, CourseView
+from services.training.views import ClassPage, ClassView, CoursePage, CourseView, EnrolmentView
 from shared.auth import Caller, require_scope
 from shared.http import router as new_router
 from shared.inputs import IsoDateTime, Limit, Offset
@@ -71,6 +73,23 @@ PAGE_LIMIT = 50
 async def class_answer(pool: Pool, class_id: str, caller: Caller) -> ClassView:
     """A class as it is now, for every answer about one class."""
     return await one_class(pool, class_id)
+
+
+async def enrolment_answer(pool: Pool, class_id: str, member_id: str, _: Caller) -> EnrolmentView:
+    """A member's enrolment in a class as it is now, for every answer about one enrolment."""
+    return await Rosters(pool).enrolment(class_id, member_id)
+
+
+# An action on one member's enrolment in one class (``/classes/{class_id}/enrolments/{member_id}/
+# <verb>``), answered with the enrolment as it is now.
+on_enrolment = partial(
+    action,
+    uow=Uow,
+    answer=enrolment_answer,
+    response_model=EnrolmentView,
+    subject=ClassId,
+    path_types={"member_id": MemberId},
+)
 
 
 # ----- catalogue (staff write, everyone signed reads) -----

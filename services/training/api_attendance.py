@@ -13,7 +13,7 @@ from fastapi import Depends, Path
 
 from services.training import commands as c
 from services.training import handlers
-from services.training.api import ENROL, MANAGE, VIEWING, ClassId, MemberId, Uow
+from services.training.api import ENROL, MANAGE, VIEWING, ClassId, Uow, on_enrolment
 from services.training.rosters import Rosters
 from services.training.sessions import session_code
 from services.training.views import (
@@ -107,27 +107,24 @@ async def check_in_with_code(
     return await Rosters(pool).enrolment(class_id, cmd.member_id)
 
 
-@router.put(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/score",
+    method="PUT",
+    command=c.RecordScore,
+    handler=handlers.record_score,
+    scope=MANAGE,
     tags=["attendance"],
+    name="record_score",
     summary="Record a member's assessment score",
-)
-async def record_score(
-    class_id: ClassId,
-    member_id: MemberId,
-    cmd: c.RecordScore,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(MANAGE)),
-) -> EnrolmentView:
-    """Record or correct the score (up to two decimals). Idempotent: the same score again changes
-    nothing. A passing score may complete the course; a completion is never undone by a lower
-    correction.
+    description="""\
+Record or correct the score (up to two decimals). Idempotent: the same score again changes
+nothing. A passing score may complete the course; a completion is never undone by a lower
+correction.
 
-    Errors: 404 `unknown_class`, `not_enrolled`; 422 `no_assessment` on `score` (the course has no
-    pass mark), `not_confirmed` on `member_id`."""
-    await handlers.record_score(cmd.about(class_id=class_id, member_id=member_id), u)
-    return await Rosters(pool).enrolment(class_id, member_id)
+Errors: 404 `unknown_class`, `not_enrolled`; 422 `no_assessment` on `score` (the course has no
+pass mark), `not_confirmed` on `member_id`.""",
+)
 
 
 @router.post(

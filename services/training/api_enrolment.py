@@ -20,8 +20,9 @@ from services.training.api import (
     MemberId,
     Uow,
     class_answer,
+    on_enrolment,
 )
-from services.training.enrolment import Actor, EnrolmentStatus
+from services.training.enrolment import EnrolmentStatus
 from services.training.member_records import MemberRecords
 from services.training.rosters import Rosters
 from services.training.views import (
@@ -90,48 +91,39 @@ async def my_enrolment(
     return ProgressView.of_member(enrolment, tc.completion_of(member_id))
 
 
-@router.post(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/cancellation",
+    command=c.Cancel,
+    handler=handlers.cancel,
+    scope=ENROL,
     tags=["enrolment"],
+    name="cancel_own",
     summary="The member cancels their enrolment",
+    description="""\
+The member gives up their seat or their place in line (declining an offer is cancelling
+too); the seat goes to the next in line at once. Records `EnrolmentCancelled`.
+
+Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`
+(nothing to cancel: a repeated cancellation lands here); 422 `class_ended` (a confirmed
+enrolment of a class that is over stays on record).""",
 )
-async def cancel_own(
-    class_id: ClassId,
-    member_id: MemberId,
-    cmd: c.Cancel,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(ENROL)),
-) -> EnrolmentView:
-    """The member gives up their seat or their place in line (declining an offer is cancelling
-    too); the seat goes to the next in line at once. Records `EnrolmentCancelled`.
-
-    Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`
-    (nothing to cancel: a repeated cancellation lands here); 422 `class_ended` (a confirmed
-    enrolment of a class that is over stays on record)."""
-    await handlers.cancel(cmd.about(class_id=class_id, member_id=member_id), u)
-    return await Rosters(pool).enrolment(class_id, member_id)
-
-
-@router.post(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/offer-acceptance",
+    command=c.AcceptOffer,
+    handler=handlers.accept_offer,
+    scope=ENROL,
     tags=["enrolment"],
+    name="accept_offer",
     summary="The member accepts an offered seat",
-)
-async def accept_offer(
-    class_id: ClassId,
-    member_id: MemberId,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(ENROL)),
-) -> EnrolmentView:
-    """A waitlisted member offered a seat (`status` `offered`) takes it before
-    `offer_expires_at`: they are confirmed, or await approval if the class requires it.
+    description="""\
+A waitlisted member offered a seat (`status` `offered`) takes it before
+`offer_expires_at`: they are confirmed, or await approval if the class requires it.
 
-    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_offered` (no offer to accept: already
-    accepted, or it expired and was cancelled); 422 `offer_expired`."""
-    await handlers.accept_offer(c.AcceptOffer().about(class_id=class_id, member_id=member_id), u)
-    return await Rosters(pool).enrolment(class_id, member_id)
+Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_offered` (no offer to accept: already
+accepted, or it expired and was cancelled); 422 `offer_expired`.""",
+)
 
 
 # ----- seats: staff -----
@@ -152,67 +144,51 @@ async def roster(
     return await Rosters(pool).page(class_id, status, offset, limit)
 
 
-@router.post(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/approval",
+    command=c.Approve,
+    handler=handlers.approve,
+    scope=MANAGE,
     tags=["enrolment"],
+    name="approve",
     summary="Staff approve an enrolment",
+    description="""\
+An enrolment awaiting approval is confirmed (its seat was held since it was made).
+
+Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval` (approved, rejected
+or cancelled already: a repeated approval lands here).""",
 )
-async def approve(
-    class_id: ClassId,
-    member_id: MemberId,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(MANAGE)),
-) -> EnrolmentView:
-    """An enrolment awaiting approval is confirmed (its seat was held since it was made).
-
-    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval` (approved, rejected
-    or cancelled already: a repeated approval lands here)."""
-    await handlers.approve(c.Approve().about(class_id=class_id, member_id=member_id), u)
-    return await Rosters(pool).enrolment(class_id, member_id)
-
-
-@router.post(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/rejection",
+    command=c.Reject,
+    handler=handlers.reject,
+    scope=MANAGE,
     tags=["enrolment"],
+    name="reject",
     summary="Staff reject an enrolment",
+    description="""\
+An enrolment awaiting approval is turned down with a reason the member is told; its seat
+goes to the next in line. The member cannot enrol in this class again.
+
+Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval`.""",
 )
-async def reject(
-    class_id: ClassId,
-    member_id: MemberId,
-    cmd: c.Reject,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(MANAGE)),
-) -> EnrolmentView:
-    """An enrolment awaiting approval is turned down with a reason the member is told; its seat
-    goes to the next in line. The member cannot enrol in this class again.
-
-    Errors: 404 `unknown_class`, `not_enrolled`; 409 `not_pending_approval`."""
-    await handlers.reject(cmd.about(class_id=class_id, member_id=member_id), u)
-    return await Rosters(pool).enrolment(class_id, member_id)
-
-
-@router.post(
+on_enrolment(
+    router,
     "/classes/{class_id}/enrolments/{member_id}/staff-cancellation",
+    command=c.Cancel,
+    handler=handlers.cancel_by_staff,
+    scope=MANAGE,
     tags=["enrolment"],
+    name="cancel_by_staff",
     summary="Staff cancel an enrolment",
-)
-async def cancel_by_staff(
-    class_id: ClassId,
-    member_id: MemberId,
-    cmd: c.Cancel,
-    u: Uow,
-    pool: Pool,
-    _: Caller = Depends(require_scope(MANAGE)),
-) -> EnrolmentView:
-    """As the member's own cancellation, recorded as staff's, with their reason.
+    description="""\
+As the member's own cancellation, recorded as staff's, with their reason.
 
-    Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`;
-    422 `class_ended`."""
-    by_staff = cmd.about(class_id=class_id, member_id=member_id, by=Actor.STAFF)
-    await handlers.cancel(by_staff, u)
-    return await Rosters(pool).enrolment(class_id, member_id)
+Errors: 404 `unknown_class`, `not_enrolled`; 409 `already_cancelled` / `already_rejected`;
+422 `class_ended`.""",
+)
 
 
 @router.post(

@@ -27,7 +27,7 @@ from services.training.classes import TrainingClass
 from services.training.commands import fields_renamed
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, Course
-from services.training.enrolment import Enrolment
+from services.training.enrolment import Actor, Enrolment
 from services.training.members import apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
 from services.training.progress import check_minutes
@@ -170,6 +170,11 @@ async def cancel(cmd: c.Cancel, uow: TrainingUnitOfWork) -> Enrolment:
     return await _on_enrolment(
         uow, cmd, lambda tc: tc.cancel(cmd.member_id, cmd.by, cmd.reason, now)
     )
+
+
+async def cancel_by_staff(cmd: c.Cancel, uow: TrainingUnitOfWork) -> Enrolment:
+    """As the member's own cancellation, recorded as staff's (the staff route's command)."""
+    return await cancel(cmd.model_copy(update={"by": Actor.STAFF}), uow)
 
 
 async def approve(cmd: c.Approve, uow: TrainingUnitOfWork) -> Enrolment:
