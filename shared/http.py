@@ -25,7 +25,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
@@ -240,8 +240,9 @@ def create_app(
 
     # A route, not a mounted app, so its requests carry the route template like any other
     # (``/metrics/`` too: it was the mounted app's address).
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    @app.get("/metrics/", tags=["ops"], include_in_schema=False)
+    # Prometheus' text format, not JSON: the answer is declared as such.
+    @app.get("/metrics", tags=["ops"], include_in_schema=False, response_class=PlainTextResponse)
+    @app.get("/metrics/", tags=["ops"], include_in_schema=False, response_class=PlainTextResponse)
     async def metrics() -> Response:
         body, content_type = exposition()
         return Response(body, media_type=content_type)
