@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from services.training.certificates import Certificate
 from services.training.completion import Outcome
@@ -42,6 +42,7 @@ from shared.events.training import (
 )
 
 __all__ = ["LEFT_UNION", "NO_SHOW", "OFFER_EXPIRED", "TrainingClass"]
+E = TypeVar("E", bound=EnrolmentEvent)
 
 
 class TrainingClass:
@@ -86,7 +87,7 @@ class TrainingClass:
             self.timetable,
             self._record,
         )
-        self.progress = Progress(course, name, self.timetable, self.roster, self._record)
+        self.progress = Progress(class_id, course, name, self.timetable, self.roster, self._record)
 
     @classmethod
     def schedule(
@@ -397,15 +398,21 @@ class TrainingClass:
         return self.progress.issue_certificate(member_id, number, now.date(), holder_name)
 
     def _record(self, event_type: type[EnrolmentEvent], enrolment: Enrolment, **data: Any) -> None:
-        """Record an enrolment event with what a notification needs to be rendered alone."""
         self.events.append(
-            event_type(
-                class_id=self.class_id,
-                enrolment_id=enrolment.enrolment_id,
-                member_id=enrolment.member_id,
-                course_id=self.course.course_id,
-                course_title=self.course.title,
-                class_name=self.name,
-                **data,
-            )
+            self.enrolment_event(event_type, enrolment.enrolment_id, enrolment.member_id, **data)
+        )
+
+    def enrolment_event(
+        self, event_type: type[E], enrolment_id: str, member_id: str, **data: Any
+    ) -> E:
+        """An enrolment event with what a notification needs to be rendered alone (also for a
+        batch's thousands, which are not loaded as enrolments)."""
+        return event_type(
+            class_id=self.class_id,
+            enrolment_id=enrolment_id,
+            member_id=member_id,
+            course_id=self.course.course_id,
+            course_title=self.course.title,
+            class_name=self.name,
+            **data,
         )

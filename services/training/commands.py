@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 from services.training.courses import AudienceKind, CourseKind
@@ -255,6 +256,17 @@ class ViewingLine(BaseModel):
     minutes: int = Field(ge=1, le=24 * 60)
 
 
+ReportId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MemberId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Minutes = Annotated[int, Ge(1), Le(24 * 60)]
+
+
+def column(description: str) -> Any:
+    return Field(
+        default=None, min_length=1, max_length=MAX_VIEWERS_PER_BATCH, description=description
+    )
+
+
 class ViewingBatch(Command):
     model_config = example(
         {
@@ -262,15 +274,45 @@ class ViewingBatch(Command):
                 {"report_id": "live-42-m0001", "member_id": MEMBER_ID, "minutes": 95},
                 {"report_id": "live-42-m0002", "member_id": "m-20260105-0002", "minutes": 40},
             ]
-        }
+        },
+        {
+            "report_ids": ["live-42-m0001", "live-42-m0002"],
+            "member_ids": [MEMBER_ID, "m-20260105-0002"],
+            "minutes": [95, 40],
+        },
     )
     class_id: FromRoute = ""
-    reports: list[ViewingLine] = Field(
-        min_length=1,
-        max_length=MAX_VIEWERS_PER_BATCH,
-        description="Every viewer's minutes, e.g. the streaming platform's export after a live "
-        "lecture; a member may appear on several lines (different report ids).",
+    reports: list[ViewingLine] | None = column(
+        "Every viewer's minutes, e.g. the streaming platform's export after a live lecture, one "
+        "object a line; a member may appear on several lines (different report ids). Or send "
+        "the same as three columns (`report_ids`, `member_ids`, `minutes`) instead."
     )
+    report_ids: list[ReportId] | None = column(
+        "The columns form, about half the size: line i is (`report_ids[i]`, `member_ids[i]`, "
+        "`minutes[i]`), each as in `reports`. The three have one length."
+    )
+    member_ids: list[MemberId] | None = column("See `report_ids`.")
+    minutes: list[Minutes] | None = column("See `report_ids`.")
+
+    def columns(self) -> tuple[list[str], list[str], list[int]]:
+        """The batch's lines as (report ids, member ids, minutes), whichever form it came in."""
+        report_ids, member_ids, minutes = self.report_ids, self.member_ids, self.minutes
+        given = (report_ids, member_ids, minutes)
+        if self.reports is not None:
+            if any(c is not None for c in given):
+                raise DomainError("reports", "two_forms", "send reports or the columns, not both")
+            lines = self.reports
+            return (
+                [line.report_id for line in lines],
+                [line.member_id for line in lines],
+                [line.minutes for line in lines],
+            )
+        if report_ids is None or member_ids is None or minutes is None:
+            name = ("report_ids", "member_ids", "minutes")[given.index(None)]
+            raise DomainError(name, "required", "send reports, or all three columns")
+        if not len(report_ids) == len(member_ids) == len(minutes):
+            raise DomainError("member_ids", "length_mismatch", "the columns differ in length")
+        return report_ids, member_ids, minutes
 
 
 class RecordScore(OnEnrolment):

@@ -27,7 +27,7 @@ from services.training.classes import TrainingClass
 from services.training.commands import fields_renamed
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, Course
-from services.training.enrolment import Actor, Enrolment
+from services.training.enrolment import Actor, Enrolment, EnrolmentStatus
 from services.training.members import apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
 from services.training.progress import check_minutes
@@ -38,6 +38,7 @@ from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
 from shared.errors import Conflict, DomainError
 from shared.events import membership as m
+from shared.events.training import CertificateIssued, CourseCompleted
 from shared.uow import following, retry_on_deadlock
 
 log = logging.getLogger(__name__)
@@ -289,40 +290,54 @@ class ViewingOutcome:
 
 @retry_on_deadlock
 async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> ViewingOutcome:
-    """A lecture's viewers at once: every statement is set-based (one for the reports, one for
-    the enrolments, one for the certificates, one for the events), whatever the batch's size.
+    """A lecture's viewers at once, set-based whatever the batch's size: one statement counts
+    the lines and completes members, one issues the certificates, one writes the events.
 
     A line for a member who is not enrolled, or not confirmed, is refused on its own; the others
     count. Completions and certificates follow as for single reports.
     """
-    outcome = ViewingOutcome()
+    lines = cmd.columns()
+    report_ids, member_ids, _ = lines
     today = uow.clock.today()
-    members = sorted({line.member_id for line in cmd.reports})
     async with uow:
-        tc = await uow.classes.lock_members(cmd.class_id, members)
-        accepted = []
-        for line in cmd.reports:
-            try:
-                enrolment = tc.progress.attending(line.member_id)
-            except DomainError as refusal:
-                outcome.refused.append((line.report_id, line.member_id, refusal.code))
-                continue
-            accepted.append((line.report_id, enrolment.member_id, line.minutes))
-        lines = [(r, tc.enrolment_of(member).enrolment_id, n) for r, member, n in accepted]
-        fresh = await uow.viewing.first_time(lines) if lines else set()
-        before = sum(e.completed_on is not None for e in tc.enrolments)
-        for report_id, member_id, minutes in accepted:
-            if report_id not in fresh:  # counted before, or earlier in this batch
-                outcome.repeated.append(report_id)
-                continue
-            fresh.discard(report_id)
-            tc.progress.watched(member_id, minutes, today)
-            outcome.counted += 1
-        outcome.completed = sum(e.completed_on is not None for e in tc.enrolments) - before
-        certified_before = sum(e.certificate is not None for e in tc.enrolments)
-        await _certify(uow, tc)
-        outcome.certified = sum(e.certificate is not None for e in tc.enrolments) - certified_before
-        await uow.classes.save(tc)
+        tc = await uow.classes.lock_members(cmd.class_id, [])
+        done = await uow.watched.count(
+            tc.class_id, lines, tc.course.completion, len(tc.sessions), today
+        )
+        outcome = ViewingOutcome(counted=done.counted, completed=len(done.completed))
+        for i, status in done.not_counted:
+            if status == EnrolmentStatus.CONFIRMED:
+                outcome.repeated.append(report_ids[i])
+            else:
+                code = "not_enrolled" if status is None else "not_confirmed"
+                outcome.refused.append((report_ids[i], member_ids[i], code))
+        numbers = await _fresh_numbers(uow, len(done.completed))
+        certificates = [
+            tc.progress.certificate(
+                number, one.enrolment_id, one.member_id, one.member_name, today, today
+            )
+            for one, number in zip(done.completed, numbers, strict=True)
+        ]
+        await uow.certificates.add(certificates)
+        outcome.certified = len(certificates)
+        uow.publish(
+            *(
+                tc.enrolment_event(
+                    CourseCompleted, one.enrolment_id, one.member_id, completed_on=today
+                )
+                for one in done.completed
+            ),
+            *(
+                tc.enrolment_event(
+                    CertificateIssued,
+                    cert.enrolment_id,
+                    cert.member_id,
+                    certificate_number=cert.number,
+                    issued_on=cert.issued_on,
+                )
+                for cert in certificates
+            ),
+        )
         await uow.commit()
     return outcome
 

@@ -26,8 +26,15 @@ MAX_MINUTES_PER_REPORT = 24 * 60
 
 class Progress:
     def __init__(
-        self, course: Course, class_name: str, timetable: Timetable, roster: Roster, record: Record
+        self,
+        class_id: str,
+        course: Course,
+        class_name: str,
+        timetable: Timetable,
+        roster: Roster,
+        record: Record,
     ) -> None:
+        self._class_id = class_id
         self._course = course
         self._class_name = class_name
         self._timetable = timetable
@@ -99,17 +106,13 @@ class Progress:
             return enrolment.certificate
         if enrolment.completed_on is None:
             raise DomainError("member_id", "not_completed", "the member has not completed")
-        certificate = Certificate(
-            number=read_certificate_number(number),
-            enrolment_id=enrolment.enrolment_id,
-            member_id=member_id,
-            holder_name=holder_name or enrolment.member_name,
-            course_id=self._course.course_id,
-            course_title=self._course.title,
-            class_id=enrolment.class_id,
-            class_name=self._class_name,
-            completed_on=enrolment.completed_on,
-            issued_on=today,
+        certificate = self.certificate(
+            number,
+            enrolment.enrolment_id,
+            member_id,
+            holder_name or enrolment.member_name,
+            enrolment.completed_on,
+            today,
         )
         enrolment.certificate = certificate
         self._record(
@@ -119,6 +122,29 @@ class Progress:
             issued_on=certificate.issued_on,
         )
         return certificate
+
+    def certificate(
+        self,
+        number: str,
+        enrolment_id: str,
+        member_id: str,
+        holder_name: str,
+        completed_on: date,
+        today: date,
+    ) -> Certificate:
+        """The certificate of a completion (a batch's are issued without loading enrolments)."""
+        return Certificate(
+            number=read_certificate_number(number),
+            enrolment_id=enrolment_id,
+            member_id=member_id,
+            holder_name=holder_name,
+            course_id=self._course.course_id,
+            course_title=self._course.title,
+            class_id=self._class_id,
+            class_name=self._class_name,
+            completed_on=completed_on,
+            issued_on=today,
+        )
 
     def attending(self, member_id: str) -> Enrolment:
         enrolment = self._roster.of(member_id)

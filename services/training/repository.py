@@ -16,7 +16,7 @@ from services.training.certificates import Certificate
 from services.training.class_repository import Classes
 from services.training.courses import Course
 from services.training.members import MemberStatus, MemberView
-from services.training.records import certificate_of, course_of
+from services.training.records import certificate_of, course_of, insert_certificates
 from shared.errors import NotFound
 
 __all__ = ["Certificates", "Classes", "Courses", "Members", "ViewingReports"]
@@ -128,6 +128,11 @@ class Certificates:
             "SELECT number FROM certificates WHERE number = ANY($1::text[])", list(numbers)
         )
         return {r["number"] for r in rows}
+
+    async def add(self, certificates: Sequence[Certificate]) -> None:
+        """Certificates a batch issued at once (a class's save writes those it issued)."""
+        if certificates:
+            await insert_certificates(self.conn, certificates)
 
 
 class ViewingReports:

@@ -9,6 +9,7 @@ from services.training.repository import (
     Members,
     ViewingReports,
 )
+from services.training.watched_minutes import WatchedMinutes
 from shared.uow import UnitOfWork
 
 
@@ -18,6 +19,7 @@ class TrainingUnitOfWork(UnitOfWork):
     classes: Classes
     certificates: Certificates
     viewing: ViewingReports
+    watched: WatchedMinutes
     # The key of the check-in codes, set by ``main.build``'s factory (handlers check codes with it).
     check_in_secret: bytes = b""
 
@@ -27,3 +29,4 @@ class TrainingUnitOfWork(UnitOfWork):
         self.classes = Classes(self.conn, self.track)
         self.certificates = Certificates(self.conn)
         self.viewing = ViewingReports(self.conn)
+        self.watched = WatchedMinutes(self.conn)

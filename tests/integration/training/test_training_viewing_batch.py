@@ -83,3 +83,76 @@ async def test_moving_the_clock_lets_staff_record_attendance_and_dates_the_compl
     assert early.json()["errors"][0]["code"] == "session_not_started"
     assert on_time.status_code == 200, on_time.text
     assert on_time.json()["completed_on"] == clock.today().isoformat()
+
+
+async def test_the_columns_form_counts_as_lines_do_and_completes_only_by_the_whole_rule(
+    training: Training,
+) -> None:
+    """Minutes and a pass mark: the batch completes the member already scored, not the other;
+    a waitlisted member's line is refused as not confirmed."""
+    course = await training.course(
+        kind="lecture_series",
+        completion={"min_attendance_percent": None, "min_watched_minutes": 30, "pass_mark": "60"},
+    )
+    lecture = await training.klass(course, capacity=2)
+    class_id = lecture["class_id"]
+    scored, unscored, waiting = await training.members(3)
+    for member in (scored, unscored, waiting):
+        assert (await training.enrol(class_id, member)).status_code == 201
+    score = f"/classes/{class_id}/enrolments/{scored}/score"
+    assert (await training.staff.put(score, json={"score": "75"})).status_code == 200
+    path = f"/classes/{class_id}/viewing-reports/batches"
+    columns = {
+        "report_ids": [f"{class_id}-a", f"{class_id}-b", f"{class_id}-c", f"{class_id}-a"],
+        "member_ids": [scored, unscored, waiting, scored],
+        "minutes": [45, 45, 45, 45],
+    }
+
+    answer = await training.streaming.post(path, json=columns)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "counted": 2,
+        "repeated": [f"{class_id}-a"],
+        "refused": [{"report_id": f"{class_id}-c", "member_id": waiting, "code": "not_confirmed"}],
+        "completed": 1,
+        "certified": 1,
+    }
+    mine = (await training.portal.get(f"/classes/{class_id}/enrolments/{scored}")).json()
+    assert (mine["watched_minutes"], mine["certificate_number"] is not None) == (45, True)
+    theirs = (await training.portal.get(f"/classes/{class_id}/enrolments/{unscored}")).json()
+    assert (theirs["watched_minutes"], theirs["completed_on"]) == (45, None)
+    completed = [d for kind, d in await training.events(class_id) if kind == "course.completed"]
+    assert [d["member_id"] for d in completed] == [scored]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        (
+            {"report_ids": ["r"], "member_ids": ["m"], "minutes": [1, 2]},
+            "member_ids",
+            "length_mismatch",
+        ),
+        ({"report_ids": ["r"], "minutes": [1]}, "member_ids", "required"),
+        (
+            {"reports": [{"report_id": "r", "member_id": "m", "minutes": 1}], "minutes": [1]},
+            "reports",
+            "two_forms",
+        ),
+        (
+            {"report_ids": ["r"], "member_ids": ["m"], "minutes": [0]},
+            "minutes[0]",
+            "greater_than_equal",
+        ),
+    ],
+)
+async def test_a_malformed_batch_is_refused_whole_naming_the_field(
+    training: Training, body: dict[str, object], field: str, code: str
+) -> None:
+    class_id = (await training.klass(capacity=None))["class_id"]
+    answer = await training.streaming.post(
+        f"/classes/{class_id}/viewing-reports/batches", json=body
+    )
+    assert answer.status_code == 422
+    assert [(e["field"], e["code"]) for e in answer.json()["errors"]] == [(field, code)]
