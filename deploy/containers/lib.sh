@@ -8,7 +8,8 @@ VAR="$REPO/var"
 RUN_DIR="$VAR/run"
 LOG_DIR="$VAR/log/stack"
 
-# What the compose file runs: every service of services/, the simulator, the two servers.
+# What the compose file runs: every service of services/, the simulator, the two servers and
+# Prometheus.
 SERVICES=(membership mutual_aid training notifications union_funds)
 PREFIX=localhost/gonghui
 BASE_IMAGE="$PREFIX/debian:bookworm"
@@ -16,6 +17,7 @@ APP_IMAGE="$PREFIX/app:latest"
 KAFKA_IMAGE="$PREFIX/kafka:latest"
 POSTGRES_IMAGE="$PREFIX/postgres:latest"
 SIMULATOR_IMAGE="$PREFIX/wechat_simulator:latest"
+PROMETHEUS_IMAGE="$PREFIX/prometheus:latest"
 service_image() { echo "$PREFIX/$1:latest"; }
 
 # podman's Docker-compatible API, for docker-compose 1.29 (there is no Docker engine here).

@@ -1,6 +1,7 @@
 """docker-compose.yml and the images of deploy/images describe the platform deploy/local/infra
-runs: the same servers, settings, topics and init SQL; every service split in its two roles
-(nothing is started here; tests/e2e/test_stack.py runs the stack for real)."""
+runs: the same servers, settings, topics and init SQL; every service split in its two roles,
+named as deploy/k8s names them; Prometheus scraping each of them (nothing is started here;
+tests/e2e/test_stack.py runs the stack for real)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("membership", "mutual_aid", "training", "notifications", "union_funds")
 COMPOSE = ROOT / "docker-compose.yml"
 IMAGES = ROOT / "deploy" / "images"
+PROMETHEUS = ROOT / "deploy" / "prometheus"
 LOCAL = ROOT / "deploy" / "local"
 ROLES = ("api", "worker")
 # What ./gonghui up and deploy/local/infra listen on: the stack must never take these.
-LOCAL_PORTS = {8001, 8002, 8003, 8004, 8005, 8090, 9092, 9093, 5432}
+# And deploy/local/prometheus (9190), and Prometheus' own default.
+LOCAL_PORTS = {8001, 8002, 8003, 8004, 8005, 8090, 9092, 9093, 5432, 9190, 9090}
+
+
+def container(name: str, role: str) -> str:
+    """The compose service of one role of a service: the name of its Kubernetes Deployment."""
+    return f"{name.replace('_', '-')}-{role}"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +80,7 @@ def _copied(dockerfile: str) -> list[str]:
     return sources
 
 
-@pytest.mark.parametrize("image", ["app", "kafka", "postgres"])
+@pytest.mark.parametrize("image", ["app", "kafka", "postgres", "prometheus"])
 def test_every_image_copies_what_exists_runs_as_no_root_and_checks_its_health(image: str) -> None:
     dockerfile = _dockerfile(image)
     for source in _copied(dockerfile):
@@ -121,7 +129,7 @@ def test_every_service_of_the_tree_is_in_the_compose_file_in_both_roles(
 ) -> None:
     built = {p.parent.name for p in (ROOT / "services").glob("*/main.py")}
     assert built == set(SERVICES)
-    assert {f"{s}-worker" for s in built} | built <= set(compose["services"])
+    assert {container(s, role) for s in built for role in ROLES} <= set(compose["services"])
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -129,7 +137,7 @@ def test_every_service_of_the_tree_is_in_the_compose_file_in_both_roles(
 def test_each_service_role_is_deployable_on_its_own(
     compose: dict[str, Any], name: str, role: str
 ) -> None:
-    service = _service(compose, name if role == "api" else f"{name}-worker")
+    service = _service(compose, container(name, role))
     settings = importlib.import_module(f"services.{name}.main").Settings
     prefix = settings.model_config["env_prefix"]
     env = _env(service)
@@ -159,7 +167,7 @@ def test_the_demo_reaches_the_ports_the_stack_publishes(
     for name in SERVICES:
         prefix = f"GONGHUI_{name.upper()}_"
         host = int(env[f"{prefix}HTTP_PORT"])
-        assert host in {h for h, _ in _published(_service(compose, name))}
+        assert host in {h for h, _ in _published(_service(compose, container(name, "api")))}
         assert (
             f"127.0.0.1:{next(iter(_published(_service(compose, 'postgres'))))[0]}/"
             in (env[f"{prefix}DATABASE_URL"])
@@ -168,8 +176,8 @@ def test_the_demo_reaches_the_ports_the_stack_publishes(
 
 def test_the_simulator_calls_back_to_notifications(compose: dict[str, Any]) -> None:
     simulator = " ".join(_service(compose, "wechat-simulator")["command"])
-    assert "--callback-url http://notifications:8004/wechat/callback" in simulator
-    env = _env(_service(compose, "notifications"))
+    assert "--callback-url http://notifications-api:8004/wechat/callback" in simulator
+    env = _env(_service(compose, "notifications-api"))
     assert "http://wechat-simulator:8090" in env["GONGHUI_NOTIFICATIONS_WECHAT_BASE_URL"]
 
 
@@ -180,3 +188,36 @@ def test_every_long_running_container_is_started_again_when_it_dies(
     for name, service in compose["services"].items():
         if name not in one_shot:
             assert service.get("restart") == "unless-stopped", name
+
+
+def test_prometheus_scrapes_every_api_and_worker_container_by_its_compose_name(
+    compose: dict[str, Any],
+) -> None:
+    config = yaml.safe_load((PROMETHEUS / "compose.yml").read_text(encoding="utf-8"))
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for target in group["targets"]
+    }
+    expected = set()
+    for name in SERVICES:
+        settings = importlib.import_module(f"services.{name}.main").Settings
+        port = settings.model_fields["http_port"].default
+        for role in ROLES:
+            _service(compose, container(name, role))
+            expected.add(f"{container(name, role)}:{port}")
+    assert targets == expected
+
+
+def test_prometheus_runs_with_the_stack_config_and_the_alert_rules(
+    compose: dict[str, Any],
+) -> None:
+    prometheus = _service(compose, "prometheus")
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in prometheus["volumes"]}
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/compose.yml"
+    rules = yaml.safe_load((PROMETHEUS / "compose.yml").read_text(encoding="utf-8"))["rule_files"]
+    for rule_file in rules:  # relative to the configuration's directory
+        assert mounts[f"/etc/prometheus/{rule_file}"] == f"./deploy/prometheus/{rule_file}"
+        assert (PROMETHEUS / rule_file).exists()
+    assert {container for _, container in _published(prometheus)} == {9090}

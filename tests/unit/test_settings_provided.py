@@ -80,14 +80,17 @@ def manifest_variables(overlay: str) -> dict[str, dict[str, set[str]]]:
     return found
 
 
-def compose_variables() -> dict[str, set[str]]:
+def compose_variables() -> dict[str, dict[str, set[str]]]:
+    """service -> compose service (its api and worker containers) -> the variables it sets."""
     compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
-    found = {}
-    for service in SERVICES:
-        env = compose["services"][service].get("environment", {})
-        if isinstance(env, list):
-            env = dict(item.split("=", 1) for item in env)
-        found[service] = set(env)
+    found: dict[str, dict[str, set[str]]] = {s: {} for s in SERVICES}
+    for name, container in compose["services"].items():
+        module = next((w for w in container.get("command", []) if w.startswith("services.")), None)
+        if module:
+            env = container.get("environment", {})
+            if isinstance(env, list):
+                env = dict(item.split("=", 1) for item in env)
+            found[module.removeprefix("services.")][name] = set(env)
     return found
 
 
@@ -107,18 +110,24 @@ def test_the_manifests_give_every_required_setting(overlay: str, service: str) -
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_compose_names_only_settings_that_exist(service: str) -> None:
-    _, unknown = named_settings(service, compose_variables()[service])
-    assert not unknown, f"docker-compose.yml {service}: no such setting: {sorted(unknown)}"
+    containers = compose_variables()[service]
+    assert set(containers) == {f"{service.replace('_', '-')}-{w}" for w in ("api", "worker")}
+    for container, names in containers.items():
+        _, unknown = named_settings(service, names)
+        assert not unknown, f"docker-compose.yml {container}: no such setting: {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_compose_gives_every_required_setting(service: str) -> None:
-    given, _ = named_settings(service, compose_variables()[service])
-    missing = required(service) - given
-    assert not missing, (
-        f"docker-compose.yml service {service} does not set"
-        f" {', '.join(prefix(service) + m.upper() for m in sorted(missing))}"
-    )
+    containers = compose_variables()[service]
+    assert containers, f"docker-compose.yml runs no container of {service}"
+    for container, names in containers.items():
+        given, _ = named_settings(service, names)
+        missing = required(service) - given
+        assert not missing, (
+            f"docker-compose.yml service {container} does not set"
+            f" {', '.join(prefix(service) + m.upper() for m in sorted(missing))}"
+        )
 
 
 def test_a_misspelt_variable_is_caught() -> None:
