@@ -1,8 +1,9 @@
 """The compose stack for real (docs/containers.md): build the images with podman, bring
 docker-compose.yml up (the demo runs against it), then redeploy membership with a rebuilt image
 (`up -d --no-deps`) while joins keep arriving: no join is lost, no other container restarts, the
-redeployed service is ready again. Everything is torn down, firewall rules included, even when it
-fails. GONGHUI_SKIP_STACK=1 skips it; a machine where podman cannot be installed fails it.
+redeployed service is ready again and Prometheus scrapes it again. Everything is torn down,
+firewall rules and IPv4 forwarding included, even when it fails. GONGHUI_SKIP_STACK=1 skips
+it; a machine where podman cannot be installed fails it.
 
 The slowest test of the suite: a cold image build is ~5 min, the stack's start ~1-2 min.
 """
@@ -24,6 +25,7 @@ import httpx
 import pytest
 
 from deploy.containers import demo as stack_demo
+from deploy.containers import targets as prometheus_targets
 from shared.auth.client import SignedAuth
 from tests.integration.membership.test_membership_members import joining
 from tests.support.waiting import eventually
@@ -33,7 +35,8 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = ROOT / "deploy" / "containers"
 PROJECT = "gonghui-stack"
-REDEPLOYED = ("membership", "membership-worker")
+REDEPLOYED = ("membership-api", "membership-worker")
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 UNION = "bozhou-pharma"  # made by the demo
 MIN_JOINS_AFTER_READY = 50
 
@@ -154,6 +157,7 @@ def test_the_stack_runs_the_demo_and_redeploys_one_service_without_losing_a_join
     _run(str(CONTAINERS / "host-setup"), timeout=600)
     subprocess.run([str(CONTAINERS / "stack"), "down"], cwd=ROOT, capture_output=True, check=False)
     firewall_before = _firewall()
+    forwarding_before = IP_FORWARD.read_text()
     figures: list[str] = []
     try:
         build = _run(str(CONTAINERS / "images"), timeout=1800)
@@ -174,10 +178,13 @@ def test_the_stack_runs_the_demo_and_redeploys_one_service_without_losing_a_join
     assert down.returncode == 0, down.stderr
     assert _containers() == {}, "containers of the stack remain"
     assert _firewall() == firewall_before, "firewall rules podman added remain"
+    assert IP_FORWARD.read_text() == forwarding_before, "net.ipv4.ip_forward was not put back"
 
 
 async def _redeploy_while_joining(figures: list[str]) -> None:
     saved = json.loads((stack_demo.DEMO_DIR / "credentials.json").read_text())["membership"]
+    scraped = {t["labels"]["instance"] for t in prometheus_targets.targets()}
+    assert {f"{c}:8001" for c in REDEPLOYED} <= scraped, f"Prometheus scrapes only {scraped}"
     before = _containers()
     revision = f"redeploy-{uuid.uuid4().hex[:8]}"
     joins = Joins()
@@ -255,6 +262,13 @@ async def _redeploy_while_joining(figures: list[str]) -> None:
     for service in REDEPLOYED:
         assert after[service][0] != before[service][0], f"{service} was not redeployed"
         assert _revision(service) == revision
+
+    async def scraped_again() -> bool:  # the new containers, under the same names
+        return prometheus_targets.all_up(await asyncio.to_thread(prometheus_targets.targets))
+
+    t = time.monotonic()
+    await eventually(scraped_again, timeout=120, what="every Prometheus target up again")
+    figures.append(f"Prometheus: every target up {time.monotonic() - t:.1f} s after the checks")
     print("\n".join(figures), file=sys.stderr)
 
 
