@@ -44,6 +44,7 @@ class Step:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: Counter[str] = field(default_factory=Counter)
+    answered_at: list[float] = field(default_factory=list)  # perf_counter of each success
     elapsed: float = 0.0
     client_cpu: float = 0.0  # of one core, the load generator's own
     cut_short: bool = False  # the budget ran out before every request was sent
@@ -61,6 +62,14 @@ class Step:
     @property
     def p99(self) -> float:
         return percentile(self.latencies_ms, 0.99)
+
+    def throughput(self, first: int, last: int) -> float:
+        """Successes a second between the ``first`` and the ``last`` success (0-based, in the
+        order answered): while the service is saturated, how fast it works at that point."""
+        if last <= first or last >= len(self.answered_at):
+            return float("nan")
+        span = self.answered_at[last] - self.answered_at[first]
+        return (last - first) / span if span > 0 else float("nan")
 
     def row(self) -> dict[str, Any]:
         return {
@@ -103,6 +112,7 @@ async def open_loop(
             gate.release()
         done = time.perf_counter()
         step.latencies_ms.append((done - due) * 1000)
+        step.answered_at.append(done)
         step.sent_at[made] = time.time() - (done - due)
 
     cpu_before = time.process_time()

@@ -160,3 +160,10 @@ def test_a_profile_can_be_ranked_by_own_share() -> None:
         "c (x.py:3)",
         "b (x.py:2)",
     ]
+
+
+def test_throughput_between_two_answers() -> None:
+    step = Step(offered=10, seconds=1, answered_at=[0.0, 0.5, 1.0, 3.0, 5.0])
+    assert step.throughput(0, 2) == 2.0
+    assert step.throughput(2, 4) == 0.5
+    assert math.isnan(step.throughput(3, 9))
