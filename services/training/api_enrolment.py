@@ -1,6 +1,7 @@
 """Routes for seats (the member portal and staff) and a member's training record.
 
-Every seat decision takes the class's lock, so concurrent enrolments take turns; the answers say
+Seat decisions in a class with seats take the class's lock, so concurrent enrolments take turns;
+enrolments in a class without seat limit do not queue (see ``handlers.enrol``). The answers say
 where the member stands now (confirmed, waitlisted with a position, awaiting approval...).
 """
 
@@ -65,7 +66,11 @@ async def enrol(
     course's audience); 422 on `enrolment_window`: `not_yet_open`, `closed`; 422 `class_full` on
     `class_id` (full and no waitlist)."""
     enrolment = await handlers.enrol(cmd.about(class_id=class_id), u)
-    return await Rosters(pool).enrolment(class_id, enrolment.member_id)
+    if enrolment.status is EnrolmentStatus.WAITLISTED:  # its place in line is counted afresh
+        return await Rosters(pool).enrolment(class_id, enrolment.member_id)
+    # The enrolment as this request wrote it: a city-wide lecture's enrolments are answered
+    # without reading each one back.
+    return EnrolmentView.of_written(enrolment)
 
 
 @router.get(

@@ -26,7 +26,8 @@ from typing import Any
 import asyncpg
 
 from services.training.classes import TrainingClass
-from services.training.enrolment import ACTIVE
+from services.training.enrolment import ACTIVE, Enrolment
+from services.training.members import MemberView
 from services.training.policies import EnrolmentWindow, PromotionMode, WaitlistPolicy
 from services.training.records import (
     INSERT_ENROLMENTS,
@@ -36,9 +37,11 @@ from services.training.records import (
     enrolment_row,
     enrolments_of,
     insert_certificates,
+    member_of,
     session_of,
 )
 from services.training.roster import Roster
+from services.training.sessions import Session
 from shared.errors import NotFound
 
 ACTIVE_STATUSES = sorted(status.value for status in ACTIVE)
@@ -131,6 +134,59 @@ class Classes:
             return await self.lock(class_id)  # expiring an offer serves the waitlist
         return tc
 
+    async def for_new_enrolment(
+        self, class_id: str, member_id: str
+    ) -> tuple[TrainingClass, MemberView | None, int] | None:
+        """A class without seat limit and the member, read in one statement, for a member's
+        first enrolment in it: (the class with no enrolment loaded, the member or None, their
+        place in line). None for a class with seats, or one the member enrolled in before: they
+        take ``for_enrolment``.
+
+        The class's row is not locked: ``add_enrolment`` checks it still has no seat limit as it
+        writes. The member's row is (``FOR SHARE``), as in ``Members.get``.
+        """
+        row = await self.conn.fetchrow(_FOR_NEW_ENROLMENT, class_id, member_id)
+        if row is None:
+            raise NotFound("class_id", "unknown_class", f"there is no class {class_id}")
+        if row["capacity"] is not None or row["enrolled_before"]:
+            return None
+        sessions = [
+            Session(*columns)
+            for columns in zip(
+                row["session_ids"],
+                row["starts"],
+                row["ends"],
+                row["venues"],
+                row["links"],
+                row["reminded"],
+                strict=True,
+            )
+        ]
+        tc = _class_of(row, sessions, Roster(complete=False))
+        member = None
+        if row["m_member_id"] is not None:
+            member = member_of({k[2:]: v for k, v in row.items() if k.startswith("m_")})
+        self._remember(tc, row)
+        return self.track(tc), member, row["place"]
+
+    async def add_enrolment(self, tc: TrainingClass, enrolment: Enrolment) -> bool:
+        """Write a new enrolment of a class read by ``for_new_enrolment``, if the class still
+        has no seat limit; False (nothing written) if staff gave it one meanwhile.
+
+        ``FOR KEY SHARE`` is the lock the enrolment's foreign key takes on the class's row anyway;
+        taken here, it also re-reads the row should a capacity change hold it, so the enrolment
+        is written uncounted only while the class has no seats to count.
+        """
+        written = await self.conn.fetchval(
+            f"WITH written AS ({INSERT_ENROLMENTS} WHERE EXISTS (SELECT 1 FROM classes c"
+            " WHERE c.class_id = r.class_id AND c.capacity IS NULL FOR KEY SHARE)"
+            " RETURNING 1) SELECT count(*) FROM written",
+            *columns([enrolment_row(enrolment)]),
+        )
+        if written:
+            self._rows[enrolment.enrolment_id] = enrolment_row(enrolment)
+        return bool(written)
+
     async def next_place(self) -> int:
         """A place in line after every place handed out before (``enrolment_places``)."""
         place: int = await self.conn.fetchval("SELECT nextval('enrolment_places')::int")
@@ -188,23 +244,7 @@ class Classes:
             if some is None
             else Roster(loaded, complete=False, held=row["seats_held"], waiting=row["waitlisted"])
         )
-        tc = TrainingClass(
-            class_id=class_id,
-            course=course_of(row),
-            name=row["name"],
-            sessions=[session_of(s) for s in sessions],
-            capacity=row["capacity"],
-            window=EnrolmentWindow(row["enrolment_opens_at"], row["enrolment_closes_at"]),
-            waitlist=WaitlistPolicy(
-                enabled=row["waitlist_enabled"],
-                promotion=PromotionMode(row["promotion"]),
-                offer_hours=row["offer_hours"],
-            ),
-            requires_approval=row["requires_approval"],
-            releases_no_shows=row["releases_no_shows"],
-            no_shows_released=row["no_shows_released"],
-            roster=roster,
-        )
+        tc = _class_of(row, [session_of(s) for s in sessions], roster)
         self._remember(tc, row)
         return self.track(tc)
 
@@ -306,6 +346,50 @@ class Classes:
             now,
         )
         return [r["class_id"] for r in rows]
+
+
+# The class, its course and sessions, the member (locked: see ``Members.get``), whether they
+# enrolled before, and a place in line: a first enrolment's every read in one round trip.
+_FOR_NEW_ENROLMENT = """
+SELECT c.*, co.title, co.kind, co.provider, co.description, co.audience_kind,
+       co.audience_target, co.min_attendance_percent, co.pass_mark, co.min_watched_minutes,
+       s.session_ids, s.starts, s.ends, s.venues, s.links, s.reminded,
+       m.member_id AS m_member_id, m.name AS m_name, m.status AS m_status,
+       m.union_id AS m_union_id, m.union_path AS m_union_path, m.categories AS m_categories,
+       m.is_cadre AS m_is_cadre,
+       EXISTS (SELECT 1 FROM enrolments e WHERE e.class_id = $1 AND e.member_id = $2)
+           AS enrolled_before,
+       nextval('enrolment_places')::int AS place
+FROM classes c JOIN courses co USING (course_id)
+CROSS JOIN LATERAL (
+    SELECT array_agg(session_id) AS session_ids, array_agg(starts_at) AS starts,
+           array_agg(ends_at) AS ends, array_agg(venue) AS venues,
+           array_agg(online_link) AS links, array_agg(reminded_at) AS reminded
+    FROM sessions WHERE class_id = c.class_id
+) s
+LEFT JOIN LATERAL (SELECT * FROM members WHERE member_id = $2 FOR SHARE) m ON true
+WHERE c.class_id = $1
+"""
+
+
+def _class_of(row: asyncpg.Record, sessions: list[Session], roster: Roster) -> TrainingClass:
+    return TrainingClass(
+        class_id=row["class_id"],
+        course=course_of(row),
+        name=row["name"],
+        sessions=sessions,
+        capacity=row["capacity"],
+        window=EnrolmentWindow(row["enrolment_opens_at"], row["enrolment_closes_at"]),
+        waitlist=WaitlistPolicy(
+            enabled=row["waitlist_enabled"],
+            promotion=PromotionMode(row["promotion"]),
+            offer_hours=row["offer_hours"],
+        ),
+        requires_approval=row["requires_approval"],
+        releases_no_shows=row["releases_no_shows"],
+        no_shows_released=row["no_shows_released"],
+        roster=roster,
+    )
 
 
 def _state(tc: TrainingClass) -> ClassState:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,7 +29,7 @@ from services.training.commands import fields_renamed
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, Course
 from services.training.enrolment import Actor, Enrolment, EnrolmentStatus
-from services.training.members import apply_membership_event
+from services.training.members import MemberView, apply_membership_event
 from services.training.policies import EnrolmentWindow, WaitlistPolicy
 from services.training.progress import check_minutes
 from services.training.repository import Members
@@ -135,27 +136,63 @@ async def release_no_shows(cmd: c.ReleaseNoShows, uow: TrainingUnitOfWork) -> li
 # ----- seats -----
 
 
+class _SeatsAppeared(Exception):
+    """Staff gave a class a seat limit between reading it and writing an enrolment into it."""
+
+
 @retry_on_deadlock
 async def enrol(cmd: c.Enrol, uow: TrainingUnitOfWork) -> Enrolment:
-    """Enrolment reads the class's counters and writes the member's own row, nothing else."""
+    """Enrolment reads the class's counters and writes the member's own row, nothing else.
+
+    A member's first enrolment in a class without seat limit (an online lecture) takes five
+    round trips (begin, one read, the enrolment, its event, commit) and no lock on the class's
+    row but the foreign key's; the rest count seats under the class's lock.
+    """
+    try:
+        return await _enrol(cmd, uow, at_once=True)
+    except _SeatsAppeared:
+        return await _enrol(cmd, uow, at_once=False)
+
+
+async def _enrol(cmd: c.Enrol, uow: TrainingUnitOfWork, *, at_once: bool) -> Enrolment:
     now = uow.clock.now()
     async with uow:
-        # The member first, then the class: the consumer applying MemberLeft takes them in the
-        # same order (it updates the member row before it looks for enrolments to cancel).
-        member = await uow.members.get(cmd.member_id, share_lock=True)
-        tc = await uow.classes.for_enrolment(cmd.class_id, cmd.member_id, now)
-        if member is None:
-            raise DomainError("member_id", "not_a_member", "no union member has this id")
-        enrolment = tc.enrol(member, now, place=await uow.classes.next_place())
-        try:
-            await uow.classes.save(tc)
-        except asyncpg.UniqueViolationError as clash:
-            # Two enrolments of one member in a class without capacity (no row lock between them).
-            if clash.constraint_name == "enrolments_one_per_member":
-                raise Conflict("member_id", "already_enrolled", "already enrolled") from None
-            raise Conflict("class_id", "concurrent_change", "the class changed; retry") from None
+        found = (
+            await uow.classes.for_new_enrolment(cmd.class_id, cmd.member_id) if at_once else None
+        )
+        if found is not None:
+            tc, member, place = found
+            enrolment = tc.enrol(_known(member), now, place=place)
+            async with _one_per_member():
+                if not await uow.classes.add_enrolment(tc, enrolment):
+                    raise _SeatsAppeared
+        else:
+            # The member first, then the class: the consumer applying MemberLeft takes them in
+            # the same order (it updates the member row before it looks for enrolments to cancel).
+            member = await uow.members.get(cmd.member_id, share_lock=True)
+            tc = await uow.classes.for_enrolment(cmd.class_id, cmd.member_id, now)
+            enrolment = tc.enrol(_known(member), now, place=await uow.classes.next_place())
+            async with _one_per_member():
+                await uow.classes.save(tc)
         await uow.commit()
     return enrolment
+
+
+def _known(member: MemberView | None) -> MemberView:
+    if member is None:
+        raise DomainError("member_id", "not_a_member", "no union member has this id")
+    return member
+
+
+@asynccontextmanager
+async def _one_per_member() -> AsyncIterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError as clash:
+        # Two enrolments of one member in a class without capacity (no row lock between them).
+        if clash.constraint_name == "enrolments_one_per_member":
+            raise Conflict("member_id", "already_enrolled", "already enrolled") from None
+        raise Conflict("class_id", "concurrent_change", "the class changed; retry") from None
 
 
 async def _on_enrolment(

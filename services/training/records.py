@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -12,6 +12,7 @@ from services.training.certificates import Certificate
 from services.training.completion import CompletionRule
 from services.training.courses import Audience, AudienceKind, Course, CourseKind
 from services.training.enrolment import Actor, CheckIn, CheckInMethod, Enrolment, EnrolmentStatus
+from services.training.members import MemberStatus, MemberView
 from services.training.sessions import Session
 
 
@@ -28,6 +29,18 @@ def course_of(row: asyncpg.Record) -> Course:
             pass_mark=row["pass_mark"],
             min_watched_minutes=row["min_watched_minutes"],
         ),
+    )
+
+
+def member_of(row: Mapping[str, Any]) -> MemberView:
+    return MemberView(
+        member_id=row["member_id"],
+        name=row["name"],
+        status=MemberStatus(row["status"]),
+        union_id=row["union_id"],
+        union_path=tuple(row["union_path"]),
+        categories=frozenset(row["categories"]),
+        is_cadre=row["is_cadre"],
     )
 
 

@@ -15,23 +15,11 @@ import orjson
 from services.training.certificates import Certificate
 from services.training.class_repository import Classes
 from services.training.courses import Course
-from services.training.members import MemberStatus, MemberView
-from services.training.records import certificate_of, course_of, insert_certificates
+from services.training.members import MemberView
+from services.training.records import certificate_of, course_of, insert_certificates, member_of
 from shared.errors import NotFound
 
 __all__ = ["Certificates", "Classes", "Courses", "Members", "ViewingReports"]
-
-
-def _member_view(row: asyncpg.Record) -> MemberView:
-    return MemberView(
-        member_id=row["member_id"],
-        name=row["name"],
-        status=MemberStatus(row["status"]),
-        union_id=row["union_id"],
-        union_path=tuple(row["union_path"]),
-        categories=frozenset(row["categories"]),
-        is_cadre=row["is_cadre"],
-    )
 
 
 class Members:
@@ -47,11 +35,11 @@ class Members:
         row = await self.conn.fetchrow(
             f"SELECT * FROM members WHERE member_id = $1{lock}", member_id
         )
-        return None if row is None else _member_view(row)
+        return None if row is None else member_of(row)
 
     async def get_many(self, member_ids: Sequence[str]) -> dict[str, MemberView]:
         rows = await self.conn.fetch("SELECT * FROM members WHERE member_id = ANY($1)", member_ids)
-        return {row["member_id"]: _member_view(row) for row in rows}
+        return {row["member_id"]: member_of(row) for row in rows}
 
     async def save(self, view: MemberView) -> None:
         await self.save_many([view])

@@ -91,3 +91,45 @@ async def _waiting_for_a_lock(training: Training) -> bool:
             " WHERE wait_event_type = 'Lock' AND datname = current_database()"
         )
     )
+
+
+async def test_an_enrolment_read_before_staff_set_seats_is_counted_under_them(
+    training: Training,
+) -> None:
+    """A class read without seat limit that gets one before the enrolment is written: the
+    enrolment is not written uncounted; enrolling again counts it."""
+    class_id = (await training.klass(capacity=None))["class_id"]
+    first, second = await training.members(2)
+    new_uow = training.app.state.unit_of_work
+    uow = new_uow()
+    async with uow:
+        found = await uow.classes.for_new_enrolment(class_id, first)
+        assert found is not None
+        tc, member, place = found
+        assert member is not None
+        enrolment = tc.enrol(member, uow.clock.now(), place=place)
+        capacity = f"/classes/{class_id}/capacity"
+        assert (await training.staff.put(capacity, json={"capacity": 1})).status_code == 200
+        assert not await uow.classes.add_enrolment(tc, enrolment)
+
+    answers = [await training.enrol(class_id, m) for m in (first, second)]
+
+    assert [a.json()["status"] for a in answers] == ["confirmed", "waitlisted"]
+    held = await training.pool.fetchval(
+        "SELECT seats_held FROM classes WHERE class_id = $1", class_id
+    )
+    assert held == 1
+
+
+async def test_lecture_enrolments_at_once_each_get_one_enrolment(training: Training) -> None:
+    """A class without seat limit: 300 enrolments at once (and a repeat of each) all land once."""
+    members = await training.members(300)
+    class_id = (await training.klass(capacity=None))["class_id"]
+
+    answers = await asyncio.gather(*(training.enrol(class_id, m) for m in members * 2))
+
+    codes = Counter(a.status_code for a in answers)
+    assert codes == {201: 300, 409: 300}
+    assert {a.json()["member_id"] for a in answers if a.status_code == 201} == set(members)
+    stored = await training.statuses(class_id)
+    assert Counter(stored.values()) == {"confirmed": 300}
