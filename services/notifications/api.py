@@ -415,8 +415,8 @@ async def cancel_broadcast(
     """Stops the fan-out and withdraws every message not yet sent; those a sender already holds
     still go. 409 `broadcast_closed` if it has completed or was cancelled already (so a repeated
     cancel is harmless); 404 `unknown_broadcast` if there is none."""
-    # Written out, not with shared.routes.action: the cancel takes no body, and an action's
-    # command is always a required body.
+    # Written out, not with shared.routes.action: the answer needs this app's sending pace
+    # (its wiring), and an action's answer sees only the pool, the ids and the caller.
     await handlers.cancel_broadcast(CancelBroadcast().about(broadcast_id=str(broadcast_id)), uow)
     return await _broadcast(pool, broadcast_id, await w.pace())
 
