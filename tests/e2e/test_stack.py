@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -212,6 +213,7 @@ async def _redeploy_while_joining(figures: list[str]) -> None:
                 *REDEPLOYED,
                 timeout=600,
             )
+            replaced_at = datetime.now(UTC)
 
             async def ready() -> bool:
                 try:
@@ -263,12 +265,20 @@ async def _redeploy_while_joining(figures: list[str]) -> None:
         assert after[service][0] != before[service][0], f"{service} was not redeployed"
         assert _revision(service) == revision
 
-    async def scraped_again() -> bool:  # the new containers, under the same names
-        return prometheus_targets.all_up(await asyncio.to_thread(prometheus_targets.targets))
+    async def scraped_again() -> bool:
+        """Every target up, the new containers (same names) scraped since they replaced the old."""
+        found = await asyncio.to_thread(prometheus_targets.targets)
+        since = {
+            t["labels"]["instance"]
+            for t in found
+            if datetime.fromisoformat(t["lastScrape"][:19]).replace(tzinfo=UTC) > replaced_at
+        }
+        return prometheus_targets.all_up(found) and {f"{c}:8001" for c in REDEPLOYED} <= since
 
     t = time.monotonic()
-    await eventually(scraped_again, timeout=120, what="every Prometheus target up again")
-    figures.append(f"Prometheus: every target up {time.monotonic() - t:.1f} s after the checks")
+    await eventually(scraped_again, timeout=120, what="the redeployed containers scraped again")
+    waited = time.monotonic() - t
+    figures.append(f"Prometheus: every target up, the redeployed ones rescraped, {waited:.1f} s on")
     print("\n".join(figures), file=sys.stderr)
 
 
