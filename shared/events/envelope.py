@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -103,21 +104,39 @@ class Envelope(BaseModel):
         if found["ce_specversion"] != SPECVERSION:
             raise BadEvent(f"unsupported CloudEvents specversion {found['ce_specversion']}")
         try:
-            return cls(
-                id=found["ce_id"],
-                type=found["ce_type"],
-                source=found["ce_source"],
-                subject=found.get("ce_subject", ""),
-                time=found.get("ce_time") or datetime.now(UTC),
-                dataschema=found.get("ce_dataschema", ""),
-                schemaversion=int(found.get("ce_schemaversion", "1")),
-                correlationid=found.get("ce_correlationid", found["ce_id"]),
-                causationid=found.get("ce_causationid"),
-                data=value or b"",
-                trace_headers={k: found[k] for k in ("traceparent", "tracestate") if k in found},
-            )
-        except (ValueError, ValidationError) as exc:
+            sent_at = datetime.fromisoformat(found["ce_time"]) if found.get("ce_time") else None
+            schemaversion = int(found.get("ce_schemaversion", "1"))
+        except ValueError as exc:
             raise BadEvent(f"bad envelope attribute: {exc}") from exc
+        # Every other attribute is text already: built without pydantic's validation, a third
+        # of the cost, paid by every consumer group for every event it reads.
+        return cls._trusted(
+            {
+                "id": found["ce_id"],
+                "type": found["ce_type"],
+                "source": found["ce_source"],
+                "subject": found.get("ce_subject", ""),
+                "time": sent_at or datetime.now(UTC),
+                "specversion": SPECVERSION,
+                "dataschema": found.get("ce_dataschema", ""),
+                "schemaversion": schemaversion,
+                "correlationid": found.get("ce_correlationid", found["ce_id"]),
+                "causationid": found.get("ce_causationid"),
+                "data": value or b"",
+                "trace_headers": {k: found[k] for k in _TRACE_HEADERS if k in found},
+            }
+        )
+
+    @classmethod
+    def _trusted(cls, attributes: dict[str, Any]) -> Envelope:
+        """An envelope of attributes of the right types, every field given: what
+        ``model_construct`` does, without its per-field walk (twice the cost of the rest)."""
+        envelope = cls.__new__(cls)
+        _set(envelope, "__dict__", attributes)
+        _set(envelope, "__pydantic_fields_set__", set(_FIELDS))
+        _set(envelope, "__pydantic_extra__", None)
+        _set(envelope, "__pydantic_private__", None)
+        return envelope
 
     def read(self) -> EventData:
         """The data as its catalogue model; unknown fields (newer additive versions) are ignored."""
@@ -132,6 +151,11 @@ class Envelope(BaseModel):
             return model.model_validate_json(self.data)
         except ValidationError as exc:
             raise BadEvent(f"data does not match {self.type} v{model.version}: {exc}") from exc
+
+
+_FIELDS = frozenset(Envelope.model_fields)
+_TRACE_HEADERS = ("traceparent", "tracestate")
+_set = object.__setattr__
 
 
 def schema_uri(event_type: str, version: int) -> str:
