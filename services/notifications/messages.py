@@ -5,7 +5,6 @@ without any HTTP. The sender worker does the sending."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,6 @@ import asyncpg
 
 from services.notifications.domain import (
     Binding,
-    Preferences,
     RenderError,
     Skip,
     SkipReason,
@@ -23,7 +21,7 @@ from services.notifications.domain import (
     should_send,
 )
 from services.notifications.live_rules import LiveRules
-from services.notifications.repository import Bindings, Deliveries, MemberDirectory, NewDelivery
+from services.notifications.repository import Deliveries, MemberDirectory, NewDelivery, Recipient
 from services.notifications.rules import Rule
 from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
@@ -56,16 +54,13 @@ def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batche
                 except RenderError as err:
                     asked.append((rule, data, envelope, err))
         members = {r for *_, r in asked if isinstance(r, str)}
-        bindings = await Bindings(conn).with_preferences(members)
-        contexts = await MemberDirectory(conn).contexts(members)
+        recipients = await MemberDirectory(conn).recipients(members)
         planned = [
             plan_delivery(
                 rule,
                 data,
                 envelope,
-                recipient
-                if isinstance(recipient, RenderError)
-                else Recipient(recipient, *bindings[recipient], contexts[recipient]),
+                recipient if isinstance(recipient, RenderError) else recipients[recipient],
                 now + binding_grace,
                 # The event's own trace: a run's span is only the first event's.
                 envelope.trace_headers or current,
@@ -75,16 +70,6 @@ def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batche
         await Deliveries(conn).add(planned, now)
 
     return Batched(notify)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """What this service knows of a message's recipient."""
-
-    member_id: str
-    binding: Binding | None
-    preferences: Preferences | None
-    context: dict[str, str]
 
 
 def plan_delivery(

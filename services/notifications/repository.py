@@ -18,6 +18,18 @@ from shared.uow import Track, untracked
 # Events from other topics can overtake membership's (no order across topics), so a message may be
 # rendered before its member is known here: it then says "member" and "your union", not nothing.
 UNKNOWN_CONTEXT = {"member_name": "会员", "union_name": "所在工会"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What this service knows of a message's recipient."""
+
+    member_id: str
+    binding: Binding | None
+    preferences: Preferences | None
+    context: dict[str, str]
+
+
 # NOTIFYed when deliveries are waiting, so idle senders start at once instead of at their next poll.
 # Channels are per database; each service has its own schema there, and this name is the schema's.
 WAKE_CHANNEL = "notifications_deliveries"
@@ -69,21 +81,33 @@ class MemberDirectory:
             await self.conn.fetchval("SELECT true FROM members WHERE member_id = $1", member_id)
         )
 
-    async def contexts(self, member_ids: Collection[str]) -> dict[str, dict[str, str]]:
-        """What a message may say about each recipient beyond the event: name and union."""
+    async def recipients(self, member_ids: Collection[str]) -> dict[str, Recipient]:
+        """Binding, choices and what a message may say (name, union) of each member, in one
+        round trip: asked for every followed event, a roster import's and each online join's."""
         rows = await self.conn.fetch(
-            "SELECT m.member_id, m.name, o.name AS union_name FROM members m"
-            " LEFT JOIN organisations o ON o.organisation_id = m.union_id"
-            " WHERE m.member_id = ANY($1)",
+            "SELECT m.id, b.member_id, b.openid, b.unreachable_errcode, b.bound_at, p.opted_out,"
+            " d.name, o.name AS union_name FROM unnest($1::text[]) AS m(id)"
+            " LEFT JOIN bindings b ON b.member_id = m.id"
+            " LEFT JOIN preferences p ON p.member_id = m.id"
+            " LEFT JOIN members d ON d.member_id = m.id"
+            " LEFT JOIN organisations o ON o.organisation_id = d.union_id",
             list(member_ids),
         )
-        contexts = {member_id: dict(UNKNOWN_CONTEXT) for member_id in member_ids}
+        found: dict[str, Recipient] = {}
         for row in rows:
-            context = contexts[row["member_id"]]
-            context["member_name"] = row["name"]
+            member_id, opted_out = row["id"], row["opted_out"]
+            context = dict(UNKNOWN_CONTEXT)
+            if row["name"] is not None:
+                context["member_name"] = row["name"]
             if row["union_name"]:
                 context["union_name"] = row["union_name"]
-        return contexts
+            found[member_id] = Recipient(
+                member_id,
+                _binding(row) if row["member_id"] is not None else None,
+                None if opted_out is None else Preferences(member_id, frozenset(opted_out)),
+                context,
+            )
+        return found
 
 
 class Organisations:
@@ -125,27 +149,6 @@ class Bindings:
     async def get(self, member_id: str) -> Binding | None:
         row = await self.conn.fetchrow("SELECT * FROM bindings WHERE member_id = $1", member_id)
         return _binding(row)
-
-    async def with_preferences(
-        self, member_ids: Collection[str]
-    ) -> dict[str, tuple[Binding | None, Preferences | None]]:
-        """Both for many members in one round trip: asked for every event of a roster import."""
-        rows = await self.conn.fetch(
-            "SELECT m.id, b.member_id, b.openid, b.unreachable_errcode, b.bound_at, p.opted_out"
-            " FROM unnest($1::text[]) AS m(id)"
-            " LEFT JOIN bindings b ON b.member_id = m.id"
-            " LEFT JOIN preferences p ON p.member_id = m.id",
-            list(member_ids),
-        )
-        found: dict[str, tuple[Binding | None, Preferences | None]] = {}
-        for row in rows:
-            binding = _binding(row) if row["member_id"] is not None else None
-            opted_out = row["opted_out"]
-            preferences = (
-                None if opted_out is None else Preferences(row["id"], frozenset(opted_out))
-            )
-            found[row["id"]] = binding, preferences
-        return found
 
     async def find(
         self,
