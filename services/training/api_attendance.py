@@ -167,7 +167,7 @@ async def report_viewing_batch(
     _: Caller = Depends(require_scope(VIEWING)),
 ) -> ViewingBatchOutcome:
     """The streaming side's export after a lecture: up to 300,000 viewers' minutes in one body
-    (at most 24 MiB), applied in one transaction whatever its size. Send `reports` (one object a
+    (at most 24 MiB), applied in transactions of 10,000 lines in order. Send `reports` (one object a
     line) or, about half the size, three columns of one length: `report_ids`, `member_ids` and
     `minutes` (300,000 viewers with 20-character report ids: about 12 MB). Each line is
     idempotent by its `report_id` as a single report is: a batch sent again counts nothing twice
@@ -180,7 +180,8 @@ async def report_viewing_batch(
     Errors: 404 `unknown_class`; 422 on `reports[i]...` or `member_ids[i]`... for a malformed
     line, `two_forms` (both forms sent), `required` (a column missing), `length_mismatch` on
     `member_ids` (the whole batch is refused, nothing counted); 413 for a body over 24 MiB
-    (split it)."""
+    (split it). A batch cut short by an error (a 5xx) may have counted its first slices: resend
+    it whole."""
     outcome = await handlers.report_viewing_batch(cmd.about(class_id=class_id), u)
     return ViewingBatchOutcome(
         counted=outcome.counted,

@@ -35,6 +35,7 @@ from services.training.progress import check_minutes
 from services.training.repository import Members
 from services.training.sessions import Session
 from services.training.unit_of_work import TrainingUnitOfWork
+from services.training.watched_minutes import Counted
 from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
 from shared.errors import Conflict, DomainError
@@ -325,29 +326,50 @@ class ViewingOutcome:
     certified: int = 0
 
 
-@retry_on_deadlock
+# Lines a transaction of a batch takes: its events (two per completing member, about 2 KB each
+# until written) stay in memory until its commit, so a 300,000-line batch goes in slices.
+VIEWING_SLICE = 10_000
+
+
 async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> ViewingOutcome:
-    """A lecture's viewers at once, set-based whatever the batch's size: one statement counts
-    the lines and completes members, one issues the certificates, one writes the events.
+    """A lecture's viewers at once, set-based whatever the batch's size: per slice of
+    ``VIEWING_SLICE`` lines, one statement counts the lines and completes members, one issues
+    the certificates, one writes the events, in one transaction.
 
     A line for a member who is not enrolled, or not confirmed, is refused on its own; the others
-    count. Completions and certificates follow as for single reports.
+    count. Completions and certificates follow as for single reports. Slices are applied in
+    order, so a report id's first line counts wherever its repeats are; a batch cut short by an
+    error is resent whole (what counted comes back as repeated).
     """
-    lines = cmd.columns()
-    report_ids, member_ids, _ = lines
+    report_ids, member_ids, minutes = cmd.columns()
+    outcome = ViewingOutcome()
+    for start in range(0, len(report_ids), VIEWING_SLICE):
+        part = slice(start, start + VIEWING_SLICE)
+        lines = (report_ids[part], member_ids[part], minutes[part])
+        done, certified = await _count_slice(cmd.class_id, lines, uow)
+        outcome.counted += done.counted
+        outcome.completed += len(done.completed)
+        outcome.certified += certified
+        for i, status in done.not_counted:
+            if status == EnrolmentStatus.CONFIRMED:
+                outcome.repeated.append(lines[0][i])
+            else:
+                code = "not_enrolled" if status is None else "not_confirmed"
+                outcome.refused.append((lines[0][i], lines[1][i], code))
+    return outcome
+
+
+@retry_on_deadlock
+async def _count_slice(
+    class_id: str, lines: tuple[list[str], list[str], list[int]], uow: TrainingUnitOfWork
+) -> tuple[Counted, int]:
+    """Count one slice of a batch in one transaction: what it did, and certificates issued."""
     today = uow.clock.today()
     async with uow:
-        tc = await uow.classes.lock_members(cmd.class_id, [])
+        tc = await uow.classes.lock_members(class_id, [])
         done = await uow.watched.count(
             tc.class_id, lines, tc.course.completion, len(tc.sessions), today
         )
-        outcome = ViewingOutcome(counted=done.counted, completed=len(done.completed))
-        for i, status in done.not_counted:
-            if status == EnrolmentStatus.CONFIRMED:
-                outcome.repeated.append(report_ids[i])
-            else:
-                code = "not_enrolled" if status is None else "not_confirmed"
-                outcome.refused.append((report_ids[i], member_ids[i], code))
         numbers = await _fresh_numbers(uow, len(done.completed))
         certificates = [
             tc.progress.certificate(
@@ -356,7 +378,6 @@ async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> 
             for one, number in zip(done.completed, numbers, strict=True)
         ]
         await uow.certificates.add(certificates)
-        outcome.certified = len(certificates)
         uow.publish(
             *(
                 tc.enrolment_event(
@@ -376,7 +397,7 @@ async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> 
             ),
         )
         await uow.commit()
-    return outcome
+    return done, len(certificates)
 
 
 async def certificate(number: str, uow: TrainingUnitOfWork) -> Certificate | None:

@@ -8,6 +8,7 @@ decimals written as strings ("85.50"), so they survive JSON without float roundi
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Generic, Self, TypeVar
@@ -149,22 +150,14 @@ class EnrolmentView(View):
     @classmethod
     def of_written(cls, e: Enrolment, waitlist_position: int | None = None) -> EnrolmentView:
         """The answer about an enrolment this request wrote, without reading it back."""
-        return cls(
-            enrolment_id=e.enrolment_id,
-            class_id=e.class_id,
-            member_id=e.member_id,
-            member_name=e.member_name,
-            status=e.status,
-            waitlist_position=waitlist_position,
-            offer_expires_at=e.offer_expires_at,
-            enrolled_at=e.enrolled_at.astimezone(UTC),  # as Postgres gives it back
-            cancel_reason=e.cancel_reason,
-            cancelled_by=e.cancelled_by,
-            attended_sessions=sorted(e.check_ins),
-            watched_minutes=e.watched_minutes,
-            score=e.score,
-            completed_on=e.completed_on,
-            certificate_number=e.certificate.number if e.certificate else None,
+        return cls.model_validate(
+            {f.name: getattr(e, f.name) for f in fields(e)}
+            | {
+                "enrolled_at": e.enrolled_at.astimezone(UTC),  # as Postgres gives it back
+                "waitlist_position": waitlist_position,
+                "attended_sessions": sorted(e.check_ins),
+                "certificate_number": e.certificate.number if e.certificate else None,
+            }
         )
 
 

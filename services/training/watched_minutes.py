@@ -100,6 +100,9 @@ class WatchedMinutes:
         today: date,
     ) -> Counted:
         """Count (report ids, member ids, minutes) lines of one class, completing on ``today``."""
+        # Planned for this class and these lines each time: from the sixth slice of a batch on,
+        # Postgres's generic plan for the statement took 11 s a slice instead of 0.7 s.
+        await self.conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         row = await self.conn.fetchrow(
             _COUNT_AND_COMPLETE,
             class_id,

@@ -7,15 +7,19 @@ from datetime import timedelta
 
 import pytest
 
+from services.training import handlers
 from tests.integration.training.conftest import Training
 from tests.support.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("slice_lines", [10_000, 2])
 async def test_a_batch_counts_each_report_once_refuses_strangers_and_completes(
-    training: Training,
+    training: Training, monkeypatch: pytest.MonkeyPatch, slice_lines: int
 ) -> None:
+    """In one transaction, or in slices of two lines (a repeat in the next slice included)."""
+    monkeypatch.setattr(handlers, "VIEWING_SLICE", slice_lines)
     course = await training.course(
         kind="lecture_series",
         completion={"min_attendance_percent": None, "min_watched_minutes": 60},

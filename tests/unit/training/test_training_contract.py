@@ -35,7 +35,7 @@ def app() -> FastAPI:
 
 
 def _routes(routes: list[Any]) -> list[APIRoute]:
-    found = []
+    found: list[Any] = []
     for route in routes:
         included = getattr(route, "original_router", None)  # FastAPI keeps included routers
         found += _routes(list(included.routes)) if included is not None else [route]
