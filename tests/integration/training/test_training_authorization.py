@@ -73,7 +73,7 @@ async def test_unsigned_is_401_wrong_scope_403_own_scope_passes(
     training: Training, method: str, template: str
 ) -> None:
     url, scope = _url(template), MATRIX[(method, template)]
-    body = {} if method in ("POST", "PUT") else None
+    body: dict[str, object] | None = {} if method in ("POST", "PUT") else None
 
     unsigned = await training.public.request(method, url, json=body)
     assert unsigned.status_code == 401, unsigned.text

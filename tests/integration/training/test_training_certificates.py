@@ -112,7 +112,7 @@ async def test_watched_minutes_complete_an_online_lecture_and_a_resent_report_co
     class_id = lecture["class_id"]
     assert (await training.enrol(class_id, member)).json()["status"] == "confirmed"
 
-    def report(report_id: str, minutes: int):  # type: ignore[no-untyped-def]
+    def report(report_id: str, minutes: int):
         return training.streaming.post(
             f"/classes/{class_id}/viewing-reports",
             json={"report_id": report_id, "member_id": member, "minutes": minutes},

@@ -105,7 +105,7 @@ async def test_in_offer_mode_the_seat_is_offered_and_an_unanswered_offer_passes_
     assert (kind, data["member_id"], data["via"]) == ("enrolment.confirmed", m2, "offer_accepted")
 
 
-async def _when(training: Training, class_id: str, check) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
+async def _when(training: Training, class_id: str, check) -> dict[str, str] | None:
     statuses = await training.statuses(class_id)
     return statuses if check(statuses) else None
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from services.training.main import DEVELOPMENT_CHECK_IN_SECRET, Settings
 
-PRODUCTION = {
+PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "database_url": "postgresql://training:s3cret-from-vault@db:5432/gonghui",
     "credentials_key": Fernet.generate_key().decode(),
