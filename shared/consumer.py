@@ -91,6 +91,7 @@ class ConsumerRunner:
         max_attempts: int = 3,
         backoff_seconds: float = 0.2,
         retry_budget_seconds: float = 5.0,
+        linger_seconds: float = 0.01,
     ) -> None:
         self.name = name
         self.service = service or name
@@ -103,6 +104,7 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.retry_budget_seconds = retry_budget_seconds
+        self.linger_seconds = linger_seconds
         self.applied = 0
         self.dead_lettered = 0
         self.consumer = AIOKafkaConsumer(
@@ -127,15 +129,32 @@ class ConsumerRunner:
         settle_heap()
         await self.consumer.start()
         self.started.set()
+        finished = 0.0  # when the last batch was done
         try:
             while not self._stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                if batches and time.monotonic() - finished < self.linger_seconds:
+                    await self._linger(batches)
                 if batches:
                     await self._process(batches)
+                    finished = time.monotonic()
                 await self._lag.report(self.consumer)
         finally:
             # Drain done: the last batch was committed above; leave the group cleanly.
             await self.consumer.stop()
+
+    async def _linger(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Events arrived while the last batch was applied: a steady stream (online joins at
+        hundreds a second), whose events would each cost a transaction and an offset commit of
+        their own. Waiting a few milliseconds for more makes one batch of several; a lone event
+        (nothing came during the last batch) and a full batch (a roster) go at once."""
+        count = sum(len(part) for part in batches.values())
+        if count >= self.batch_size:
+            return
+        await asyncio.sleep(self.linger_seconds)
+        more = await self.consumer.getmany(timeout_ms=0, max_records=self.batch_size - count)
+        for tp, part in more.items():  # each partition's later records after its earlier ones
+            batches.setdefault(tp, []).extend(part)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Apply what one fetch brought, every partition's records in one transaction (each

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from aiokafka import ConsumerRecord
+
 from shared.consumer import Fresh, _runs
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
@@ -14,8 +16,12 @@ async def ignore(*_: object) -> None:
     pass
 
 
+def record(partition: int = 0, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord("t", partition, offset, 0, 0, None, None, None, 0, 0, [])
+
+
 def fresh(event: EventData) -> Fresh:
-    return Envelope.wrap(event), event, ignore
+    return Envelope.wrap(event), event, ignore, record()
 
 
 def reinstated(member_id: str) -> MemberReinstated:
@@ -27,7 +33,7 @@ def changed(member_id: str) -> MemberDetailsChanged:
 
 
 def members(runs: list[list[Fresh]]) -> list[list[str]]:
-    return [[envelope.subject for envelope, _, _ in run] for run in runs]
+    return [[envelope.subject for envelope, *_ in run] for run in runs]
 
 
 def test_a_run_ends_where_the_type_changes() -> None:
