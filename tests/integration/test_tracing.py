@@ -134,7 +134,15 @@ async def joined_and_welcomed(
 async def counted(platform: Platform, namespace: str) -> None:
     joined = MemberJoined.type
     async with httpx.AsyncClient(timeout=10) as client:
-        scrapes = {s: (await client.get(f"{platform.urls[s]}/metrics")).text for s in SERVICES}
+
+        async def lag_reported() -> dict[str, str] | None:
+            """Every service's metrics, once each follower has reported its lag (a consumer
+            reports it at most once a second, after it has fetched)."""
+            scrapes = {s: (await client.get(f"{platform.urls[s]}/metrics")).text for s in SERVICES}
+            reported = all(samples(scrapes[f], "gonghui_consumer_lag") for f in FOLLOWERS)
+            return scrapes if reported else None
+
+        scrapes = await eventually(lag_reported, timeout=30, what="every follower's lag")
     published = samples(scrapes["membership"], "gonghui_events_published_total")
     assert published[(("service", "membership"), ("type", joined))] == 1
     joins = samples(scrapes["membership"], "gonghui_http_request_duration_seconds_count")
