@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,11 @@ async def test_python_m_runs_api_worker_processes_and_a_worker_process(
     finally:
         for process in processes:
             process.terminate()
+        # Each stops within its grace: uvicorn finishes the lifespan (the worker's relay and
+        # consumers drain), then a single-process server re-raises the SIGTERM it caught, so its
+        # exit status says how it was asked to stop.
         for process in processes:
-            assert await asyncio.wait_for(process.wait(), 30) == 0
+            assert await asyncio.wait_for(process.wait(), 30) in (0, -signal.SIGTERM)
 
 
 async def test_a_roster_job_that_two_processes_pick_up_runs_once(membership: Membership) -> None:
