@@ -37,5 +37,7 @@ async def test_two_replicas_share_one_send_rate(
     # 60 sends at 20 a second: the last goes (60 - 1) / 20 s after the first. Each replica
     # pacing on its own would have taken half that.
     assert (COUNT - 1) / RATE * 0.95 <= elapsed <= (COUNT - 1) / RATE * 1.5, elapsed
+    # Within any second no more than the rate, give or take a send or two the machine delayed
+    # and the next caught up with: replicas pacing on their own would reach twice the rate.
     busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
-    assert busiest <= RATE + 1, busiest
+    assert busiest <= RATE * 1.2, busiest
