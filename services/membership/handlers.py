@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -118,58 +120,51 @@ async def join(cmd: c.JoinUnion, uow: MembershipUnitOfWork) -> Member:
         return member
 
 
-async def correct_details(cmd: c.CorrectDetails, uow: MembershipUnitOfWork) -> list[str]:
+@asynccontextmanager
+async def _changing(member_id: str, uow: MembershipUnitOfWork) -> AsyncIterator[Member]:
+    """The member, locked for the caller to change, then saved with the events the change
+    recorded, in one unit of work (a refusal inside rolls it all back)."""
     async with uow:
-        member = await uow.members.get(cmd.member_id, lock=True)
-        changed = member.correct_details(**cmd.model_dump(exclude=set(cmd.route_fields())))
+        member = await uow.members.get(member_id, lock=True)
+        yield member
         await uow.members.save(member)
         await uow.commit()
-        return changed
+
+
+async def correct_details(cmd: c.CorrectDetails, uow: MembershipUnitOfWork) -> list[str]:
+    async with _changing(cmd.member_id, uow) as member:
+        changed = member.correct_details(**cmd.model_dump(exclude=set(cmd.route_fields())))
+    return changed
 
 
 async def transfer(cmd: c.Transfer, uow: MembershipUnitOfWork) -> None:
-    async with uow:
-        today = uow.clock.today()
-        member = await uow.members.get(cmd.member_id, lock=True)
+    today = uow.clock.today()
+    async with _changing(cmd.member_id, uow) as member:
         to_union = await uow.organisations.get(cmd.to_union_id, field="to_union_id")
         member.transfer(to_union=to_union, on=cmd.transferred_on or today, today=today)
-        await uow.members.save(member)
-        await uow.commit()
 
 
 async def suspend(cmd: c.Suspend, uow: MembershipUnitOfWork) -> None:
-    async with uow:
-        today = uow.clock.today()
-        member = await uow.members.get(cmd.member_id, lock=True)
+    today = uow.clock.today()
+    async with _changing(cmd.member_id, uow) as member:
         member.suspend(on=cmd.suspended_on or today, reason=cmd.reason, today=today)
-        await uow.members.save(member)
-        await uow.commit()
 
 
 async def reinstate(cmd: c.Reinstate, uow: MembershipUnitOfWork) -> None:
-    async with uow:
-        today = uow.clock.today()
-        member = await uow.members.get(cmd.member_id, lock=True)
+    today = uow.clock.today()
+    async with _changing(cmd.member_id, uow) as member:
         member.reinstate(on=cmd.reinstated_on or today, today=today)
-        await uow.members.save(member)
-        await uow.commit()
 
 
 async def leave(cmd: c.Leave, uow: MembershipUnitOfWork) -> None:
-    async with uow:
-        today = uow.clock.today()
-        member = await uow.members.get(cmd.member_id, lock=True)
+    today = uow.clock.today()
+    async with _changing(cmd.member_id, uow) as member:
         member.leave(on=cmd.left_on or today, reason=cmd.reason, today=today)
-        await uow.members.save(member)
-        await uow.commit()
 
 
 async def reissue_card(cmd: c.ReissueCard, uow: MembershipUnitOfWork) -> str:
-    async with uow:
-        today = uow.clock.today()
-        member = await uow.members.get(cmd.member_id, lock=True)
+    today = uow.clock.today()
+    async with _changing(cmd.member_id, uow) as member:
         (serial,) = await uow.members.card_serials(1)
         number = member.reissue_card(serial=serial, on=cmd.issued_on or today, today=today)
-        await uow.members.save(member)
-        await uow.commit()
-        return number
+    return number
