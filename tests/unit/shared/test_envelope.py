@@ -65,7 +65,7 @@ def test_tolerant_reading_of_a_newer_additive_version() -> None:
         ),
     ],
 )
-def test_unreadable_envelopes_are_refused_with_a_reason(mutate, message) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_envelopes_are_refused_with_a_reason(mutate, message) -> None:
     sent = Envelope.wrap(joined())
     headers, value = mutate(sent.kafka_headers(), sent.data)
     with pytest.raises(BadEvent, match=message):
