@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.notifications.repository import WAKE_CHANNEL
+from shared.db import lock_key
 
 _CLAIMED = (
     "d.id, d.event_id, d.event_type, d.rule, d.category, d.recipient, d.template_id,"
@@ -178,8 +179,8 @@ async def lock_msgids(conn: asyncpg.Connection, msgids: Sequence[int]) -> None:
     """
     if msgids:
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(m) FROM unnest($1::bigint[]) AS m ORDER BY m",
-            sorted(set(msgids)),
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+            sorted({lock_key(f"wechat msgid {m}") for m in msgids}),  # the one derivation
         )
 
 
