@@ -48,13 +48,15 @@ def test_about_fills_only_route_fields() -> None:
         cmd.about(officer="Wang")
 
 
-def declare(path: str, **extra: Any) -> APIRouter:
+def declare(
+    path: str, command: type[Command] = Approve, handler: Any = approve, **extra: Any
+) -> APIRouter:
     router = APIRouter()
     action(
         router,
         path,
-        command=Approve,
-        handler=approve,
+        command=command,
+        handler=handler,
         uow=Any,
         scope="claims:review",
         answer=answer,
@@ -89,25 +91,10 @@ async def publish(cmd: Publish, uow: Any) -> None:
 
 
 def test_a_command_the_route_fills_whole_takes_no_body() -> None:
-    router = APIRouter()
-    for command, handler in ((Publish, publish), (Approve, approve)):
-        action(
-            router,
-            "/plans/{plan_id}/publish" if command is Publish else "/claims/{claim_id}/approve",
-            command=command,
-            handler=handler,
-            uow=Any,
-            scope="plans:write",
-            answer=answer,
-            response_model=Answer,
-            summary="Act",
-            description="Act on it.",
-            tags=["plans"],
-            status_code=201,
-        )
-    bodies = [r.body_field for r in router.routes]  # type: ignore[attr-defined]
-    assert bodies[0] is None and bodies[1] is not None
-    assert [r.status_code for r in router.routes] == [201, 201]  # type: ignore[attr-defined]
+    (bodiless,) = declare("/plans/{plan_id}/publish", Publish, publish, status_code=201).routes
+    (bodied,) = declare("/claims/{claim_id}/approve", status_code=201).routes
+    assert bodiless.body_field is None and bodied.body_field is not None  # type: ignore[attr-defined]
+    assert [bodiless.status_code, bodied.status_code] == [201, 201]  # type: ignore[attr-defined]
 
 
 class Cancel(Command):
@@ -121,19 +108,5 @@ async def cancel(cmd: Cancel, uow: Any) -> None:
 
 
 def test_an_action_may_name_its_thing_by_several_ids() -> None:
-    router = APIRouter()
-    action(
-        router,
-        "/classes/{class_id}/enrolments/{member_id}/cancel",
-        command=Cancel,
-        handler=cancel,
-        uow=Any,
-        scope="training:enrol",
-        answer=answer,
-        response_model=Answer,
-        summary="Cancel",
-        description="Cancel an enrolment.",
-        tags=["enrolment"],
-    )
-    (route,) = router.routes
+    (route,) = declare("/classes/{class_id}/enrolments/{member_id}/cancel", Cancel, cancel).routes
     assert [p.name for p in route.dependant.path_params] == ["class_id", "member_id"]  # type: ignore[attr-defined]
