@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ("event_id", "topic", "key", "type", "headers", "payload")
 _COPY_THRESHOLD = 64
+OutboxRow = tuple[str, str, str, str, dict[str, str], bytes]  # _COLUMNS
 
 
 def channel(schema: str) -> str:
@@ -71,13 +72,35 @@ async def record(
         await conn.execute(_INSERT_AND_NOTIFY, *zip(*rows, strict=True))
 
 
+def with_events(
+    statement: str, args: Sequence[object], rows: Sequence[OutboxRow]
+) -> tuple[str, list[object]]:
+    """``statement`` (one write ending in ``RETURNING``, its parameters ``args``) and the outbox
+    ``rows`` of the events it causes, as one statement, atomic on its own: the events are written
+    only if the write returned a row, and the statement answers the write's first value (NULL when
+    it wrote nothing). An online join is one round trip this way, not BEGIN, write, outbox, COMMIT.
+    """
+    if not rows:
+        return statement, list(args)
+    arrays = ", ".join(f"${len(args) + i}::{t}[]" for i, t in enumerate(_TYPES, start=1))
+    sql = (
+        f"WITH change AS ({statement}), written AS (INSERT INTO outbox ({', '.join(_COLUMNS)})"
+        f" SELECT * FROM unnest({arrays}) WHERE EXISTS (SELECT FROM change))"
+        f" SELECT (SELECT * FROM change LIMIT 1), CASE WHEN EXISTS (SELECT FROM change)"
+        f" THEN {_NOTIFY_CALL} END"
+    )
+    return sql, [*args, *(list(column) for column in zip(*rows, strict=True))]
+
+
 # Delivered at commit: wakes the relay (the channel is named after the schema).
-_NOTIFY = f"SELECT pg_notify(current_schema() || '{channel('')}', '')"
+_NOTIFY_CALL = f"pg_notify(current_schema() || '{channel('')}', '')"
+_NOTIFY = f"SELECT {_NOTIFY_CALL}"
+_TYPES = ("uuid", "text", "text", "text", "jsonb", "bytea")  # of _COLUMNS
 # A data-modifying WITH runs whether or not the outer query reads it.
 _INSERT_AND_NOTIFY = (
     f"WITH written AS (INSERT INTO outbox ({', '.join(_COLUMNS)})"
-    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],"
-    f" $6::bytea[])) {_NOTIFY}"
+    f" SELECT * FROM unnest({', '.join(f'${i}::{t}[]' for i, t in enumerate(_TYPES, start=1))}))"
+    f" {_NOTIFY}"
 )
 
 
@@ -88,7 +111,7 @@ def outbox_rows(
     correlation_id: str | None,
     causation_id: str | None,
     trace_headers: dict[str, str],
-) -> list[tuple[str, str, str, str, dict[str, str], bytes]]:
+) -> list[OutboxRow]:
     """Outbox rows (``_COLUMNS``) for events, each with the envelope :meth:`Envelope.wrap` gives.
 
     A roster writes 657,000 events: wrapping each costs more than the rest of its row, so one

@@ -23,6 +23,7 @@ from shared import outbox
 from shared.clock import Clock, SystemClock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
+from shared.telemetry import current_trace_headers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,6 +68,7 @@ class UnitOfWork:
         self._conn: asyncpg.Connection | None = None
         self._borrowed: asyncpg.Connection | None = None
         self._tx: asyncpg.transaction.Transaction | None = None
+        self._begins = True
 
     @classmethod
     def joining(
@@ -83,6 +85,18 @@ class UnitOfWork:
         assert self._conn is not None, "use the unit of work inside 'async with'"
         return self._conn
 
+    def in_one_statement(self) -> Self:
+        """This unit of work, to be opened without a transaction of its own.
+
+        For a use case whose whole change is one write, made with :meth:`commit_with`: that
+        statement writes the change and its events atomically, so BEGIN and COMMIT, two of an
+        online join's round trips, are not needed. Its reads each see the moment they run, so
+        what they found must be guarded again by the write itself (a unique key, ``ON CONFLICT``).
+        """
+        assert self._borrowed is None, "a consumer's unit of work is inside its transaction"
+        self._begins = False
+        return self
+
     async def __aenter__(self) -> Self:
         self.events = []
         self.seen = {}
@@ -91,6 +105,9 @@ class UnitOfWork:
         else:
             assert self.pool is not None
             self._conn = await self.pool.acquire()
+        if not self._begins:
+            self.on_enter()
+            return self
         self._tx = self._conn.transaction()
         try:
             await self._tx.start()
@@ -121,6 +138,7 @@ class UnitOfWork:
             if self._borrowed is None and self._conn is not None and self.pool is not None:
                 await self.pool.release(self._conn)
             self._conn = self._tx = None
+            self._begins = True
         if uncommitted:
             # The consumer would commit the event's inbox row: marked applied with no effect.
             raise UncommittedWork(
@@ -147,16 +165,42 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         cause = self.cause
+        events = self.collect_new_events()
+        if self._tx is None:
+            assert not events, "in one statement, the events go with the write: commit_with()"
+            return
         await outbox.record(
             self.conn,
+            self.topic,
+            events,
+            correlation_id=cause.correlationid if cause else self.correlation_id,
+            causation_id=cause.id if cause else None,
+        )
+        await self._tx.commit()
+        self._tx = None
+
+    async def commit_with(self, statement: str, *args: Any) -> Any:
+        """Make the last write, ``statement`` (ending in ``RETURNING`` one value), and commit.
+
+        The write and the outbox rows of every event recorded so far go to Postgres as one
+        statement; the events are written only if the write returned a row. Answers the returned
+        value: None when the write changed nothing (a conflict the caller then reports, its
+        events dropped with it).
+        """
+        cause = self.cause
+        rows = outbox.outbox_rows(
             self.topic,
             self.collect_new_events(),
             correlation_id=cause.correlationid if cause else self.correlation_id,
             causation_id=cause.id if cause else None,
+            trace_headers=current_trace_headers(),
         )
-        assert self._tx is not None
-        await self._tx.commit()
-        self._tx = None
+        sql, values = outbox.with_events(statement, args, rows)
+        changed = await self.conn.fetchval(sql, *values)
+        if changed is not None and self._tx is not None:
+            await self._tx.commit()
+            self._tx = None
+        return changed
 
 
 def retry_on_deadlock(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

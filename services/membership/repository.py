@@ -46,6 +46,10 @@ MEMBER_COLUMNS = (
 
 
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(MEMBER_COLUMNS) + 1))
+_ADD_MEMBER = (
+    f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES ({_PLACEHOLDERS})"
+    " ON CONFLICT (id_number) DO NOTHING RETURNING true"
+)
 
 
 @dataclass(frozen=True)
@@ -276,17 +280,12 @@ class Members:
         union = organisation_of(row) if row["id"] is not None else None
         return Joining(row["holder"], union, row["card_serial"])
 
-    async def add(self, member: Member) -> bool:
-        """Insert a new member; False (and nothing written) when the ID number is taken. A join
-        racing another with the same number waits for it here, then sees it has lost."""
-        added = await self.conn.fetchval(
-            f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES ({_PLACEHOLDERS})"
-            " ON CONFLICT (id_number) DO NOTHING RETURNING true",
-            *member_row(member),
-        )
-        if added:
-            self.track(member)
-        return bool(added)
+    def adding(self, member: Member) -> tuple[str, *tuple[Any, ...]]:
+        """The statement inserting a new member, for :meth:`UnitOfWork.commit_with`: it returns
+        nothing when the ID number is taken. A join racing another with the same number waits
+        for it there, then sees it has lost."""
+        self.track(member)
+        return _ADD_MEMBER, *member_row(member)
 
     async def add_many(self, members: Iterable[Member]) -> None:
         # COPY: the roster import adds thousands per chunk.

@@ -1,16 +1,20 @@
-"""A unit of work cancelled while its BEGIN is under way gives its connection back to the pool."""
+"""The unit of work against a real Postgres: a cancelled BEGIN, a commit in one statement."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
 import pytest
 
+from shared import backbone_schema
 from shared.db import create_pool
+from shared.events.membership import MemberJoined
 from shared.uow import UnitOfWork
 from tests.support.database import ScratchDatabase
+from tests.unit.shared.test_envelope import joined
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +40,43 @@ async def test_cancelled_during_begin_the_connection_goes_back_and_the_pool_clos
     assert not conn.is_in_transaction()
     await pool.release(conn)
     await asyncio.wait_for(pool.close(), 10)
+
+
+class _Joining(UnitOfWork):
+    """A unit of work whose aggregate is one event, as a repository would track it."""
+
+    def record(self, member_id: str) -> None:
+        self.publish(joined().model_copy(update={"member_id": member_id}))
+
+
+_ONCE = (
+    "INSERT INTO inbox (consumer, event_id, event_type) VALUES ('uow-test', $1, 'x')"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+async def test_commit_with_writes_the_events_only_with_the_write(
+    database: ScratchDatabase, one_statement: bool
+) -> None:
+    schema = f"uow_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database.admin_dsn)
+    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
+    await admin.execute("".join(backbone_schema.STEPS))
+    await admin.close()
+    pool = await create_pool(database.admin_dsn, schema, min_size=1, max_size=1)
+    key = f"uow-{uuid.uuid4().hex}"
+    try:
+        outcomes = []
+        for _ in range(2):  # the second write finds the row there and changes nothing
+            uow = _Joining(pool, "membership.events")
+            async with uow.in_one_statement() if one_statement else uow:
+                uow.record(key)
+                outcomes.append(await uow.commit_with(_ONCE, key))
+        assert outcomes == [key, None]
+        written = await pool.fetch("SELECT type FROM outbox WHERE key = $1", key)
+        assert [r["type"] for r in written] == [MemberJoined.type]
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+    finally:
+        await pool.close()
