@@ -2,13 +2,14 @@
 
     uv run python -m bench online_joins [--quick] [--set api_workers=2 seconds=10 ...]
 
-The platform runs as separate processes on a scratch database; membership as ``api_workers``
-HTTP processes plus one worker process (``api_workers=0``: one process for all). Requests go out
-on a fixed schedule for ``seconds`` per step (latency counts from the scheduled time) and a rate
-search finds the highest rate whose p99 stays within 50 ms with no errors. Each step then waits
-for the notifications service to hold every member joined (join -> notifications latency) and
-for every consumer group to catch up, so the CPU of the step (every process, Postgres and Kafka
-included) is divided by the joins it made.
+The platform runs as separate processes on a scratch database, each service as deployed: its API
+and its worker (relay, consumers, background loops; at a lower CPU priority, see shared.serve),
+membership's API as ``api_workers`` HTTP processes (``api_workers=0``: one process per service).
+Requests go out on a fixed schedule for ``seconds`` per step (latency counts from the scheduled
+time) and a rate search finds the highest rate whose p99 stays within 50 ms with no errors. Each
+step then waits for the notifications service to hold every member joined (join -> notifications
+latency) and for every consumer group to catch up, so the CPU of the step (every process, Postgres
+and Kafka included) is divided by the joins it made.
 
 The floor is ``bench.bare`` (FastAPI + asyncpg, one transaction inserting the member row and its
 outbox row, no signature), run with the same uvicorn worker count and searched the same way: the
@@ -46,7 +47,7 @@ from shared.auth.client import SignedAuth
 from tests.support.auth import issue_credential
 from tests.support.people import id_number, mobile
 from tests.support.platform import free_port
-from tests.support.servers import ROOT
+from tests.support.servers import ROOT, SERVICES
 
 P99_BUDGET_MS = 50.0
 CLIENT_SATURATED = 0.9  # of one core: the client's own event loop is the bottleneck
@@ -248,7 +249,9 @@ def at_rate(rows: list[dict[str, Any]], rate: int) -> dict[str, Any]:
 async def run(**params: Any) -> Outcome:
     outcome = Outcome("online_joins")
     workers = params["api_workers"]
-    split = {"membership": workers} if workers else {}
+    # Every service split into its API and its worker, as deployed: membership's API with
+    # ``api_workers`` processes, the others' with one (they answer nothing here).
+    split = {s: 1 for s in SERVICES} | {"membership": workers} if workers else {}
     async with platform_running(split) as running:
         platform, platform_rows = await measure_platform(running, params)
         bare_search, bare_rows = await measure_bare(running, params)

@@ -1,13 +1,13 @@
 """``python -m services.<name> [--role all|api|worker|migrate] [--workers N]``: run one service.
 
 Configured from its environment (``GONGHUI_<SERVICE>_ROLE`` and ``_HTTP_WORKERS`` are what the
-flags set). ``all`` (the default) is one process doing everything. A busy service runs its HTTP
-API as ``--role api --workers N`` (N uvicorn processes sharing the port, each with its own pool)
-and its relay, consumers and background workers as one ``--role worker`` process, so event
-work never holds up an answer. Every process applies the migrations under an advisory lock
-before it starts, so processes starting together do not race to create the schema. ``migrate``
-applies them and exits: a deployment runs it as a job before the rollout, so a failing migration
-stops the rollout instead of crash-looping the new pods.
+flags set). ``all`` (the default) is one process doing everything. A busy service runs its HTTP API
+as ``--role api --workers N`` (N uvicorn processes sharing the port, each with its own pool) and
+its relay, consumers and background workers as one ``--role worker`` process, so event work never
+holds up an answer (on a shared host the worker also runs at a lower CPU priority). Every process
+applies the migrations under an advisory lock before it starts, so processes starting together do
+not race to create the schema. ``migrate`` applies them and exits: a deployment runs it as a job
+before the rollout, so a failing migration stops the rollout instead of crash-looping the new pods.
 
 Every serving process answers HTTP on ``http_port``: a ``worker`` serves only ``/healthz``,
 ``/readyz`` and ``/metrics`` there (run it on a port of its own when it shares a host with the
@@ -41,6 +41,7 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 # Names the service module (services.<name>.main) to the app factory of each HTTP worker.
 SERVICE_MODULE = "GONGHUI_SERVE_MODULE"
+WORKER_NICENESS = 10  # added to a worker process's niceness (0: as the API; 19: the lowest)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +72,9 @@ def serve(
     settings = type(settings)()
     asyncio.run(_migrate(settings))
     if settings.role == "worker":
+        # On a host it shares with the API (one machine, or pods without CPU limits), event work
+        # yields the CPU to answers: a catch-up burst then delays events, not a caller.
+        os.nice(WORKER_NICENESS)
         _run(operations(build(settings), settings.service), settings)
         return
     single = settings.http_workers == 1
