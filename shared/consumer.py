@@ -7,7 +7,11 @@ type to a :class:`Batched` handler in one call (one multi-row statement instead 
 an id already in the inbox is skipped. If anything in it fails, the careful path applies the batch
 again event by event, each in its own transaction, so a failing event holds no other event's
 locks while it waits to be retried. Offsets are committed only after the database commit, so a
-crash redelivers and the inbox absorbs the redelivery.
+crash redelivers and the inbox absorbs the redelivery; since the inbox, not the offset, is what
+keeps an event from being applied twice, offsets are committed at most every
+``commit_seconds`` (and after a poll that brought nothing, when a partition is revoked, and on
+stop), not after every batch: at online rates each event is a batch of its own, and a commit
+per batch was a Kafka round trip per event in every group.
 
 An event that cannot be read (no envelope, unknown type or version, bad data) or whose handler
 keeps failing goes to the dead-letter topic with the reason in headers, and the partition moves
@@ -31,7 +35,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter
@@ -92,6 +102,7 @@ class ConsumerRunner:
         backoff_seconds: float = 0.2,
         retry_budget_seconds: float = 5.0,
         linger_seconds: float = 0.01,
+        commit_seconds: float = 0.5,
     ) -> None:
         self.name = name
         self.service = service or name
@@ -105,16 +116,21 @@ class ConsumerRunner:
         self.backoff_seconds = backoff_seconds
         self.retry_budget_seconds = retry_budget_seconds
         self.linger_seconds = linger_seconds
+        self.commit_seconds = commit_seconds
         self.applied = 0
         self.dead_lettered = 0
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=bootstrap,
             group_id=name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=batch_size,
         )
+        self.consumer.subscribe(self.topics, listener=_CommitBeforeRevoking(self))
+        # The next offset of each partition applied (committed in the database) but not yet
+        # committed to Kafka, and when they are due.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._commit_due = 0.0
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
         self._applied_counters: dict[str, Counter] = {}
@@ -138,16 +154,23 @@ class ConsumerRunner:
                 if batches:
                     await self._process(batches)
                     finished = time.monotonic()
+                if self._uncommitted and (not batches or finished >= self._commit_due):
+                    await self.commit()
                 await self._lag.report(self.consumer)
         finally:
-            # Drain done: the last batch was committed above; leave the group cleanly.
+            # Drain done: what was applied is committed before leaving the group cleanly (a
+            # failure here only means the next member redelivers it to the inbox).
+            try:
+                await self.commit()
+            except KafkaError as exc:
+                log.warning("%s: offsets not committed at stop (%s)", self.name, exc)
             await self.consumer.stop()
 
     async def _linger(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Events arrived while the last batch was applied: a steady stream (online joins at
-        hundreds a second), whose events would each cost a transaction and an offset commit of
-        their own. Waiting a few milliseconds for more makes one batch of several; a lone event
-        (nothing came during the last batch) and a full batch (a roster) go at once."""
+        hundreds a second), whose events would each cost a transaction of their own. Waiting a
+        few milliseconds for more makes one batch of several; a lone event (nothing came during
+        the last batch) and a full batch (a roster) go at once."""
         count = sum(len(part) for part in batches.values())
         if count >= self.batch_size:
             return
@@ -159,8 +182,7 @@ class ConsumerRunner:
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Apply what one fetch brought, every partition's records in one transaction (each
         partition's in their order; a key lives in one partition, so no subject's order changes),
-        then commit every partition's offset in one request: per partition, both cost a round
-        trip to Postgres and to Kafka for a few dozen events."""
+        then note every partition's next offset for the next commit (:meth:`commit`)."""
         records = [record for part in batches.values() for record in part]
         delay = self.backoff_seconds
         while True:
@@ -173,13 +195,31 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
+        if not self._uncommitted:
+            self._commit_due = time.monotonic() + self.commit_seconds
+        self._uncommitted.update({tp: part[-1].offset + 1 for tp, part in batches.items()})
+
+    async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit the offsets applied since the last commit (of ``partitions`` only, if given)
+        in one request."""
+        if partitions is None:
+            offsets, self._uncommitted = self._uncommitted, {}
+        else:
+            offsets = {
+                tp: self._uncommitted.pop(tp) for tp in partitions if tp in self._uncommitted
+            }
+        held = self.consumer.assignment()
+        # One the group has given to another member would fail the whole request.
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in held}
+        if not offsets:
+            return
         try:
-            await self.consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items()})
+            await self.consumer.commit(offsets)
         except CommitFailedError:
             # A partition moved to another member during a rebalance; it will redeliver from
             # the last commit and the inbox skips what we applied. Any other commit failure is
             # raised: the supervisor starts a new consumer rather than leave this one stopped.
-            log.info("%s: commit for %s skipped after a rebalance", self.name, list(batches))
+            log.info("%s: commit for %s skipped after a rebalance", self.name, list(offsets))
 
     async def _apply_batch(self, records: list[ConsumerRecord]) -> None:
         async with self.pool.acquire() as conn:
@@ -371,6 +411,24 @@ class ConsumerRunner:
             r.offset,
             letter.error,
         )
+
+
+class _CommitBeforeRevoking(ConsumerRebalanceListener):
+    """A partition given to another member is committed first, so it does not start again
+    from an offset older than what this one applied (aiokafka calls this once fetching has
+    stopped, before the group rebalances)."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        try:
+            await self.runner.commit(revoked)
+        except KafkaError as exc:  # the new owner redelivers to the inbox: nothing lost
+            log.warning("%s: offsets not committed before a rebalance (%s)", self.runner.name, exc)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        pass
 
 
 def settle_heap() -> None:
