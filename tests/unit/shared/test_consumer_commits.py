@@ -76,7 +76,7 @@ async def runner(monkeypatch: pytest.MonkeyPatch) -> ConsumerRunner:
 
 def kafka(runner: ConsumerRunner, *fetches: Fetch) -> Kafka:
     stand_in = Kafka(runner, *fetches)
-    runner.consumer = stand_in  # type: ignore[assignment]
+    runner.consumer = stand_in
     return stand_in
 
 
