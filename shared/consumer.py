@@ -62,6 +62,38 @@ _TRANSIENT = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, 
 
 
 @dataclass(frozen=True)
+class Statement:
+    """A simple projection's whole effect on a run as one SQL statement: the run's rows upserted
+    from arrays, nothing read back into Python, no event caused (mutual aid's eligibility view of
+    joins). Declared so, a batch that is one such run is applied, inbox included, by one
+    statement, which is atomic on its own: no BEGIN and COMMIT round trips.
+
+    ``sql`` is one INSERT, UPDATE or DELETE taking ``arguments(run)`` as ``$1``, ``$2``, ...
+    (arrays, one element per event, in the run's order) that writes only the events whose id
+    is in ``fresh``, a relation of ``event_id`` text: the consumer's inbox insert (the events not
+    applied before) on the fast path, every event of the run when called as a handler.
+    """
+
+    sql: str
+    arguments: Callable[[Run], Sequence[object]]
+
+    def composed(self, fresh: str, run: Run, *fresh_arguments: object) -> tuple[str, list[object]]:
+        """The statement after ``WITH fresh AS (<fresh>)``, ``fresh``'s parameters numbered after
+        the projection's own; it answers how many events ``fresh`` holds."""
+        arguments = list(self.arguments(run))
+        first = len(arguments) + 1
+        fresh = fresh.format(*(f"${first + i}" for i in range(len(fresh_arguments))))
+        sql = f"WITH fresh AS ({fresh}), applied AS ({self.sql}) SELECT count(*) FROM fresh"
+        return sql, [*arguments, *fresh_arguments]
+
+    async def apply(self, conn: asyncpg.Connection, run: Run) -> None:
+        sql, arguments = self.composed(
+            "SELECT unnest({0}::text[]) AS event_id", run, [e.id for _, e in run]
+        )
+        await conn.execute(sql, *arguments)
+
+
+@dataclass(frozen=True)
 class Batched:
     """A handler that applies a run of consecutive events of one type in one call, in their order.
 
@@ -70,9 +102,15 @@ class Batched:
     each row is written once (Postgres cannot upsert a row twice in one statement) and what the
     handler reads is as the events before the run left it. It is a :data:`Handler` too (one event
     is a run of one), so it is registered like any other and the careful path calls it that way.
+    ``Batched.of(statement)`` declares a run's effect as one :class:`Statement`.
     """
 
     apply: BatchHandler
+    statement: Statement | None = None
+
+    @classmethod
+    def of(cls, statement: Statement) -> Batched:
+        return cls(statement.apply, statement)
 
     async def __call__(self, conn: asyncpg.Connection, data: EventData, envelope: Envelope) -> None:
         await self.apply(conn, [(data, envelope)])
@@ -222,44 +260,85 @@ class ConsumerRunner:
             log.info("%s: commit for %s skipped after a rebalance", self.name, list(offsets))
 
     async def _apply_batch(self, records: list[ConsumerRecord]) -> None:
+        try:
+            readable = self._read(records)
+        except Exception as exc:  # BadEvent: the careful path finds and dead-letters it
+            log.debug("%s: batch needs the careful path (%s)", self.name, exc)
+            readable = None
+        if readable == []:
+            return  # nothing this service follows: no transaction for nothing
         async with self.pool.acquire() as conn:
-            if len(records) > 1:
+            if readable is not None:
                 try:
-                    async with conn.transaction():
-                        applied = await self._apply_together(conn, records)
-                    for event_type, count in applied.items():
-                        self._applied_counter(event_type).inc(count)
-                    return
+                    applied = await self._apply_fast(conn, readable, alone=len(records) == 1)
                 except _TRANSIENT:
                     raise
                 except Exception as exc:
                     log.debug("%s: batch needs the careful path (%s)", self.name, exc)
+                    applied = None
+                if applied is not None:
+                    for event_type, count in applied.items():
+                        self._applied_counter(event_type).inc(count)
+                    return
             budget = [self.retry_budget_seconds]  # seconds of retry waits left for this batch
             for record in records:
                 await self._apply_one(conn, record, budget)
 
-    async def _apply_together(
-        self, conn: asyncpg.Connection, records: list[ConsumerRecord]
-    ) -> collections.Counter[str]:
-        """The fast path: one inbox insert for the batch, handlers back to back, no savepoints;
-        how many events of each type it applied (counted by the caller once committed).
-
-        Any unreadable event or failing handler raises, the batch's savepoint rolls back (inbox
-        rows included), and the careful path takes the batch event by event.
-        """
-        applied: collections.Counter[str] = collections.Counter()
+    def _read(self, records: list[ConsumerRecord]) -> list[Fresh]:
+        """The batch's events this service follows, each with its handler and record; raises
+        :class:`BadEvent` for one that cannot be read."""
         readable = []
         for record in records:
             envelope = Envelope.from_kafka(record.headers, record.value)
             handler = self.handlers.get(envelope.type)
             if handler is not None:
                 readable.append((envelope, envelope.read(), handler, record))
-        if not readable:
-            return applied
+        return readable
+
+    async def _apply_fast(
+        self, conn: asyncpg.Connection, readable: list[Fresh], alone: bool
+    ) -> collections.Counter[str] | None:
+        """How many events of each type the fast path applied (counted by the caller once
+        committed), or None when the batch is better taken event by event (a lone event: the
+        careful path costs it the same round trips)."""
+        statement = _one_statement(readable)
+        if statement is not None:
+            return await self._apply_in_one_statement(conn, statement, readable)
+        if alone:
+            return None
+        async with conn.transaction():
+            return await self._apply_together(conn, readable)
+
+    async def _apply_in_one_statement(
+        self, conn: asyncpg.Connection, statement: Statement, run: list[Fresh]
+    ) -> collections.Counter[str]:
+        """A batch that is one run of a :class:`Statement`: its inbox rows and its effect in
+        one statement, so one round trip and no transaction (a lone online join's usual case)."""
+        first, _, _, where = run[0]
+        sql, arguments = statement.composed(
+            _INBOX_INSERT,
+            [(data, envelope) for envelope, data, *_ in run],
+            self.name,
+            [e.id for e, *_ in run],
+            [e.type for e, *_ in run],
+        )
+        with self._span(where, first, len(run)):
+            count = await conn.fetchval(sql, *arguments)
+        self.applied += count
+        return collections.Counter({first.type: count})
+
+    async def _apply_together(
+        self, conn: asyncpg.Connection, readable: list[Fresh]
+    ) -> collections.Counter[str]:
+        """The fast path: one inbox insert for the batch, handlers back to back, no savepoints;
+        how many events of each type it applied (counted by the caller once committed).
+
+        Any failing handler raises, the batch's transaction rolls back (inbox rows included),
+        and the careful path takes the batch event by event.
+        """
+        applied: collections.Counter[str] = collections.Counter()
         rows = await conn.fetch(
-            "INSERT INTO inbox (consumer, event_id, event_type)"
-            " SELECT $1, e, t FROM unnest($2::text[], $3::text[]) AS x(e, t)"
-            " ON CONFLICT DO NOTHING RETURNING event_id",
+            _INBOX_INSERT.format("$1", "$2", "$3"),
             self.name,
             [e.id for e, *_ in readable],
             [e.type for e, *_ in readable],
@@ -447,6 +526,27 @@ def _inbox_id(record: ConsumerRecord, envelope: Envelope | None) -> str:
     if envelope is not None:
         return envelope.id
     return _header(record, "ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+
+
+# The batch's events in the inbox, answering those not there before ({0}-{2}: the consumer,
+# the event ids, their types).
+_INBOX_INSERT = (
+    "INSERT INTO inbox (consumer, event_id, event_type)"
+    " SELECT {0}, e, t FROM unnest({1}::text[], {2}::text[]) AS x(e, t)"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+def _one_statement(readable: list[Fresh]) -> Statement | None:
+    """The statement that applies the whole batch, if it is one run of a :class:`Statement`
+    (each event once: its inbox row and its effect are written by the same statement)."""
+    handler = readable[0][2]
+    if not isinstance(handler, Batched) or handler.statement is None:
+        return None
+    runs = _runs(readable)
+    if len(next(runs)) != len(readable) or len({e.id for e, *_ in readable}) != len(readable):
+        return None
+    return handler.statement
 
 
 def _runs(fresh: list[Fresh]) -> Iterator[list[Fresh]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from shared.consumer import Run, Statement
 from shared.events.base import EventData
 from shared.events.membership import MemberJoined, MemberLeft, MemberReinstated, MemberSuspended
 
@@ -73,3 +74,32 @@ class EligibilityView:
     def active_on(self, member_id: str, day: date) -> bool:
         standing = self.standings.get(member_id)
         return standing is not None and standing.active_on(day)
+
+
+def _joins(run: Run) -> list[list[str]]:
+    joins = [(e, envelope.id) for e, envelope in run if isinstance(e, MemberJoined)]
+    return [
+        [event_id for _, event_id in joins],
+        [e.member_id for e, _ in joins],
+        [e.union_id for e, _ in joins],
+        [e.joined_on.isoformat() for e, _ in joins],
+    ]
+
+
+# A run of joins (a roster's, or an online join alone) as one statement: joining opens an active
+# period unless one is open (MemberStanding.start) and ends no cover, so nothing but the members
+# is written and no event follows. Periods are stored as [[starts_on, ends_on or null], ...].
+# Rows are written in member id order, the order every other batch locks members in.
+JOINED = Statement(
+    "INSERT INTO members (member_id, union_id, periods)"
+    " SELECT j.member_id, j.union_id, jsonb_build_array(jsonb_build_array(j.joined_on, null))"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+    " AS j(event_id, member_id, union_id, joined_on)"
+    " WHERE j.event_id IN (SELECT event_id FROM fresh) ORDER BY j.member_id"
+    " ON CONFLICT (member_id) DO UPDATE SET"
+    " union_id = coalesce(excluded.union_id, members.union_id),"
+    # The last period's end is JSON null while it is open (SQL NULL when there is none).
+    " periods = CASE WHEN members.periods -> -1 -> 1 = 'null'::jsonb THEN members.periods"
+    " ELSE members.periods || excluded.periods END, updated_at = now()",
+    _joins,
+)

@@ -29,9 +29,8 @@ from services.mutual_aid.ledger_repository import (
 )
 from services.mutual_aid.money import Fen
 from services.mutual_aid.plans import Plan, plan_in_force
-from services.mutual_aid.repository import MemberCoverage, Members
+from services.mutual_aid.repository import MemberCoverage
 from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
-from shared.consumer import Run
 from shared.errors import Conflict, DomainError
 from shared.events import membership as m
 
@@ -392,17 +391,3 @@ async def standing_changed(e: m.MemberEvent, uow: MutualAidUnitOfWork) -> None:
         )
         await uow.members.save(standing, union_id)
         await uow.commit()
-
-
-async def members_joined(conn: asyncpg.Connection, events: Run) -> None:
-    """A run of joins (a roster's) in two statements: joining opens an active period and ends no
-    cover, so nothing but the members is locked or written and no event follows. It stays a
-    batched consumer handler on the consumer's connection, the one bulk path for followed
-    events, rather than one unit of work a member."""
-    joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
-    members = Members(conn)
-    known = await members.locked([e.member_id for e in joins])
-    view = EligibilityView({k: v.standing for k, v in known.items()})
-    for e in joins:
-        view.apply(e)
-    await members.save_many([(view.standings[e.member_id], e.union_id) for e in joins])

@@ -11,8 +11,9 @@ from pydantic_settings import SettingsConfigDict
 
 from services.mutual_aid import api, api_claims, api_ledger, api_reports
 from services.mutual_aid.backstop import FollowUpPolicy
+from services.mutual_aid.eligibility import JOINED
 from services.mutual_aid.followup import FollowUpWorker
-from services.mutual_aid.handlers import members_joined, standing_changed
+from services.mutual_aid.handlers import standing_changed
 from services.mutual_aid.payouts import PayoutWorker
 from services.mutual_aid.unit_of_work import MutualAidUnitOfWork
 from shared.clock import FEDERATION_ZONE, Clock, SystemClock
@@ -48,10 +49,11 @@ class Settings(ServiceSettings):
 
 
 def follows(topic: str, clock: Clock) -> dict[str, Handler]:
-    """Membership's events keep the eligibility view; a roster's joins are applied a run at a
-    time (``members_joined``), every other change of standing in a unit of work of its own."""
+    """Membership's events keep the eligibility view; joins are applied a run at a time by one
+    statement (``JOINED``: a roster's run, or an online join alone, inbox row included), every
+    other change of standing in a unit of work of its own."""
     one_by_one = following(MutualAidUnitOfWork, topic, clock, standing_changed)
-    return {m.MemberJoined.type: Batched(members_joined)} | dict.fromkeys(
+    return {m.MemberJoined.type: Batched.of(JOINED)} | dict.fromkeys(
         (
             m.MemberSuspended.type,
             m.MemberReinstated.type,

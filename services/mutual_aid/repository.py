@@ -171,15 +171,6 @@ class Members:
         )
         return None if row is None else _member_view(row)
 
-    async def locked(self, member_ids: Sequence[str]) -> dict[str, MemberView]:
-        """The members of ``member_ids`` already known, locked (in id order, as any other batch)."""
-        rows = await self.conn.fetch(
-            "SELECT member_id, union_id, periods FROM members WHERE member_id = ANY($1)"
-            " ORDER BY member_id FOR UPDATE",
-            list(member_ids),
-        )
-        return {r["member_id"]: _member_view(r) for r in rows}
-
     async def save(self, standing: MemberStanding, union_id: str | None) -> None:
         await self.save_many([(standing, union_id)])
 

@@ -17,7 +17,7 @@ from services.notifications.handlers import follows as notifications_follows
 from services.notifications.live_rules import LiveRules
 from services.notifications.main import RULES
 from services.training.handlers import membership_handlers as training_handlers
-from shared.consumer import Batched, Handler, Run
+from shared.consumer import Batched, Handler, Run, Statement
 from shared.db import connect
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
@@ -103,6 +103,65 @@ async def test_a_poison_join_in_a_run_is_dead_lettered_and_the_others_applied(
     assert headers["dlq_reason"] == b"handler_failed"
     assert b"cannot apply this member" in headers["dlq_error"]
     assert (await service.pool.fetchval("SELECT count(*) FROM inbox")) == 5
+
+
+def noted(run: Run) -> list[list[str]]:
+    return [
+        [envelope.id for _, envelope in run],
+        [data.member_id for data, _ in run],  # type: ignore[attr-defined]
+        [data.name for data, _ in run],  # type: ignore[attr-defined]
+    ]
+
+
+# Notes the run's fresh events in one statement; a member named "cursed" fails it (a division
+# by zero its six letters make at run time: a constant 1 / 0 would fail every statement).
+NOTED = Statement(
+    "INSERT INTO notes (member_id, name)"
+    " SELECT m, CASE WHEN n = 'cursed' THEN (1 / (length(n) - 6))::text ELSE n END"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) AS x(e, m, n)"
+    " WHERE e IN (SELECT event_id FROM fresh)",
+    noted,
+)
+
+
+async def never(conn: asyncpg.Connection, events: Run) -> None:
+    raise AssertionError("a run declared as one statement was applied otherwise")
+
+
+async def test_a_batch_that_is_one_statement_applies_each_event_once(service: Probe) -> None:
+    envelopes = [Envelope.wrap(joined(f"m{i}", name=f"n{i}")) for i in range(6)]
+    await produce(service, envelopes)
+    async with Running(service) as running:
+        await service.pool.execute(  # m2 was applied before
+            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
+            running.group,
+            envelopes[2].id,
+            MemberJoined.type,
+        )
+        # The careful path would call ``never`` and dead-letter: the statement did it all.
+        running.consumer.handlers[MemberJoined.type] = Batched(never, NOTED)
+        await running.caught_up()
+        await produce(service, [Envelope.wrap(joined("alone"))])  # a batch of one, the same way
+        await eventually(lambda: asyncio.sleep(0, running.consumer.applied == 6))
+        assert running.consumer.dead_lettered == 0
+    assert [r["member_id"] for r in await service.notes()] == [
+        *(f"m{i}" for i in (0, 1, 3, 4, 5)),
+        "alone",
+    ]
+    assert (await service.pool.fetchval("SELECT count(*) FROM inbox")) == 7
+
+
+async def test_a_poison_event_in_a_one_statement_run_is_dead_lettered_alone(
+    service: Probe,
+) -> None:
+    await produce(service, [Envelope.wrap(joined(m, name=m)) for m in ("m0", "cursed", "m2")])
+    async with Running(service) as running:
+        running.consumer.handlers[MemberJoined.type] = Batched.of(NOTED)
+        await eventually(lambda: asyncio.sleep(0, running.consumer.dead_lettered == 1))
+    assert [r["member_id"] for r in await service.notes()] == ["m0", "m2"]
+    [letter] = await read_all(service.bootstrap, service.dlq, expected=1)
+    assert dict(letter.headers)["dlq_reason"] == b"handler_failed"
+    assert (await service.pool.fetchval("SELECT count(*) FROM inbox")) == 3
 
 
 # ---------------------------------------------------------------- each service's batch handler
