@@ -71,11 +71,14 @@ class Statement:
     ``sql`` is one INSERT, UPDATE or DELETE taking ``arguments(run)`` as ``$1``, ``$2``, ...
     (arrays, one element per event, in the run's order) that writes only the events whose id
     is in ``fresh``, a relation of ``event_id`` text: the consumer's inbox insert (the events not
-    applied before) on the fast path, every event of the run when called as a handler.
+    applied before) on the fast path, every event of the run when called as a handler. A run
+    longer than ``most`` takes the handler's own way instead (in a transaction): for arguments
+    that cost more to build than the round trips they save on a roster's runs.
     """
 
     sql: str
     arguments: Callable[[Run], Sequence[object]]
+    most: int | None = None
 
     def composed(self, fresh: str, run: Run, *fresh_arguments: object) -> tuple[str, list[object]]:
         """The statement after ``WITH fresh AS (<fresh>)``, ``fresh``'s parameters numbered after
@@ -102,7 +105,8 @@ class Batched:
     each row is written once (Postgres cannot upsert a row twice in one statement) and what the
     handler reads is as the events before the run left it. It is a :data:`Handler` too (one event
     is a run of one), so it is registered like any other and the careful path calls it that way.
-    ``Batched.of(statement)`` declares a run's effect as one :class:`Statement`.
+    ``Batched.of(statement)`` declares a run's effect as one :class:`Statement`;
+    ``Batched(apply, statement)`` when runs longer than the statement's ``most`` go by ``apply``.
     """
 
     apply: BatchHandler
@@ -542,6 +546,8 @@ def _one_statement(readable: list[Fresh]) -> Statement | None:
     (each event once: its inbox row and its effect are written by the same statement)."""
     handler = readable[0][2]
     if not isinstance(handler, Batched) or handler.statement is None:
+        return None
+    if handler.statement.most is not None and len(readable) > handler.statement.most:
         return None
     runs = _runs(readable)
     if len(next(runs)) != len(readable) or len({e.id for e, *_ in readable}) != len(readable):
