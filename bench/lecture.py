@@ -219,6 +219,13 @@ async def notified(running: Running, expected: int) -> tuple[float | None, int]:
     return (time.perf_counter() - started if behind is not None else None), certificates
 
 
+def per_process(cpu: dict[str, float], events: int) -> str:
+    """Each process group's share, in ms per event: where an enrolment's CPU goes (the API's
+    children, the worker, the groups following training's events, the Postgres backends)."""
+    shares = sorted(cpu.items(), key=lambda item: -item[1])
+    return ", ".join(f"{g} {s / max(events, 1) * 1000:.2f}" for g, s in shares if s > 0)
+
+
 async def run(**params: Any) -> Outcome:
     outcome = Outcome("lecture")
     workers = params["api_workers"]
@@ -273,6 +280,7 @@ async def run(**params: Any) -> Outcome:
             "platform CPU per enrolment (services + their Postgres backends)",
             platform_cpu(cpu_enrol) / max(count, 1) * 1000,
             "ms",
+            note=per_process(cpu_enrol, count),
         ),
         Figure(
             "watched-minutes export applied",
@@ -286,6 +294,7 @@ async def run(**params: Any) -> Outcome:
             "platform CPU per viewing report (services + their Postgres backends)",
             platform_cpu(cpu_view) / max(export.lines, 1) * 1000,
             "ms",
+            note=per_process(cpu_view, export.lines),
         ),
         Figure(
             "completion events reached notifications, after the export",

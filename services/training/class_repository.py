@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -47,6 +47,15 @@ from shared.errors import NotFound
 ACTIVE_STATUSES = sorted(status.value for status in ACTIVE)
 Track = Callable[[TrainingClass], TrainingClass]
 ClassState = tuple[int | None, bool, int | None, int | None]
+
+
+class NewEnrolment(NamedTuple):
+    """What a member's first enrolment in a class without seat limit is decided on."""
+
+    tc: TrainingClass
+    member: MemberView | None
+    place: int  # in line (``enrolment_places``)
+    member_version: int | None  # the member row's ``xmin`` when read; None if unknown
 
 
 class Classes:
@@ -134,16 +143,13 @@ class Classes:
             return await self.lock(class_id)  # expiring an offer serves the waitlist
         return tc
 
-    async def for_new_enrolment(
-        self, class_id: str, member_id: str
-    ) -> tuple[TrainingClass, MemberView | None, int] | None:
+    async def for_new_enrolment(self, class_id: str, member_id: str) -> NewEnrolment | None:
         """A class without seat limit and the member, read in one statement, for a member's
-        first enrolment in it: (the class with no enrolment loaded, the member or None, their
-        place in line). None for a class with seats, or one the member enrolled in before: they
-        take ``for_enrolment``.
+        first enrolment in it. None for a class with seats, or one the member enrolled in
+        before: they take ``for_enrolment``.
 
-        The class's row is not locked: ``add_enrolment`` checks it still has no seat limit as it
-        writes. The member's row is (``FOR SHARE``), as in ``Members.get``.
+        Nothing is locked: the read runs outside a transaction (``in_one_statement``), so a lock
+        would end with it. ``adding_enrolment`` checks again, as it writes, what the read found.
         """
         row = await self.conn.fetchrow(_FOR_NEW_ENROLMENT, class_id, member_id)
         if row is None:
@@ -167,25 +173,24 @@ class Classes:
         if row["m_member_id"] is not None:
             member = member_of({k[2:]: v for k, v in row.items() if k.startswith("m_")})
         self._remember(tc, row)
-        return self.track(tc), member, row["place"]
+        return NewEnrolment(self.track(tc), member, row["place"], row["member_version"])
 
-    async def add_enrolment(self, tc: TrainingClass, enrolment: Enrolment) -> bool:
-        """Write a new enrolment of a class read by ``for_new_enrolment``, if the class still
-        has no seat limit; False (nothing written) if staff gave it one meanwhile.
+    def adding_enrolment(
+        self, enrolment: Enrolment, member_version: int | None
+    ) -> tuple[str, *tuple[Any, ...]]:
+        """The statement writing a new enrolment of a class read by ``for_new_enrolment``, for
+        :meth:`UnitOfWork.commit_with`: it writes nothing (and returns nothing) unless the class
+        still has no seat limit and the member's row is the version read (``xmin``), so the
+        enrolment is decided on what is true as it is written.
 
-        ``FOR KEY SHARE`` is the lock the enrolment's foreign key takes on the class's row anyway;
-        taken here, it also re-reads the row should a capacity change hold it, so the enrolment
-        is written uncounted only while the class has no seats to count.
+        ``FOR KEY SHARE`` is the lock the enrolment's foreign key takes on the class's row
+        anyway; taken here, it also re-reads the row should a capacity change hold it. ``FOR
+        SHARE`` on the member keeps a MemberLeft being applied (which updates that row, then
+        looks for enrolments to cancel) from slipping in before this enrolment is committed.
+        Should the two lock each other's rows in turn, the deadlock's victim runs again
+        (``retry_on_deadlock``).
         """
-        written = await self.conn.fetchval(
-            f"WITH written AS ({INSERT_ENROLMENTS} WHERE EXISTS (SELECT 1 FROM classes c"
-            " WHERE c.class_id = r.class_id AND c.capacity IS NULL FOR KEY SHARE)"
-            " RETURNING 1) SELECT count(*) FROM written",
-            *columns([enrolment_row(enrolment)]),
-        )
-        if written:
-            self._rows[enrolment.enrolment_id] = enrolment_row(enrolment)
-        return bool(written)
+        return _ADD_NEW_ENROLMENT, *enrolment_row(enrolment), member_version
 
     async def next_place(self) -> int:
         """A place in line after every place handed out before (``enrolment_places``)."""
@@ -348,7 +353,7 @@ class Classes:
         return [r["class_id"] for r in rows]
 
 
-# The class, its course and sessions, the member (locked: see ``Members.get``), whether they
+# The class, its course and sessions, the member and the version of its row, whether they
 # enrolled before, and a place in line: a first enrolment's every read in one round trip.
 _FOR_NEW_ENROLMENT = """
 SELECT c.*, co.title, co.kind, co.provider, co.description, co.audience_kind,
@@ -356,7 +361,7 @@ SELECT c.*, co.title, co.kind, co.provider, co.description, co.audience_kind,
        s.session_ids, s.starts, s.ends, s.venues, s.links, s.reminded,
        m.member_id AS m_member_id, m.name AS m_name, m.status AS m_status,
        m.union_id AS m_union_id, m.union_path AS m_union_path, m.categories AS m_categories,
-       m.is_cadre AS m_is_cadre,
+       m.is_cadre AS m_is_cadre, m.xmin AS member_version,
        EXISTS (SELECT 1 FROM enrolments e WHERE e.class_id = $1 AND e.member_id = $2)
            AS enrolled_before,
        nextval('enrolment_places')::int AS place
@@ -367,9 +372,23 @@ CROSS JOIN LATERAL (
            array_agg(online_link) AS links, array_agg(reminded_at) AS reminded
     FROM sessions WHERE class_id = c.class_id
 ) s
-LEFT JOIN LATERAL (SELECT * FROM members WHERE member_id = $2 FOR SHARE) m ON true
+LEFT JOIN members m ON m.member_id = $2
 WHERE c.class_id = $1
 """
+
+
+# One row, its values as parameters: the guards are two primary-key lookups the planner cannot
+# turn into a scan of the members (as it may for rows coming from ``unnest``).
+_ADD_NEW_ENROLMENT = (
+    "INSERT INTO enrolments (enrolment_id, class_id, member_id, member_name, union_id,"
+    " union_path, status, sequence, enrolled_at, offer_expires_at, cancel_reason, cancelled_by,"
+    " watched_minutes, score, completed_on) SELECT $1::text, $2::text, $3::text, $4::text,"
+    " $5::text, $6::text[], $7::text, $8::int, $9::timestamptz, $10::timestamptz, $11::text,"
+    " $12::text, $13::int, $14::numeric, $15::date"
+    " WHERE EXISTS (SELECT FROM members m WHERE m.member_id = $3 AND m.xmin = $16::xid FOR SHARE)"
+    " AND EXISTS (SELECT FROM classes c WHERE c.class_id = $2 AND c.capacity IS NULL"
+    " FOR KEY SHARE) RETURNING true"
+)
 
 
 def _class_of(row: asyncpg.Record, sessions: list[Session], roster: Roster) -> TrainingClass:

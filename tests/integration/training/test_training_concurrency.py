@@ -100,17 +100,15 @@ async def test_an_enrolment_read_before_staff_set_seats_is_counted_under_them(
     enrolment is not written uncounted; enrolling again counts it."""
     class_id = (await training.klass(capacity=None))["class_id"]
     first, second = await training.members(2)
-    new_uow = training.app.state.unit_of_work
-    uow = new_uow()
-    async with uow:
+    uow = training.app.state.unit_of_work()
+    async with uow.in_one_statement():
         found = await uow.classes.for_new_enrolment(class_id, first)
-        assert found is not None
-        tc, member, place = found
-        assert member is not None
-        enrolment = tc.enrol(member, uow.clock.now(), place=place)
+        assert found is not None and found.member is not None
+        enrolment = found.tc.enrol(found.member, uow.clock.now(), place=found.place)
         capacity = f"/classes/{class_id}/capacity"
         assert (await training.staff.put(capacity, json={"capacity": 1})).status_code == 200
-        assert not await uow.classes.add_enrolment(tc, enrolment)
+        adding = uow.classes.adding_enrolment(enrolment, found.member_version)
+        assert await uow.commit_with(*adding) is None
 
     answers = [await training.enrol(class_id, m) for m in (first, second)]
 
@@ -133,3 +131,33 @@ async def test_lecture_enrolments_at_once_each_get_one_enrolment(training: Train
     assert {a.json()["member_id"] for a in answers if a.status_code == 201} == set(members)
     stored = await training.statuses(class_id)
     assert Counter(stored.values()) == {"confirmed": 300}
+
+
+async def test_a_lecture_enrolment_waits_for_a_departure_being_applied_then_is_refused(
+    training: Training,
+) -> None:
+    """The consumer applying MemberLeft holds the member's row (updated, not yet committed) while
+    an enrolment read before it is written: the write waits for it, sees a member changed since
+    the read and writes nothing, no event either; enrolling again is refused as ``member_left``."""
+    class_id = (await training.klass(capacity=None))["class_id"]
+    [member] = await training.members(1)
+    uow = training.app.state.unit_of_work()
+    async with uow.in_one_statement():
+        found = await uow.classes.for_new_enrolment(class_id, member)
+        assert found is not None and found.member is not None
+        enrolment = found.tc.enrol(found.member, uow.clock.now(), place=found.place)
+        adding = uow.classes.adding_enrolment(enrolment, found.member_version)
+        async with training.pool.acquire() as consumer, consumer.transaction():
+            await consumer.execute(
+                "UPDATE members SET status = 'left' WHERE member_id = $1", member
+            )
+            writing = asyncio.create_task(uow.commit_with(*adding))
+            await eventually(lambda: _waiting_for_a_lock(training))
+        assert await writing is None
+
+    answer = await training.enrol(class_id, member)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["code"] == "member_left"
+    assert await training.statuses(class_id) == {}
+    assert [kind for kind, _ in await training.events(class_id)] == ["class.scheduled"]
