@@ -167,7 +167,7 @@ async def report_viewing_batch(
     _: Caller = Depends(require_scope(VIEWING)),
 ) -> ViewingBatchOutcome:
     """The streaming side's export after a lecture: up to 300,000 viewers' minutes in one body
-    (at most 24 MiB), applied in transactions of 10,000 lines in order. Send `reports` (one object a
+    (at most 24 MiB), applied in transactions of 2,000 lines in order. Send `reports` (one object a
     line) or, about half the size, three columns of one length: `report_ids`, `member_ids` and
     `minutes` (300,000 viewers with 20-character report ids: about 12 MB). Each line is
     idempotent by its `report_id` as a single report is: a batch sent again counts nothing twice
