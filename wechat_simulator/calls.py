@@ -124,10 +124,9 @@ class WeChatCalls:
                 TEMPLATE_SEND_PATH, "template", access_token, body, _template_consent
             )
             client_msg_id = send.payload.get("client_msg_id")
-            key: tuple[str, str] | None = None
+            openid = send.user.openid
             if isinstance(client_msg_id, str) and client_msg_id:
-                key = (send.user.openid, client_msg_id)
-                first = state.client_msg_ids.sent(key, send.now)
+                first = state.client_msg_ids.sent(openid, client_msg_id, send.now)
                 if first is not None:
                     # Same openid + client_msg_id: WeChat sends once and answers the first msgid.
                     state.stats.duplicates_suppressed += 1
@@ -136,14 +135,12 @@ class WeChatCalls:
                 client_msg_id = None
             status = self._delivery_status(send.user)
             msgid = self._accept(send, "template", body, client_msg_id, traceparent, status)
-            if key is not None:
+            if client_msg_id is not None:
                 expires = send.now + state.config.client_msg_id_ttl_seconds
-                state.client_msg_ids.remember(key, msgid, expires)
+                state.client_msg_ids.remember(openid, client_msg_id, msgid, expires)
             state.stats.template_sends_accepted += 1
             state.stats.delivery_status[status] += 1
-            event = CallbackEvent(
-                TEMPLATE_SEND_JOB_FINISH, send.user.openid, int(send.now), msgid, status
-            )
+            event = CallbackEvent(TEMPLATE_SEND_JOB_FINISH, openid, int(send.now), msgid, status)
             state.emit(event)
             return {**OK, "msgid": msgid}
         except WeChatError as exc:
@@ -224,6 +221,7 @@ class WeChatCalls:
         """Count the send against its quota and log it; its msgid."""
         state = self.state
         send.window.take()
+        state.stats.sent_at(send.now)
         msgid = state.messages.next_msgid()
         record = MessageRecord(
             msgid,

@@ -4,7 +4,8 @@ statuses, and WeChat's ``client_msg_id`` dedup of template sends. Pure, no I/O."
 from __future__ import annotations
 
 import bisect
-from collections import deque
+import hashlib
+from array import array
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,45 +53,74 @@ class MessageRecord:
         }
 
 
-DedupKey = tuple[str, str]  # (openid, client_msg_id)
-
-
 class ClientMsgIds:
     """Same openid + client_msg_id within the window: WeChat sends once and answers the first
-    msgid again. Entries past the window are dropped as new sends come in."""
+    msgid again. Entries past the window are dropped as new sends come in.
+
+    A broadcast to 300,000 members keeps 300,000 entries for the whole window, so each is held
+    in about 100 bytes: a 16-byte digest of the pair in a set, and the same digest, its msgid and
+    its expiry in flat lists alongside, in the order sent (a tuple per entry and a dict of them
+    cost 350). A repeated pair, which is rare, finds its msgid by a scan of the digests.
+    """
 
     def __init__(self) -> None:
-        self._msgids: dict[DedupKey, tuple[int, float]] = {}
-        self._expiry: deque[tuple[float, DedupKey]] = deque()
+        self._live: set[bytes] = set()
+        # In msgid order from ``_head`` on (what is before it is past its window); a digest is
+        # None where the pair was sent again after its entry's own window.
+        self._keys: list[bytes | None] = []
+        self._msgids = array("q")
+        self._expiry = array("d")
+        self._head = 0
 
     def __len__(self) -> int:
-        return len(self._msgids)
+        return len(self._live)
 
-    def sent(self, key: DedupKey, now: float) -> int | None:
-        """The msgid of the send ``key`` already made within the window, if any."""
-        expiry = self._expiry
-        while expiry and expiry[0][0] <= now:
-            _, old = expiry.popleft()
-            entry = self._msgids.get(old)
-            if entry is not None and entry[1] <= now:
-                del self._msgids[old]
-        entry = self._msgids.get(key)
-        if entry is not None and entry[1] > now:
-            return entry[0]
+    def sent(self, openid: str, client_msg_id: str, now: float) -> int | None:
+        """The msgid of the send this pair already made within the window, if any."""
+        self._prune(now)
+        key = _dedup_key(openid, client_msg_id)
+        if key not in self._live:
+            return None
+        at = self._keys.index(key, self._head)
+        if self._expiry[at] > now:
+            return self._msgids[at]
+        # Its own window is over though an earlier entry's is not (the window was shortened
+        # meanwhile): the pair counts as new, and this entry no longer stands for it.
+        self._keys[at] = None
+        self._live.discard(key)
         return None
 
-    def remember(self, key: DedupKey, msgid: int, expires: float) -> None:
-        self._msgids[key] = (msgid, expires)
-        self._expiry.append((expires, key))
+    def remember(self, openid: str, client_msg_id: str, msgid: int, expires: float) -> None:
+        key = _dedup_key(openid, client_msg_id)
+        self._live.add(key)
+        self._keys.append(key)
+        self._msgids.append(msgid)
+        self._expiry.append(expires)
+
+    def _prune(self, now: float) -> None:
+        head, keys, expiry = self._head, self._keys, self._expiry
+        while head < len(keys) and expiry[head] <= now:
+            key = keys[head]
+            if key is not None:
+                self._live.discard(key)
+            head += 1
+        if head > 1024 and head * 2 > len(keys):  # compact now and then, not on every send
+            del keys[:head], self._msgids[:head], expiry[:head]
+            head = 0
+        self._head = head
+
+
+def _dedup_key(openid: str, client_msg_id: str) -> bytes:
+    pair = f"{openid}\x1f{client_msg_id}".encode()
+    return hashlib.blake2b(pair, digest_size=16).digest()
 
 
 class MessageLog:
-    """Sent messages in msgid order, also by openid; past ``max_messages`` the oldest tenth is
-    dropped (the stats keep exact counts)."""
+    """The most recent sent messages, whole, in msgid order; past ``max_messages`` the oldest
+    tenth is dropped (the stats keep exact counts, and the first and last send's time)."""
 
     def __init__(self) -> None:
         self._messages: list[MessageRecord] = []
-        self._by_openid: dict[str, list[MessageRecord]] = {}
         self._next_msgid = FIRST_MSGID
 
     def next_msgid(self) -> int:
@@ -101,17 +131,8 @@ class MessageLog:
     def add(self, record: MessageRecord, max_messages: int) -> None:
         messages = self._messages
         messages.append(record)
-        by_openid = self._by_openid.get(record.openid)
-        if by_openid is None:
-            self._by_openid[record.openid] = [record]
-        else:
-            by_openid.append(record)
         if len(messages) > max_messages:
-            drop = max(1, len(messages) // 10)
-            del messages[:drop]
-            self._by_openid = {}
-            for kept in messages:
-                self._by_openid.setdefault(kept.openid, []).append(kept)
+            del messages[: max(1, len(messages) // 10)]
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -136,7 +157,9 @@ class MessageLog:
     ) -> Json:
         """Messages in msgid order, filtered; ``total`` counts all that match the filters
         (ignoring since_id), ``next_since_id`` continues the listing."""
-        source = self._by_openid.get(openid, []) if openid is not None else self._messages
+        source = self._messages
+        if openid is not None:  # a scan: the log is bounded, and an index per openid cost more
+            source = [m for m in source if m.openid == openid]
 
         def matches(m: MessageRecord) -> bool:
             return (

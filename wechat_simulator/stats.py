@@ -20,6 +20,15 @@ class Stats:
     rejected_by_path: dict[str, Counter[int]] = field(default_factory=dict)
     delivery_status: Counter[str] = field(default_factory=Counter)
     events_emitted: int = 0
+    # When the first and the last accepted send arrived: the pace of a run longer than the
+    # message log keeps.
+    first_send_at: float | None = None
+    last_send_at: float | None = None
+
+    def sent_at(self, now: float) -> None:
+        if self.first_send_at is None:
+            self.first_send_at = now
+        self.last_send_at = now
 
     def reject(self, path: str, errcode: int) -> None:
         self.rejected[errcode] += 1
@@ -45,4 +54,6 @@ class Stats:
             "stable_token_force_refreshes": self.stable_token_force_refreshes,
             "delivery_status": dict(self.delivery_status),
             "events_emitted": self.events_emitted,
+            "first_send_at": self.first_send_at,
+            "last_send_at": self.last_send_at,
         }

@@ -184,3 +184,27 @@ def test_event_xml_and_signature() -> None:
     }
     expected = hashlib.sha1(b"".join(sorted([b"tok", b"123", b"456"]))).hexdigest()
     assert sign("tok", "123", "456") == expected
+
+
+def test_first_and_last_send_times_outlive_the_message_log() -> None:
+    state, clock, _ = make_state(max_messages=10)
+    access = token(state)
+    started = clock.now()
+    for _ in range(25):
+        assert send(state, access)["errcode"] == 0
+        clock.advance(1)
+    stats = state.stats.to_json()
+    assert state.messages.get(1_000_000_001) is None  # dropped from the log
+    assert (stats["first_send_at"], stats["last_send_at"]) == (started, started + 24)
+
+
+def test_a_shortened_window_lets_later_pairs_expire_by_their_own_time() -> None:
+    state, clock, _ = make_state()
+    access = token(state)
+    first = send(state, access, client_msg_id="x")["msgid"]
+    state.update_config({"client_msg_id_ttl_seconds": 10})
+    second = send(state, access, client_msg_id="y")["msgid"]
+    clock.advance(11)
+    assert send(state, access, client_msg_id="x")["msgid"] == first  # its 600 s still run
+    assert send(state, access, client_msg_id="y")["msgid"] == second + 1
+    assert send(state, access, touser="o_b", client_msg_id="x")["msgid"] == second + 2
