@@ -6,6 +6,8 @@ the business transaction: both commit or neither does. :class:`Relay` publishes 
 idempotent producer, and marks rows published only after the broker acknowledged every one.
 Only the replica holding a Postgres advisory lock relays, so order holds with several replicas.
 A crash between the broker's ack and the mark republishes the batch: consumers' inboxes absorb it.
+The leading relay marks a batch with its next read, in one statement (or after a quiet poll, or
+at stop): at online rates each event is a batch, and the mark was a round trip of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import os
 import struct
 import time
 from collections.abc import Sequence
-from contextlib import suppress
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -188,6 +189,23 @@ def murmur2(key: bytes) -> int:
     return h ^ (h >> 15)
 
 
+_READ = (
+    "SELECT id, topic, key, type, headers, payload FROM outbox"
+    " WHERE published_at IS NULL{} ORDER BY id LIMIT $1"
+)
+
+
+def _these(ids: list[int], first: int) -> tuple[str, list[object]]:
+    """The condition that holds for exactly these rows (ascending ids), its parameters numbered
+    from ``first``. Never a bare range over ids that were not fetched: a transaction that took
+    an id inside it may commit after the fetch, and its row would be marked unsent. When the
+    batch is every id from first to last (the usual case) the range is the same rows and one
+    index scan, not a lookup per id."""
+    if ids[-1] - ids[0] + 1 == len(ids):
+        return f"id BETWEEN ${first} AND ${first + 1}", [ids[0], ids[-1]]
+    return f"id = ANY(${first})", [ids]
+
+
 class Relay:
     def __init__(
         self,
@@ -207,6 +225,7 @@ class Relay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.published = 0
+        self._unmarked: list[int] = []  # published, acked, to be marked with the next read
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         # One lock key per schema: replicas of one service contend, different services don't.
@@ -240,10 +259,11 @@ class Relay:
             await conn.close()
 
     async def _relay(self, conn: asyncpg.Connection) -> None:
+        self._unmarked = []  # a new connection: what a lost one left unmarked goes out again
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                sent = await self.publish_batch(conn)
+                sent = await self.publish_batch(conn, mark_later=True)
             except (asyncpg.PostgresError, asyncpg.InterfaceError):
                 raise  # reconnect (run() does, within poll_seconds)
             except Exception as exc:  # the broker is down or refused: keep rows, retry later
@@ -256,15 +276,22 @@ class Relay:
                 await self._sleep(self.poll_seconds)
             if sent < self.batch_size:
                 # Woken by NOTIFY at commit; the poll is the fallback when a notification is lost.
-                with suppress(TimeoutError):
+                # Quiet (no wake): the last batch is marked now rather than with the next read.
+                try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    await self._mark_unmarked(conn)
+        await self._mark_unmarked(conn)
 
-    async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, type, headers, payload FROM outbox"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            self.batch_size,
-        )
+    async def _mark_unmarked(self, conn: asyncpg.Connection) -> None:
+        if self._unmarked:
+            await self.mark_published(conn, self._unmarked)
+            self._unmarked = []
+
+    async def publish_batch(self, conn: asyncpg.Connection, *, mark_later: bool = False) -> int:
+        """Publish the oldest unpublished rows and mark them; with ``mark_later`` (the leading
+        relay) they are marked by the next call's read instead, in the same statement."""
+        rows = await self._read(conn)
         if not rows:
             return 0
         # Rows go into record batches per partition, built here: the producer's per-message
@@ -306,7 +333,10 @@ class Relay:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]  # all settled first: nothing of this batch is still in flight
-        await self.mark_published(conn, [r["id"] for r in rows])
+        if mark_later:
+            self._unmarked = [r["id"] for r in rows]
+        else:
+            await self.mark_published(conn, [r["id"] for r in rows])
         self.published += len(rows)
         for event_type, count in collections.Counter(r["type"] for r in rows).items():
             self._published_counter(event_type).inc(count)
@@ -332,19 +362,25 @@ class Relay:
             for batch in chain:
                 await (await self.producer.send_batch(batch, topic, partition=partition))
 
+    async def _read(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """The oldest unpublished rows; the last batch's, still unmarked, are marked by the same
+        statement (and left out of the read, whose snapshot is from before the mark)."""
+        if not self._unmarked:
+            return await conn.fetch(_READ.format(""), self.batch_size)
+        which, args = _these(self._unmarked, first=2)
+        rows = await conn.fetch(
+            f"WITH marked AS (UPDATE outbox SET published_at = now() WHERE {which})"
+            + _READ.format(f" AND NOT ({which})"),
+            self.batch_size,
+            *args,
+        )
+        self._unmarked = []
+        return rows
+
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        """Mark exactly these rows (ascending ids). Never a bare range over ids that were not
-        fetched: a transaction that took an id inside it may commit after the fetch, and its
-        row would be marked unsent. When the batch is every id from first to last (the usual
-        case) the range is the same rows and one index scan, not a lookup per id."""
-        if ids[-1] - ids[0] + 1 == len(ids):
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id BETWEEN $1 AND $2",
-                ids[0],
-                ids[-1],
-            )
-        else:
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", ids)
+        """Mark exactly these rows (ascending ids)."""
+        which, args = _these(ids, first=1)
+        await conn.execute(f"UPDATE outbox SET published_at = now() WHERE {which}", *args)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True when stopping."""

@@ -72,3 +72,35 @@ async def test_a_row_committed_after_the_read_is_not_marked_with_the_batch(
         await relay_conn.close()
         await producer.stop()
         await pool.close()
+
+
+async def test_the_leading_relay_marks_a_batch_with_its_next_read(
+    database: ScratchDatabase, servers, namespace: str, schema: str
+) -> None:
+    topic = f"{namespace}marking.events"
+    await ensure_topics(servers.kafka_bootstrap, {topic: 3})
+    pool = await create_pool(database.admin_dsn, schema)
+    producer = idempotent_producer(servers.kafka_bootstrap)
+    await producer.start()
+    relay_conn = await connect(database.admin_dsn, schema)
+    relay = Relay(database.admin_dsn, schema, producer)
+
+    async def unsent() -> list[str]:
+        rows = await pool.fetch("SELECT key FROM outbox WHERE published_at IS NULL ORDER BY id")
+        return [r["key"] for r in rows]
+
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.record(conn, topic, [left("m-1"), left("m-2")])
+        assert await relay.publish_batch(relay_conn, mark_later=True) == 2
+        assert await unsent() == ["m-1", "m-2"]  # sent, and marked with the next read
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.record(conn, topic, [left("m-3")])
+        assert await relay.publish_batch(relay_conn, mark_later=True) == 1  # m-3 alone
+        assert await unsent() == ["m-3"]
+        assert await relay.publish_batch(relay_conn, mark_later=True) == 0
+        assert await unsent() == []
+    finally:
+        await relay_conn.close()
+        await producer.stop()
+        await pool.close()
