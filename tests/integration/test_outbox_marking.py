@@ -59,7 +59,7 @@ async def test_a_row_committed_after_the_read_is_not_marked_with_the_batch(
                 await late_tx.commit()  # between the relay's read and its mark
                 await super().mark_published(conn, ids)
 
-        relay = CommitBeforeTheMark(database.admin_dsn, schema, producer)
+        relay: Relay = CommitBeforeTheMark(database.admin_dsn, schema, producer)
         assert await relay.publish_batch(relay_conn) == 3
         await pool.release(late)
         relay = Relay(database.admin_dsn, schema, producer)
