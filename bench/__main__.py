@@ -10,14 +10,20 @@ and the floor measured in the same run, then the peak RSS of every process each 
 started), results.json (the same and every step's row) and joins.png (latency against offered
 load, the platform and the bare endpoint). Each benchmark starts Kafka and Postgres if they are
 not running. Exits 1 when a benchmark could not run; targets not met are in the report.
+
+Each benchmark runs in a process of its own (``--apart``), which imports only that benchmark's
+code, so the load generator's peak RSS in its report (the kernel's high-water mark, VmHWM) is what
+that benchmark made it hold, never a peak carried over from an earlier one in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,12 +33,9 @@ from typing import Any
 
 import orjson
 
-from bench import broadcast, consumers, lecture, online_joins, profiling, roster_import
-from bench.common import servers
-from bench.machine import describe
-from bench.plot import latency_against_load
-from bench.results import Outcome, as_json, markdown
-from tests.support.servers import ROOT
+from bench import profiling
+from bench.processes import ROOT
+from bench.results import Outcome, as_json, markdown, outcome_from_json, outcome_json
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,21 @@ class Benchmark:
     quick: dict[str, Any]
 
 
+# name -> (module, its coroutine returning an Outcome); a module is imported only by the process
+# that needs it: importing them all (the services, matplotlib) was 160 MB before any work.
 BENCHMARKS = {
-    "consumers": Benchmark(consumers.run, consumers.FULL, consumers.QUICK),
-    "roster_import": Benchmark(roster_import.run, roster_import.FULL, roster_import.QUICK),
-    "online_joins": Benchmark(online_joins.run, online_joins.FULL, online_joins.QUICK),
-    "lecture": Benchmark(lecture.run, lecture.FULL, lecture.QUICK),
-    "broadcast": Benchmark(broadcast.run_outcome, broadcast.FULL, broadcast.QUICK),
+    "consumers": ("bench.consumers", "run"),
+    "roster_import": ("bench.roster_import", "run"),
+    "online_joins": ("bench.online_joins", "run"),
+    "lecture": ("bench.lecture", "run"),
+    "broadcast": ("bench.broadcast", "run_outcome"),
 }
+
+
+def benchmark(name: str) -> Benchmark:
+    module_name, function = BENCHMARKS[name]
+    module = importlib.import_module(module_name)
+    return Benchmark(getattr(module, function), module.FULL, module.QUICK)
 
 
 def settings(pairs: list[str]) -> dict[str, Any]:
@@ -66,7 +77,7 @@ def settings(pairs: list[str]) -> dict[str, Any]:
 
 
 def parameters(name: str, quick: bool, overrides: dict[str, Any]) -> dict[str, Any]:
-    bench = BENCHMARKS[name]
+    bench = benchmark(name)
     params = dict(bench.quick if quick else bench.full)
     params.update({k: v for k, v in overrides.items() if k in params})
     return params
@@ -75,7 +86,10 @@ def parameters(name: str, quick: bool, overrides: dict[str, Any]) -> dict[str, A
 async def run_all(
     names: list[str], quick: bool, overrides: dict[str, Any], out: Path, profile: bool = False
 ) -> int:
-    known = {k for n in names for k in BENCHMARKS[n].full}
+    from bench.common import servers
+    from bench.machine import describe
+
+    known = {k for n in names for k in benchmark(n).full}
     if unknown := set(overrides) - known:
         raise SystemExit(f"--set: no benchmark chosen takes {', '.join(sorted(unknown))}")
     machine = await describe(servers().pg_admin_dsn)
@@ -86,11 +100,7 @@ async def run_all(
         print(f"[bench] === {name} {params}", flush=True)
         if profile:
             os.environ[profiling.ENVIRONMENT] = str(out / "profiles" / name)
-        try:
-            outcome = await BENCHMARKS[name].run(**params)
-        except Exception as error:  # one benchmark that cannot run must not lose the others
-            traceback.print_exc()
-            outcome = Outcome(name, error=f"{type(error).__name__}: {error}")
+        outcome = await run_apart(name, params)
         outcome.notes.insert(0, f"parameters: {params}")
         outcomes.append(outcome)
         for process, peak in sorted(outcome.peak_rss_mb.items()):
@@ -103,6 +113,29 @@ async def run_all(
     return 1 if any(o.error for o in outcomes) else 0
 
 
+async def run_apart(name: str, params: dict[str, Any]) -> Outcome:
+    """The benchmark run by ``python -m bench --apart`` in a process of its own: its outcome,
+    or an error if that process ended without one."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        answer = Path(scratch) / "outcome.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench", "--apart", name, orjson.dumps(params).decode(),
+            str(answer), cwd=ROOT,
+        )  # fmt: skip
+        code = await process.wait()
+        if not answer.exists():
+            return Outcome(name, error=f"its process exited with {code} before reporting")
+        return outcome_from_json(orjson.loads(answer.read_bytes()))
+
+
+async def run_one(name: str, params: dict[str, Any]) -> Outcome:
+    try:
+        return await benchmark(name).run(**params)
+    except Exception as error:  # one benchmark that cannot run must not lose the others
+        traceback.print_exc()
+        return Outcome(name, error=f"{type(error).__name__}: {error}")
+
+
 def write(out: Path, machine: dict[str, str], outcomes: list[Outcome]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown(title(out), machine, outcomes), encoding="utf-8")
@@ -111,10 +144,13 @@ def write(out: Path, machine: dict[str, str], outcomes: list[Outcome]) -> None:
     )
     for outcome in outcomes:
         if outcome.benchmark == "online_joins" and outcome.series:
+            from bench.online_joins import P99_BUDGET_MS
+            from bench.plot import latency_against_load  # matplotlib: 50 MB, only for the plot
+
             latency_against_load(
                 out / "joins.png",
                 outcome.series,
-                online_joins.P99_BUDGET_MS,
+                P99_BUDGET_MS,
                 "Online joins: latency against offered load",
             )
 
@@ -124,6 +160,12 @@ def title(out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--apart"]:  # the process run_apart starts: name, parameters, answer
+        name, params, answer = arguments[1:]
+        outcome = asyncio.run(run_one(name, orjson.loads(params)))
+        Path(answer).write_bytes(orjson.dumps(outcome_json(outcome)))
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", choices=["all", *BENCHMARKS], metavar="benchmark")
     parser.add_argument("--quick", action="store_true", help="small scale: a smoke run")
@@ -132,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", action="store_true", help="py-spy every platform process: <out>/profiles/"
     )
     parser.add_argument("--out", type=Path, help="directory (default var/bench/<UTC time>)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     names = list(BENCHMARKS) if "all" in args.names else list(dict.fromkeys(args.names))
     out = args.out or ROOT / "var/bench" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     sys.exit(asyncio.run(run_all(names, args.quick, settings(args.set), out, args.profile)))

@@ -4,34 +4,35 @@
 On a scratch database and a topic namespace of its own, writes N ``MemberJoined`` events (real
 envelopes, keyed by member id, after the ``OrganisationEstablished`` events of the unions they join)
 straight to ``membership.events``, then starts each service as its ``main.py`` wires it (relay off),
-one at a time, and waits until its group has committed every offset. Per group it prints events/s,
-CPU seconds per 1,000 events in this process and in the Postgres backends serving the scratch
-database, and the time to catch up from start (which includes joining the group).
+one at a time, each in a process of its own (``--follow``, which imports that service alone), and
+waits until its group has committed every offset. Per group it prints events/s, CPU seconds per
+1,000 events in that process and in the Postgres backends serving the scratch database, and the
+time to catch up from start (which includes joining the group); the report lists the peak RSS of
+each group's process and of the benchmark's own, which only produces.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import chain, islice
 from typing import Any
 
+import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from fastapi import FastAPI
 
 from bench.common import namespace, servers
-from bench.processes import Watch
+from bench.processes import ROOT, Watch, high_water_mb
 from bench.results import Figure, Outcome
-from services.membership import main as membership
-from services.mutual_aid import main as mutual_aid
-from services.notifications import main as notifications
-from services.training import main as training
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, OrganisationEstablished
@@ -53,16 +54,16 @@ CATEGORY_MIX = [[], [], ["migrant_worker"], ["migrant_worker"], ["woman"], ["new
 @dataclass(frozen=True)
 class Group:
     service: str
-    settings: type[ServiceSettings]
-    build: Callable[[ServiceSettings], FastAPI]
+    main: str  # the module wiring it (Settings, build), imported only by the group's process
 
 
 GROUPS = [
-    Group("membership", membership.Settings, membership.build),  # its own webhook fan-out
-    Group("mutual_aid", mutual_aid.Settings, mutual_aid.build),
-    Group("notifications", notifications.Settings, notifications.build),
-    Group("training", training.Settings, training.build),
+    Group("membership", "services.membership.main"),  # its own webhook fan-out
+    Group("mutual_aid", "services.mutual_aid.main"),
+    Group("notifications", "services.notifications.main"),
+    Group("training", "services.training.main"),
 ]
+BY_SERVICE = {group.service: group for group in GROUPS}
 
 
 def organisation_events(unions: int) -> Iterator[EventData]:
@@ -113,7 +114,9 @@ async def produce(bootstrap: str, topic: str, events: int, unions: int) -> int:
     await producer.start()
     sent = 0
     try:
-        for chunk in _chunks([*organisation_events(unions), *joins(events, unions)], 5000):
+        # Built a chunk at a time as they are sent: 200,000 events built up front, with their
+        # envelopes, were over 300 MB of this process.
+        for chunk in _chunks(chain(organisation_events(unions), joins(events, unions)), 5000):
             futures = []
             for event in chunk:
                 envelope = Envelope.wrap(event)
@@ -134,9 +137,9 @@ async def produce(bootstrap: str, topic: str, events: int, unions: int) -> int:
     return sent
 
 
-def _chunks(items: list[EventData], size: int) -> Iterator[list[EventData]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: Iterator[EventData], size: int) -> Iterator[list[EventData]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
 
 
 def postgres_cpu(database: str) -> float:
@@ -149,9 +152,13 @@ def postgres_cpu(database: str) -> float:
 
 
 async def follow(
-    group: Group, db: ScratchDatabase, found: Servers, ns: str, topic: str, total: int
+    group: Group, db: ScratchDatabase, ns: str, topic: str, total: int
 ) -> dict[str, float]:
-    settings = settings_for(group.settings, db, found, ns, run_relay=False)
+    """In the group's own process: start the service, wait until its group has committed
+    ``total`` offsets; events/s, CPU per event (this process, Postgres), its peak RSS."""
+    wiring = importlib.import_module(group.main)
+    found = db.servers
+    settings = settings_for(wiring.Settings, db, found, ns, run_relay=False)
     await upgrade_async(settings.service, settings.database_url, settings.db_schema)
     watcher = AIOKafkaConsumer(
         bootstrap_servers=found.kafka_bootstrap, group_id=group_name(settings)
@@ -162,7 +169,7 @@ async def follow(
     async def committed() -> int:
         return sum([await watcher.committed(tp) or 0 for tp in partitions])
 
-    app = group.build(settings)
+    app = wiring.build(settings)
     cpu, db_cpu, started = time.process_time(), postgres_cpu(db.name), time.perf_counter()
     first: float | None = None
     try:
@@ -182,14 +189,36 @@ async def follow(
     print(
         f"[bench] {group.service:<14} {rate:>9,.0f} events/s"
         f"  cpu {cpu / total * 1000:6.3f} s/1000 events (postgres {db_cpu / total * 1000:6.3f})"
-        f"  caught up in {finished - started:7.1f} s"
+        f"  caught up in {finished - started:7.1f} s",
+        file=sys.stderr,
     )
     return {
         "events_per_second": rate,
         "cpu_us_per_event": cpu / total * 1e6,
         "postgres_us_per_event": db_cpu / total * 1e6,
         "caught_up_s": finished - started,
+        # Read by the process itself as it ends: the benchmark's samples may miss the last moments.
+        "peak_rss_mb": high_water_mb(os.getpid()),
     }
+
+
+async def follow_apart(
+    group: Group, db: ScratchDatabase, ns: str, topic: str, total: int, watch: Watch
+) -> dict[str, float]:
+    """:func:`follow` in a process of its own, watched as the group's; its answer is the last
+    line it prints."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.consumers", "--follow", group.service, db.name,
+        orjson.dumps(asdict(db.servers)).decode(), ns, topic, str(total),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    watch.add(group.service, process.pid)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{group.service}'s process exited with {process.returncode}")
+    hop: dict[str, float] = orjson.loads(out.splitlines()[-1])
+    watch.peak_mb[group.service] = max(watch.peak_mb.get(group.service, 0.0), hop["peak_rss_mb"])
+    return hop
 
 
 def group_name(settings: ServiceSettings) -> str:
@@ -214,7 +243,7 @@ async def run(events: int, unions: int, only: list[str] | None = None) -> Outcom
             print(f"[bench] {total:,} events produced in {time.perf_counter() - started:.1f} s")
             for group in GROUPS:
                 if not only or group.service in only:
-                    hop = await follow(group, db, found, ns, topic, total)
+                    hop = await follow_apart(group, db, ns, topic, total, watch)
                     outcome.add(
                         Figure(
                             f"{group.service} group: CPU per MemberJoined (its process)",
@@ -229,12 +258,18 @@ async def run(events: int, unions: int, only: list[str] | None = None) -> Outcom
         await delete_topics(found.kafka_bootstrap, ns)
         await drop_database(db)
     outcome.notes.append(
-        "consumers: each group runs alone inside the benchmark's process, one after the other"
+        "consumers: each group runs alone in a process of its own, one after the other"
     )
     return outcome
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--follow"]:  # the group's process follow_apart starts
+        service, database, found, ns, topic, total = sys.argv[2:]
+        db = ScratchDatabase(database, Servers(**orjson.loads(found)))
+        hop = asyncio.run(follow(BY_SERVICE[service], db, ns, topic, int(total)))
+        print(orjson.dumps(hop).decode())
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--unions", type=int, default=400)

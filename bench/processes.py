@@ -33,7 +33,7 @@ POSTGRES_SHARED = "postgres server (shared)"
 KAFKA = "kafka broker (shared)"
 
 
-def _high_water(pid: int) -> float:
+def high_water_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -101,7 +101,7 @@ class Watch:
                 cpu = _cpu(process)
             except psutil.Error:
                 continue
-            peak = max(rss, _high_water(process.pid), self.peak_mb.get(label, 0.0))
+            peak = max(rss, high_water_mb(process.pid), self.peak_mb.get(label, 0.0))
             self.peak_mb[label] = round(peak, 1)
             self._cpu_seen[process.pid] = (group, cpu)
 

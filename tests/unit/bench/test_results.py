@@ -9,7 +9,16 @@ import orjson
 
 from bench.load import Refused, Step, open_loop, percentile
 from bench.profiling import summarise
-from bench.results import Figure, Outcome, Target, as_json, markdown, number
+from bench.results import (
+    Figure,
+    Outcome,
+    Target,
+    as_json,
+    markdown,
+    number,
+    outcome_from_json,
+    outcome_json,
+)
 
 MACHINE = {"CPU": "Test CPU @ 2.0GHz", "cores": "2 logical"}
 
@@ -59,7 +68,14 @@ def test_each_figure_is_a_row_with_its_target_floor_and_verdict() -> None:
 def test_the_largest_process_is_held_to_the_memory_target() -> None:
     table = rows(markdown("run", MACHINE, [outcome()]), "online_joins")
     rss = next(row for row in table if row[1] == "largest process peak RSS")
-    assert rss[2:7] == ["160 MB", "≤ 150 MB", "", "**not met**", "membership child 7"]
+    assert rss[2:7] == ["190 MB", "≤ 150 MB", "", "**not met**", "load generator (bench)"]
+    lean = Outcome("online_joins", peak_rss_mb={"membership": 120.4, "load generator": 90.0})
+    rss = next(
+        r
+        for r in rows(markdown("run", MACHINE, [lean]), "online_joins")
+        if r[1].startswith("largest")
+    )
+    assert rss[2:7] == ["120 MB", "≤ 150 MB", "", "met", "membership"]
 
 
 def test_the_machine_and_every_process_peak_are_listed() -> None:
@@ -90,6 +106,16 @@ def test_json_carries_the_figures_verdicts_and_series() -> None:
     assert bench["figures"][3]["value"] is None
     assert bench["series"]["platform"][0]["p99_ms"] == 12.5
     assert data["machine"] == MACHINE
+
+
+def test_an_outcome_comes_back_whole_from_the_process_that_ran_it() -> None:
+    result = outcome()
+    result.series = {"platform": [{"offered": 50, "p99_ms": 12.5}]}
+    result.notes = ["parameters: {}"]
+    again = outcome_from_json(orjson.loads(orjson.dumps(outcome_json(result))))
+    assert again == result
+    failed = Outcome("lecture", error="RuntimeError: boom")
+    assert outcome_from_json(orjson.loads(orjson.dumps(outcome_json(failed)))) == failed
 
 
 def test_an_unmeasured_figure_never_meets_its_target() -> None:
