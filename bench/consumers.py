@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import chain, islice
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psutil
@@ -45,6 +45,7 @@ from tests.support.people import name
 from tests.support.servers import Servers
 from tests.support.service import settings_for
 
+T = TypeVar("T")
 CITY = "city"
 COUNTIES = [f"county-{n}" for n in range(8)]
 # The categories membership files roster members under, in roughly a roster's proportions.
@@ -137,7 +138,7 @@ async def produce(bootstrap: str, topic: str, events: int, unions: int) -> int:
     return sent
 
 
-def _chunks(items: Iterator[EventData], size: int) -> Iterator[list[EventData]]:
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
     while chunk := list(islice(items, size)):
         yield chunk
 
