@@ -122,7 +122,12 @@ async def run_apart(name: str, params: dict[str, Any]) -> Outcome:
             sys.executable, "-m", "bench", "--apart", name, orjson.dumps(params).decode(),
             str(answer), cwd=ROOT,
         )  # fmt: skip
-        code = await process.wait()
+        try:
+            code = await process.wait()
+        except BaseException:  # interrupted: the benchmark's process (and its platform) goes too
+            process.terminate()
+            await process.wait()
+            raise
         if not answer.exists():
             return Outcome(name, error=f"its process exited with {code} before reporting")
         return outcome_from_json(orjson.loads(answer.read_bytes()))
