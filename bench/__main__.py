@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -124,8 +125,9 @@ async def run_apart(name: str, params: dict[str, Any]) -> Outcome:
         )  # fmt: skip
         try:
             code = await process.wait()
-        except BaseException:  # interrupted: the benchmark's process (and its platform) goes too
-            process.terminate()
+        except BaseException:  # interrupted: the benchmark's process goes too, and as for
+            # Ctrl-C (SIGINT, not SIGTERM) its clean-up stops the platform it started
+            process.send_signal(signal.SIGINT)
             await process.wait()
             raise
         if not answer.exists():
