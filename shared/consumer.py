@@ -82,11 +82,11 @@ class Statement:
 
     def composed(self, fresh: str, run: Run, *fresh_arguments: object) -> tuple[str, list[object]]:
         """The statement after ``WITH fresh AS (<fresh>)``, ``fresh``'s parameters numbered after
-        the projection's own; it answers how many events ``fresh`` holds."""
+        the projection's own; it answers the ids ``fresh`` holds."""
         arguments = list(self.arguments(run))
         first = len(arguments) + 1
         fresh = fresh.format(*(f"${first + i}" for i in range(len(fresh_arguments))))
-        sql = f"WITH fresh AS ({fresh}), applied AS ({self.sql}) SELECT count(*) FROM fresh"
+        sql = f"WITH fresh AS ({fresh}), applied AS ({self.sql}) SELECT event_id FROM fresh"
         return sql, [*arguments, *fresh_arguments]
 
     async def apply(self, conn: asyncpg.Connection, run: Run) -> None:
@@ -106,15 +106,26 @@ class Batched:
     handler reads is as the events before the run left it. It is a :data:`Handler` too (one event
     is a run of one), so it is registered like any other and the careful path calls it that way.
     ``Batched.of(statement)`` declares a run's effect as one :class:`Statement`;
-    ``Batched(apply, statement)`` when runs longer than the statement's ``most`` go by ``apply``.
+    ``Batched(apply, statement)`` when runs longer than the statement's ``most`` go by ``apply``;
+    ``Batched.of(statement, rest)`` when the statement is the run's first effect and ``rest``
+    the others (notifications: its directory, then the messages): the inbox insert and the
+    statement are then one round trip, and ``rest`` is given the events not applied before.
     """
 
     apply: BatchHandler
     statement: Statement | None = None
+    rest: BatchHandler | None = None
 
     @classmethod
-    def of(cls, statement: Statement) -> Batched:
-        return cls(statement.apply, statement)
+    def of(cls, statement: Statement, rest: BatchHandler | None = None) -> Batched:
+        if rest is None:
+            return cls(statement.apply, statement)
+
+        async def both(conn: asyncpg.Connection, run: Run) -> None:
+            await statement.apply(conn, run)
+            await rest(conn, run)
+
+        return cls(both, statement, rest)
 
     async def __call__(self, conn: asyncpg.Connection, data: EventData, envelope: Envelope) -> None:
         await self.apply(conn, [(data, envelope)])
@@ -305,31 +316,40 @@ class ConsumerRunner:
         """How many events of each type the fast path applied (counted by the caller once
         committed), or None when the batch is better taken event by event (a lone event: the
         careful path costs it the same round trips)."""
-        statement = _one_statement(readable)
-        if statement is not None:
-            return await self._apply_in_one_statement(conn, statement, readable)
+        declared = _declared(readable)
+        if declared is not None and declared.rest is None:
+            return await self._apply_in_one_statement(conn, declared, readable)
+        if declared is not None:
+            async with conn.transaction():
+                return await self._apply_in_one_statement(conn, declared, readable)
         if alone:
             return None
         async with conn.transaction():
             return await self._apply_together(conn, readable)
 
     async def _apply_in_one_statement(
-        self, conn: asyncpg.Connection, statement: Statement, run: list[Fresh]
+        self, conn: asyncpg.Connection, handler: Batched, run: list[Fresh]
     ) -> collections.Counter[str]:
-        """A batch that is one run of a :class:`Statement`: its inbox rows and its effect in
-        one statement, so one round trip and no transaction (a lone online join's usual case)."""
+        """A batch that is one run of a declared :class:`Statement`: its inbox rows and the
+        statement's effect in one statement, so one round trip (no transaction either when the
+        statement is all: a lone online join's usual case); then the handler's ``rest``, if
+        any, for the events not applied before."""
+        assert handler.statement is not None
         first, _, _, where = run[0]
-        sql, arguments = statement.composed(
+        events = [(data, envelope) for envelope, data, *_ in run]
+        sql, arguments = handler.statement.composed(
             _INBOX_INSERT,
-            [(data, envelope) for envelope, data, *_ in run],
+            events,
             self.name,
             [e.id for e, *_ in run],
             [e.type for e, *_ in run],
         )
         with self._span(where, first, len(run)):
-            count = await conn.fetchval(sql, *arguments)
-        self.applied += count
-        return collections.Counter({first.type: count})
+            new = {r["event_id"] for r in await conn.fetch(sql, *arguments)}
+            if handler.rest is not None and new:
+                await handler.rest(conn, [(d, e) for d, e in events if e.id in new])
+        self.applied += len(new)
+        return collections.Counter({first.type: len(new)})
 
     async def _apply_together(
         self, conn: asyncpg.Connection, readable: list[Fresh]
@@ -541,8 +561,8 @@ _INBOX_INSERT = (
 )
 
 
-def _one_statement(readable: list[Fresh]) -> Statement | None:
-    """The statement that applies the whole batch, if it is one run of a :class:`Statement`
+def _declared(readable: list[Fresh]) -> Batched | None:
+    """The handler whose :class:`Statement` starts the whole batch, if it is one run of one
     (each event once: its inbox row and its effect are written by the same statement)."""
     handler = readable[0][2]
     if not isinstance(handler, Batched) or handler.statement is None:
@@ -552,7 +572,7 @@ def _one_statement(readable: list[Fresh]) -> Statement | None:
     runs = _runs(readable)
     if len(next(runs)) != len(readable) or len({e.id for e, *_ in readable}) != len(readable):
         return None
-    return handler.statement
+    return handler
 
 
 def _runs(fresh: list[Fresh]) -> Iterator[list[Fresh]]:

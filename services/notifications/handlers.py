@@ -11,18 +11,16 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from services.notifications import commands as c
 from services.notifications.broadcast import FAILED, OPEN, SENT, Segment, broadcast_rule, fan_out
 from services.notifications.broadcast_repository import NewBroadcast, rule_of, segment_of
 from services.notifications.domain import Binding, Preferences, mask_openid
 from services.notifications.live_rules import LiveRules
 from services.notifications.messages import notifier, then
-from services.notifications.repository import MemberDirectory
+from services.notifications.repository import JOINED
 from services.notifications.unit_of_work import NotificationsUnitOfWork as Uow
 from shared.clock import Clock
-from shared.consumer import Batched, Handler, Run
+from shared.consumer import Batched, Handler
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import membership as m
 from shared.events.base import CATALOGUE
@@ -33,13 +31,6 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- read models (membership events)
-
-
-async def members_joined(conn: asyncpg.Connection, events: Run) -> None:
-    # Batched on the consumer's connection: a roster's joins are one statement, not a unit of
-    # work each.
-    joins = [e for e, _ in events if isinstance(e, m.MemberJoined)]
-    await MemberDirectory(conn).joined(joins)
 
 
 async def member_changed(e: m.MemberDetailsChanged, uow: Uow) -> None:
@@ -93,7 +84,9 @@ def follows(
         return following(Uow, topic, clock, handler)
 
     membership: dict[str, Handler] = {
-        m.MemberJoined.type: Batched(members_joined),
+        # Batched on the consumer's connection: a roster's joins are one statement (with the
+        # inbox's rows, see then()), not a unit of work each.
+        m.MemberJoined.type: Batched.of(JOINED),
         m.MemberDetailsChanged.type: own(member_changed),
         m.MemberTransferred.type: own(member_transferred),
         m.CardIssued.type: own(card_issued),

@@ -130,8 +130,11 @@ def plan_delivery(
 def then(first: Handler, second: Handler) -> Handler:
     """Both handlers, in order. Two batch handlers stay one: the run's read-model rows first, then
     its messages (a run never holds one member twice, so each message reads its own event's row).
+    A first declared as one statement stays so (its rows and the inbox's in one round trip).
     """
     if isinstance(first, Batched) and isinstance(second, Batched):
+        if first.statement is not None and first.rest is None:
+            return Batched.of(first.statement, second.apply)
 
         async def both_runs(conn: asyncpg.Connection, events: Run) -> None:
             await first.apply(conn, events)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from services.notifications.domain import Binding, Preferences
+from shared.consumer import Run, Statement
 from shared.events.membership import MemberJoined
 from shared.uow import Track, untracked
 
@@ -35,34 +36,44 @@ class Recipient:
 WAKE_CHANNEL = "notifications_deliveries"
 
 
+def _joins(run: Run) -> list[list[str]]:
+    joins = [(e, envelope.id) for e, envelope in run if isinstance(e, MemberJoined)]
+    return [
+        [event_id for _, event_id in joins],
+        [j.member_id for j, _ in joins],
+        [j.name for j, _ in joins],
+        [j.union_id for j, _ in joins],
+        [orjson.dumps(j.union_path).decode() for j, _ in joins],
+        [orjson.dumps(j.categories).decode() for j, _ in joins],
+        [j.card_number for j, _ in joins],
+    ]
+
+
+# The directory's rows of a run of joins, one statement for all (each member at most once: a row
+# cannot be upserted twice), only for the events in ``fresh`` (see shared.consumer.Statement).
+JOINED = Statement(
+    "INSERT INTO members (member_id, name, union_id, union_path, categories, card_number,"
+    " status) SELECT j.id, j.name, j.union_id,"
+    # Lists as JSON text: asyncpg would take a list of lists for a two-dimensional array.
+    " ARRAY(SELECT jsonb_array_elements_text(j.path::jsonb)),"
+    " ARRAY(SELECT jsonb_array_elements_text(j.categories::jsonb)), j.card_number,"
+    " 'active' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[], $7::text[])"
+    " AS j(event_id, id, name, union_id, path, categories, card_number)"
+    " WHERE j.event_id IN (SELECT event_id FROM fresh)"
+    " ON CONFLICT (member_id) DO UPDATE SET name = excluded.name,"
+    " union_id = excluded.union_id, union_path = excluded.union_path,"
+    " categories = excluded.categories, card_number = excluded.card_number,"
+    " status = 'active', updated_at = now()",
+    _joins,
+)
+
+
 class MemberDirectory:
     """Members as this service knows them from membership events."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-
-    async def joined(self, joins: Sequence[MemberJoined]) -> None:
-        """One statement for all; each member at most once (a row cannot be upserted twice)."""
-        await self.conn.execute(
-            "INSERT INTO members (member_id, name, union_id, union_path, categories, card_number,"
-            " status) SELECT j.id, j.name, j.union_id,"
-            # Lists as JSON text: asyncpg would take a list of lists for a two-dimensional array.
-            " ARRAY(SELECT jsonb_array_elements_text(j.path::jsonb)),"
-            " ARRAY(SELECT jsonb_array_elements_text(j.categories::jsonb)), j.card_number,"
-            " 'active' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::text[])"
-            " AS j(id, name, union_id, path, categories, card_number)"
-            " ON CONFLICT (member_id) DO UPDATE SET name = excluded.name,"
-            " union_id = excluded.union_id, union_path = excluded.union_path,"
-            " categories = excluded.categories, card_number = excluded.card_number,"
-            " status = 'active', updated_at = now()",
-            [j.member_id for j in joins],
-            [j.name for j in joins],
-            [j.union_id for j in joins],
-            [orjson.dumps(j.union_path).decode() for j in joins],
-            [orjson.dumps(j.categories).decode() for j in joins],
-            [j.card_number for j in joins],
-        )
 
     async def update(self, member_id: str, **fields: object) -> None:
         assigns = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))

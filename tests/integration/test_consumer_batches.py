@@ -151,6 +151,29 @@ async def test_a_batch_that_is_one_statement_applies_each_event_once(service: Pr
     assert (await service.pool.fetchval("SELECT count(*) FROM inbox")) == 7
 
 
+async def test_a_statement_with_a_rest_gives_the_rest_only_the_fresh_events(
+    service: Probe,
+) -> None:
+    envelopes = [Envelope.wrap(joined(f"m{i}", name=f"n{i}")) for i in range(4)]
+    await produce(service, envelopes)
+    rest = Recorder()  # notes each event again: the statement's note, then the rest's
+    async with Running(service) as running:
+        await service.pool.execute(  # m1 was applied before
+            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
+            running.group,
+            envelopes[1].id,
+            MemberJoined.type,
+        )
+        running.consumer.handlers[MemberJoined.type] = Batched(never, NOTED, rest.apply)
+        await running.caught_up()
+        await produce(service, [Envelope.wrap(joined("alone"))])
+        await eventually(lambda: asyncio.sleep(0, running.consumer.applied == 4))
+        assert running.consumer.dead_lettered == 0
+    noted = [r["member_id"] for r in await service.notes()]
+    assert noted == ["m0", "m2", "m3", "m0", "m2", "m3", "alone", "alone"]
+    assert rest.runs == [3, 1]
+
+
 async def test_a_poison_event_in_a_one_statement_run_is_dead_lettered_alone(
     service: Probe,
 ) -> None:
