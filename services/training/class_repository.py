@@ -335,13 +335,60 @@ class Classes:
         return [r["class_id"] for r in rows]
 
     async def with_reminders_due(self, now: datetime, until: datetime) -> list[str]:
+        """Classes with a session due a reminder, or whose reminders are still going out."""
         rows = await self.conn.fetch(
-            "SELECT DISTINCT class_id FROM sessions WHERE reminded_at IS NULL"
-            " AND starts_at > $1 AND starts_at <= $2 ORDER BY class_id",
+            "SELECT DISTINCT class_id FROM sessions WHERE (reminded_at IS NULL"
+            " AND starts_at > $1 AND starts_at <= $2) OR reminders_through < reminders_upto"
+            " ORDER BY class_id",
             now,
             until,
         )
         return [r["class_id"] for r in rows]
+
+    async def lock_timetable(self, class_id: str) -> TrainingClass:
+        """The class with no enrolment loaded, locked: for deciding its sessions' reminders."""
+        return await self._load(class_id, lock=" FOR UPDATE OF c", members=[])
+
+    async def start_reminders(self, class_id: str, session_ids: Sequence[str]) -> None:
+        """The sessions' reminders are to reach every member confirmed now (up to the last
+        place held by a confirmed member), from the first place on."""
+        await self.conn.execute(
+            "UPDATE sessions SET reminders_through = 0, reminders_upto = (SELECT"
+            " coalesce(max(sequence), 0) FROM enrolments WHERE class_id = $1"
+            " AND status = 'confirmed') WHERE class_id = $1 AND session_id = ANY($2::text[])",
+            class_id,
+            list(session_ids),
+        )
+
+    async def next_reminders(
+        self, class_id: str, limit: int
+    ) -> tuple[Session, list[tuple[str, str]]] | None:
+        """The next ``limit`` members due a session's reminder (enrolment id, member id), in
+        order of place, marked reminded; None when every session's reminders are out. The
+        session's row is locked, so two sweeps never send one slice twice."""
+        session = await self.conn.fetchrow(
+            "SELECT * FROM sessions WHERE class_id = $1 AND reminders_through < reminders_upto"
+            " ORDER BY starts_at, session_id LIMIT 1 FOR UPDATE",
+            class_id,
+        )
+        if session is None:
+            return None
+        rows = await self.conn.fetch(
+            "SELECT enrolment_id, member_id, sequence FROM enrolments WHERE class_id = $1"
+            " AND status = 'confirmed' AND sequence > $2 AND sequence <= $3"
+            " ORDER BY sequence LIMIT $4",
+            class_id,
+            session["reminders_through"],
+            session["reminders_upto"],
+            limit,
+        )
+        through = rows[-1]["sequence"] if len(rows) == limit else session["reminders_upto"]
+        await self.conn.execute(
+            "UPDATE sessions SET reminders_through = $2 WHERE session_id = $1",
+            session["session_id"],
+            through,
+        )
+        return session_of(session), [(r["enrolment_id"], r["member_id"]) for r in rows]
 
     async def with_no_shows_due(self, first_session_ended_by: datetime, now: datetime) -> list[str]:
         rows = await self.conn.fetch(

@@ -336,16 +336,24 @@ class TrainingClass:
         seated = [e for e in self.roster if e.status is EnrolmentStatus.CONFIRMED]
         for session in due:
             for enrolment in sorted(seated, key=lambda e: e.sequence):
-                self._record(
-                    ClassReminder,
-                    enrolment,
-                    session_id=session.session_id,
-                    starts_at=session.starts_at,
-                    ends_at=session.ends_at,
-                    venue=session.venue,
-                    online_link=session.online_link,
+                self.events.append(
+                    self.reminder(session, enrolment.enrolment_id, enrolment.member_id)
                 )
         return due
+
+    def reminder(self, session: Session, enrolment_id: str, member_id: str) -> ClassReminder:
+        """A confirmed member's reminder of a session (also for a lecture's thousands, which go
+        out in slices without the enrolments loaded)."""
+        return self.enrolment_event(
+            ClassReminder,
+            enrolment_id,
+            member_id,
+            session_id=session.session_id,
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            venue=session.venue,
+            online_link=session.online_link,
+        )
 
     # ----- attendance, minutes, scores, certificates -----
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -446,7 +446,7 @@ async def sweep(
     remind_ahead: timedelta = timedelta(hours=24),
 ) -> int:
     """Expire overdue offers, apply due no-show rules and send due session reminders, one class
-    per transaction.
+    per transaction (reminders in slices, see ``_remind``).
 
     The no-show rule waits ``no_show_grace`` after the first session ends, so staff have time to
     record the attendance they took on paper. Confirmed members are reminded of each session
@@ -465,12 +465,44 @@ async def sweep(
             tc.expire_offers(now)
             if class_id in no_shows:
                 tc.release_no_shows(now)
-            tc.remind(now, remind_ahead)
 
         try:
-            await _on_class(new_uow(), class_id, due)
+            if class_id in offers or class_id in no_shows:
+                await _on_class(new_uow(), class_id, due)
+            if class_id in reminders:
+                await _remind(new_uow, class_id, now, remind_ahead)
         except Exception:  # one class that cannot be swept must not hold up the others
             log.exception("sweeping class %s failed", class_id)
             continue
         swept += 1
     return swept
+
+
+# Reminders a transaction writes: a lecture's 300,000 confirmed members are reminded in slices,
+# each slice's events (about 2 KB each until written) the most the worker holds at once.
+REMINDER_SLICE = 2_000
+
+
+async def _remind(
+    new_uow: Callable[[], TrainingUnitOfWork], class_id: str, now: datetime, ahead: timedelta
+) -> None:
+    """The class's sessions due a reminder are marked reminded, to reach every member confirmed
+    at that moment; then the reminders go out ``REMINDER_SLICE`` at a time, in order of place,
+    each slice in a transaction that also records how far they got. The class's enrolments are
+    never loaded as a whole, nor held under its lock."""
+    uow = new_uow()
+    async with uow:
+        tc = await uow.classes.lock_timetable(class_id)
+        due = tc.remind(now, ahead)  # no enrolment loaded: it marks the sessions, records none
+        await uow.classes.save(tc)
+        await uow.classes.start_reminders(class_id, [s.session_id for s in due])
+        await uow.commit()
+    while True:  # the class's name and course, as read above, go in every slice's reminders
+        uow = new_uow()
+        async with uow:
+            found = await uow.classes.next_reminders(class_id, REMINDER_SLICE)
+            if found is None:
+                return
+            session, members = found
+            uow.publish(*(tc.reminder(session, e, m) for e, m in members))
+            await uow.commit()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.training import handlers
 from tests.integration.training.conftest import Training, at, eventually
 
 pytestmark = pytest.mark.integration
@@ -110,9 +111,12 @@ async def _when(training: Training, class_id: str, check) -> dict[str, str] | No
     return statuses if check(statuses) else None
 
 
+@pytest.mark.parametrize("slice_members", [2_000, 1])
 async def test_confirmed_members_are_reminded_once_the_day_before_a_session(
-    training: Training,
+    training: Training, monkeypatch: pytest.MonkeyPatch, slice_members: int
 ) -> None:
+    """In one slice, or one member a slice (a lecture's thousands go out so)."""
+    monkeypatch.setattr(handlers, "REMINDER_SLICE", slice_members)
     m0, m1, m2 = await training.members(3)
     sessions = [
         {"starts_at": at(hours=30), "ends_at": at(hours=33), "venue": "职工之家 201"},
@@ -136,6 +140,62 @@ async def test_confirmed_members_are_reminded_once_the_day_before_a_session(
             if kind == "class.reminder"
         ]
 
-    assert sorted(await eventually(reminders)) == [(m0, first), (m1, first)]
+    async def every_slice_out() -> bool:
+        return bool(
+            await training.pool.fetchval(
+                "SELECT reminders_through = reminders_upto FROM sessions WHERE session_id = $1",
+                first,
+            )
+        )
+
+    await eventually(every_slice_out)
+    assert sorted(await reminders()) == [(m0, first), (m1, first)]
     await asyncio.sleep(1.0)  # several more sweeps: still one reminder each
     assert sorted(await reminders()) == [(m0, first), (m1, first)]
+
+
+async def test_reminders_cut_short_resume_after_the_last_member_reminded(
+    training: Training,
+) -> None:
+    """A sweep stopped after its first slice (the session marked reminded, reminders through the
+    first member's place): the next sweep reminds the others, and the first member not again."""
+    m0, m1, m2 = await training.members(3)
+    klass = await training.klass(capacity=None)
+    class_id = klass["class_id"]
+    session = min(klass["sessions"], key=lambda s: s["starts_at"])
+    # A day passes, and the reminder is decided (the sweep takes it no more).
+    await training.pool.execute(
+        "UPDATE sessions SET starts_at = now() + interval '2 hours', reminded_at = now()"
+        " WHERE session_id = $1",
+        session["session_id"],
+    )
+    for member in (m0, m1, m2):
+        assert (await training.enrol(class_id, member)).status_code == 201
+    places = await training.pool.fetch(
+        "SELECT member_id, sequence FROM enrolments WHERE class_id = $1 ORDER BY sequence",
+        class_id,
+    )
+    assert [p["member_id"] for p in places] == [m0, m1, m2]
+    await training.pool.execute(
+        "UPDATE sessions SET reminders_through = $2, reminders_upto = $3 WHERE session_id = $1",
+        session["session_id"],
+        places[0]["sequence"],
+        places[-1]["sequence"],
+    )
+
+    async def reminded() -> list[str] | None:
+        members = [
+            d["member_id"]
+            for kind, d in await training.events(class_id)
+            if kind == "class.reminder"
+        ]
+        return members if len(members) == 2 else None
+
+    assert sorted(await eventually(reminded)) == sorted([m1, m2])
+    await eventually(
+        lambda: training.pool.fetchval(
+            "SELECT reminders_through = reminders_upto FROM sessions WHERE session_id = $1",
+            session["session_id"],
+        )
+    )
+    assert sorted(await reminded() or []) == sorted([m1, m2])
