@@ -70,18 +70,22 @@ async def produce(service: Probe, envelopes: list[Envelope]) -> None:
     await producer.stop()
 
 
+async def applied_before(service: Probe, group: str, envelope: Envelope) -> None:
+    """The event's inbox row, as a consumer that crashed before committing its offset left it."""
+    await service.pool.execute(
+        "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
+        group,
+        envelope.id,
+        envelope.type,
+    )
+
+
 async def test_a_run_with_an_event_already_in_the_inbox_applies_it_once(service: Probe) -> None:
     envelopes = [Envelope.wrap(joined(f"m{i}")) for i in range(6)]
     await produce(service, [*envelopes, envelopes[4]])  # m4 delivered twice in the batch, too
     recorder = Recorder()
     async with Running(service) as running:
-        # m2 was applied before (the consumer crashed before committing its offset).
-        await service.pool.execute(
-            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
-            running.group,
-            envelopes[2].id,
-            MemberJoined.type,
-        )
+        await applied_before(service, running.group, envelopes[2])
         running.consumer.handlers[MemberJoined.type] = Batched(recorder.apply)
         await running.caught_up()  # the whole batch, duplicates included, is behind us
     assert [r["member_id"] for r in await service.notes()] == ["m0", "m1", "m3", "m4", "m5"]
@@ -132,12 +136,7 @@ async def test_a_batch_that_is_one_statement_applies_each_event_once(service: Pr
     envelopes = [Envelope.wrap(joined(f"m{i}", name=f"n{i}")) for i in range(6)]
     await produce(service, envelopes)
     async with Running(service) as running:
-        await service.pool.execute(  # m2 was applied before
-            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
-            running.group,
-            envelopes[2].id,
-            MemberJoined.type,
-        )
+        await applied_before(service, running.group, envelopes[2])
         # The careful path would call ``never`` and dead-letter: the statement did it all.
         running.consumer.handlers[MemberJoined.type] = Batched(never, NOTED)
         await running.caught_up()
@@ -158,12 +157,7 @@ async def test_a_statement_with_a_rest_gives_the_rest_only_the_fresh_events(
     await produce(service, envelopes)
     rest = Recorder()  # notes each event again: the statement's note, then the rest's
     async with Running(service) as running:
-        await service.pool.execute(  # m1 was applied before
-            "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)",
-            running.group,
-            envelopes[1].id,
-            MemberJoined.type,
-        )
+        await applied_before(service, running.group, envelopes[1])
         running.consumer.handlers[MemberJoined.type] = Batched(never, NOTED, rest.apply)
         await running.caught_up()
         await produce(service, [Envelope.wrap(joined("alone"))])
