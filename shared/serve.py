@@ -5,9 +5,10 @@ flags set). ``all`` (the default) is one process doing everything. A busy servic
 as ``--role api --workers N`` (N uvicorn processes sharing the port, each with its own pool) and
 its relay, consumers and background workers as one ``--role worker`` process, so event work never
 holds up an answer (on a shared host the worker also runs at a lower CPU priority). Every process
-applies the migrations under an advisory lock before it starts, so processes starting together do
-not race to create the schema. ``migrate`` applies them and exits: a deployment runs it as a job
-before the rollout, so a failing migration stops the rollout instead of crash-looping the new pods.
+first applies the migrations under an advisory lock, in a ``--role migrate`` child (so it never
+loads Alembic itself), so processes starting together do not race to create the schema. ``migrate``
+applies them and exits: a deployment runs it as a job before the rollout, so a failing migration
+stops the rollout instead of crash-looping the new pods.
 
 Every serving process answers HTTP on ``http_port``: a ``worker`` serves only ``/healthz``,
 ``/readyz`` and ``/metrics`` there (run it on a port of its own when it shares a host with the
@@ -23,6 +24,8 @@ import asyncio
 import importlib
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -70,7 +73,7 @@ def serve(
         if value is not None:
             os.environ[f"{prefix}{name}"] = str(value)
     settings = type(settings)()
-    asyncio.run(_migrate(settings))
+    _migrate_apart(build)
     if settings.role == "worker":
         # On a host it shares with the API (one machine, or pods without CPU limits), event work
         # yields the CPU to answers: a catch-up burst then delays events, not a caller.
@@ -104,6 +107,15 @@ def app() -> FastAPI:
     module = importlib.import_module(os.environ[SERVICE_MODULE])
     built: FastAPI = module.build(module.Settings())
     return built
+
+
+def _migrate_apart(build: Callable[[ServiceSettings], FastAPI]) -> None:
+    """The migrations in a process of their own (``--role migrate``): Alembic and SQLAlchemy,
+    about 30 MB, then never load in this one, which finds its schema at head."""
+    package = build.__module__.rpartition(".")[0]  # services.<name>, whose __main__ serves
+    done = subprocess.run([sys.executable, "-m", package, "--role", "migrate"], check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{package}: migrations failed (exit {done.returncode}); see above why")
 
 
 async def _migrate(settings: ServiceSettings) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import asyncpg
 
-from shared.migrations import SERVICES_DIR
+from shared.migrations import SERVICES_DIR, head, upgrade_async
 from tests.support.database import ScratchDatabase
 from tests.support.servers import ROOT, Servers
 
@@ -36,3 +36,25 @@ async def test_the_migrate_role_applies_the_migrations_and_exits(
     finally:
         await conn.close()
     assert revision == max(heads)
+
+
+async def test_a_schema_at_head_is_checked_without_loading_alembic(
+    database: ScratchDatabase, servers: Servers
+) -> None:
+    # What a serving process does at start once its migrations ran in a process of their own:
+    # Alembic and SQLAlchemy would stay loaded in it for good.
+    dsn = database.dsn("union_funds")
+    await upgrade_async("union_funds", dsn, "union_funds")
+    check = (
+        "import asyncio, sys; from shared.migrations import upgrade_async;"
+        f" asyncio.run(upgrade_async('union_funds', {dsn!r}, 'union_funds'));"
+        " print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'sqlalchemy')))"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", check, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert (proc.returncode, out.decode().strip()) == (0, "[]")
+    assert head("union_funds") == max(
+        p.stem.split("_")[0] for p in (SERVICES_DIR / "union_funds/migrations/versions").glob("0*")
+    )
