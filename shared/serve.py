@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from shared.consumer import settle_heap
 from shared.db import connect, lock_key
 from shared.http import create_app
 from shared.masking import setup_logging
@@ -85,7 +86,9 @@ def serve(
         os.environ[SERVICE_MODULE] = build.__module__
         prefix = f"gonghui-{settings.service}-metrics-"
         prepare_multiprocess(os.environ.get(MULTIPROCESS_DIR) or tempfile.mkdtemp(prefix=prefix))
-    _run(build(settings) if single else f"{__name__}:app", settings, settings.http_workers)
+    _run(
+        _settled(build(settings)) if single else f"{__name__}:app", settings, settings.http_workers
+    )
 
 
 def _run(app: FastAPI | str, settings: ServiceSettings, workers: int = 1) -> None:
@@ -106,6 +109,13 @@ def app() -> FastAPI:
     setup_logging()
     module = importlib.import_module(os.environ[SERVICE_MODULE])
     built: FastAPI = module.build(module.Settings())
+    return _settled(built)
+
+
+def _settled(built: FastAPI) -> FastAPI:
+    # An HTTP process's full collections walked every module, route and validator it loaded
+    # (tens of milliseconds each), and one could land on any request: frozen, they never do.
+    settle_heap()
     return built
 
 
