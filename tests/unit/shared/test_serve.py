@@ -16,10 +16,11 @@ def test_an_http_process_freezes_what_start_up_built(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(serve, "setup_logging", lambda: None)  # the test run's logging stays
     gc.unfreeze()
     threshold = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's own; an earlier test's consumer may have raised it
     try:
         serve.app()
         assert gc.get_freeze_count() > 10_000
-        assert gc.get_threshold()[0] > threshold[0]
+        assert gc.get_threshold()[0] > 700
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
