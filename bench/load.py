@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from shared.consumer import settle_heap
+
 # send(serial) -> the id of what was made (e.g. the member id); raises Refused for another answer.
 Send = Callable[[int], Awaitable[str]]
 
@@ -95,6 +97,9 @@ async def open_loop(
     """Send ``count`` (default rate x seconds) requests, serials from ``first``, at ``rate``/s;
     none scheduled after ``budget`` seconds (a service too slow for the whole count is measured
     on what it did in the budget, not waited for)."""
+    # The client's own collector pauses (a full collection walks every module the benchmark
+    # loaded: tens of ms) would count as the platform's latency, the bare endpoint's too.
+    settle_heap()
     step = Step(rate, seconds)
     total = count if count is not None else int(rate * seconds)
     gate = asyncio.Semaphore(max_in_flight)
