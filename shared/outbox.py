@@ -73,7 +73,31 @@ async def record(
         await conn.execute(_INSERT_AND_NOTIFY, *zip(*rows, strict=True))
 
 
-def with_events(
+async def record_with(
+    conn: asyncpg.Connection,
+    statement: str,
+    args: Sequence[object],
+    topic: str,
+    events: Sequence[EventData],
+    *,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> object:
+    """Run ``statement`` and write ``events`` to the outbox in the same statement
+    (:func:`_with_events`): the write's returned value, None when it wrote nothing (and no event
+    was written either). Needs no transaction of its own."""
+    rows = outbox_rows(
+        topic,
+        events,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        trace_headers=current_trace_headers(),
+    )
+    sql, values = _with_events(statement, args, rows)
+    return await conn.fetchval(sql, *values)
+
+
+def _with_events(
     statement: str, args: Sequence[object], rows: Sequence[OutboxRow]
 ) -> tuple[str, list[object]]:
     """``statement`` (one write ending in ``RETURNING``, its parameters ``args``) and the outbox

@@ -23,7 +23,6 @@ from shared import outbox
 from shared.clock import Clock, SystemClock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
-from shared.telemetry import current_trace_headers
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -163,19 +162,20 @@ class UnitOfWork:
         events, self.events = self.events, []
         return events
 
-    async def commit(self) -> None:
+    def _chain(self) -> dict[str, str | None]:
+        """The correlation and causation ids of the events this unit of work writes."""
         cause = self.cause
+        return {
+            "correlation_id": cause.correlationid if cause else self.correlation_id,
+            "causation_id": cause.id if cause else None,
+        }
+
+    async def commit(self) -> None:
         events = self.collect_new_events()
         if self._tx is None:
             assert not events, "in one statement, the events go with the write: commit_with()"
             return
-        await outbox.record(
-            self.conn,
-            self.topic,
-            events,
-            correlation_id=cause.correlationid if cause else self.correlation_id,
-            causation_id=cause.id if cause else None,
-        )
+        await outbox.record(self.conn, self.topic, events, **self._chain())
         await self._tx.commit()
         self._tx = None
 
@@ -187,16 +187,9 @@ class UnitOfWork:
         value: None when the write changed nothing (a conflict the caller then reports, its
         events dropped with it).
         """
-        cause = self.cause
-        rows = outbox.outbox_rows(
-            self.topic,
-            self.collect_new_events(),
-            correlation_id=cause.correlationid if cause else self.correlation_id,
-            causation_id=cause.id if cause else None,
-            trace_headers=current_trace_headers(),
+        changed = await outbox.record_with(
+            self.conn, statement, args, self.topic, self.collect_new_events(), **self._chain()
         )
-        sql, values = outbox.with_events(statement, args, rows)
-        changed = await self.conn.fetchval(sql, *values)
         if changed is not None and self._tx is not None:
             await self._tx.commit()
             self._tx = None
