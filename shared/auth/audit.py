@@ -10,16 +10,19 @@ The row is written when the response starts, before any byte of the answer leave
 never holds an answer that left no trace. Rows of concurrent requests share one INSERT (see
 :class:`AuditWriter`): under load, one statement and one commit for many calls. The middleware
 also buffers the body of signed requests, so the signature check can hash it even when the
-endpoint reads a form or a stream.
+endpoint reads a form or a stream: it hashes the body as it streams in and keeps it for the
+endpoint in memory up to 1 MiB, on disk beyond, so a 40 MB roster upload never sits in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
+import tempfile
 import time
-from typing import Any
+from typing import IO, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +32,7 @@ from shared.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 
-BODY = "gonghui.body"  # scope key: the buffered body of a signed request
+BODY_SHA256 = "gonghui.body_sha256"  # scope key: the hex SHA-256 of a signed request's body
 AUTH = "gonghui.auth"  # scope key: what the auth dependency learnt (see AuthNote)
 _ISSUED_APP_ID = re.compile(r"(hr|tax|finance|employer-hr|federation)-[0-9a-f]{12}")
 _SIGNED_HEADERS = {APP_ID.lower().encode(), SIGNATURE.lower().encode()}
@@ -66,12 +69,16 @@ class AuditMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         signed = any(name in headers for name in _SIGNED_HEADERS)
-        if signed:
-            body = await _read_body(receive)
-            scope[BODY] = body
-            receive = _replay(body, receive)
+        if not signed:
+            await self._audited(scope, receive, send)
+            return
+        with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as body:
+            scope[BODY_SHA256] = await _spool_body(receive, body)
             claimed = headers.get(APP_ID.lower().encode())
             auth_note(scope)["claimed"] = claimed.decode("latin-1") if claimed else None
+            await self._audited(scope, _replay(body, receive), send)
+
+    async def _audited(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         audited = False
 
@@ -167,26 +174,36 @@ _INSERT = (
 )
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
+_IN_MEMORY = 1024 * 1024  # a signed body larger than this waits for its endpoint on disk
+_CHUNK = 64 * 1024
+
+
+async def _spool_body(receive: Receive, body: IO[bytes]) -> str:
+    """Read the whole body into ``body``, hashing it on the way; its hex SHA-256."""
+    digest = hashlib.sha256()
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        digest.update(chunk)
+        body.write(chunk)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+    body.seek(0)
+    return digest.hexdigest()
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
+def _replay(body: IO[bytes], receive: Receive) -> Receive:
+    """The spooled body again, chunk by chunk, as the server would have sent it."""
+    finished = False
 
     async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # later calls wait for the disconnect, as the server's would
+        nonlocal finished
+        if finished:
+            return await receive()  # later calls wait for the disconnect, as the server's would
+        chunk = body.read(_CHUNK)
+        finished = len(chunk) < _CHUNK
+        return {"type": "http.request", "body": chunk, "more_body": not finished}
 
     return replayed

@@ -18,31 +18,57 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+from httpx._multipart import FileField, MultipartStream
 
 from shared.auth import signing
 
 
 class SignedAuth(httpx.Auth):
-    """Signs each request (a fresh timestamp and nonce every time, retries included)."""
-
-    requires_request_body = True  # the body's hash is signed, so httpx must read it first
+    """Signs each request (a fresh timestamp and nonce every time, retries included). The body's
+    hash is signed: a file upload is hashed as it streams, so a 40 MB roster is never held whole;
+    any other body is read first, as httpx does for an auth that needs it."""
 
     def __init__(self, app_id: str, secret: str) -> None:
         self.app_id = app_id
         self._secret = secret
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield self._signed(request)
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if not _rewindable(request):
+            request.read()
+        yield self._signed(request)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if not _rewindable(request):
+            await request.aread()
+        yield self._signed(request)
+
+    def _signed(self, request: httpx.Request) -> httpx.Request:
         # Sign the very bytes of the request target that go on the wire.
         path, _, query = request.url.raw_path.partition(b"?")
+        if _rewindable(request):
+            digest = hashlib.sha256()
+            for chunk in request.stream:  # type: ignore[union-attr]  # a MultipartStream
+                digest.update(chunk)
+            body_sha256 = digest.hexdigest()
+        else:
+            body_sha256 = signing.body_digest(request.content)
         request.headers.update(
             signing.sign(
                 self.app_id,
@@ -50,13 +76,25 @@ class SignedAuth(httpx.Auth):
                 method=request.method,
                 path=path,
                 query=query,
-                body=request.content,
+                body_sha256=body_sha256,
             )
         )
-        yield request
+        return request
 
     def __repr__(self) -> str:  # never show the secret in logs or tracebacks
         return f"SignedAuth(app_id={self.app_id!r}, secret=***)"
+
+
+def _rewindable(request: httpx.Request) -> bool:
+    """A multipart upload whose files can be read again from the start: httpx seeks each file
+    back before sending it, so hashing it first costs a read, not its size in memory."""
+    stream = request.stream
+    if not isinstance(stream, MultipartStream):
+        return False
+    files = [field.file for field in stream.fields if isinstance(field, FileField)]
+    return all(
+        isinstance(f, bytes | str) or (hasattr(f, "seekable") and f.seekable()) for f in files
+    )
 
 
 class GonghuiClient:

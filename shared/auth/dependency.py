@@ -25,7 +25,7 @@ from fastapi.security.base import SecurityBase
 from starlette.exceptions import HTTPException
 
 from shared.auth import credentials, signing
-from shared.auth.audit import BODY, auth_note
+from shared.auth.audit import BODY_SHA256, auth_note
 from shared.errors import Forbidden
 
 SCHEME = "GonghuiSignature"
@@ -120,9 +120,9 @@ async def authenticate(request: Request) -> Caller:
         signing.check_timestamp(ts)
     except signing.SignatureError as exc:
         raise _unauthorized(request, "stale_timestamp", str(exc)) from exc
-    body = request.scope.get(BODY)
-    if body is None:
-        body = await request.body()  # no audit middleware: the body is still unread here
+    digest = request.scope.get(BODY_SHA256)
+    if digest is None:  # no audit middleware: the body is still unread here
+        digest = signing.body_digest(await request.body())
 
     def signed_by(credential: credentials.Credential) -> bool:
         try:
@@ -131,7 +131,7 @@ async def authenticate(request: Request) -> Caller:
                 method=request.method,
                 path=request.scope.get("raw_path") or request.scope["path"].encode(),
                 query=request.scope.get("query_string", b""),
-                body=body,
+                body_sha256=digest,
                 headers=request.headers,
             )
         except signing.SignatureError:

@@ -4,6 +4,7 @@ migration, in a scratch schema owned by a real service role, with a few guarded 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 import asyncpg
 import uvicorn
 from alembic import command
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, File, UploadFile
 from pydantic import BaseModel
 
 from shared.auth import Caller, require_scope
@@ -70,6 +71,9 @@ async def _schema_ready(service: str, dsn: str, schema: str) -> None:
     (the service's later revisions are other engineers' and are not the probe's business)."""
 
 
+MIB = 1024 * 1024
+
+
 def build(
     settings: ProbeSettings,
     *,
@@ -77,7 +81,9 @@ def build(
     workers: dict[str, Worker] | None = None,
 ) -> FastAPI:
     runtime = ServiceRuntime(settings, follows=follows, workers=workers)
-    app = create_app("probe", lifespan=runtime.lifespan)
+    app = create_app(
+        "probe", lifespan=runtime.lifespan, body_limits={r"/unions/[^/]+/attachments": 8 * MIB}
+    )
     app.state.runtime = runtime
 
     @app.post("/unions/{union_id}/notes", status_code=201)
@@ -114,6 +120,17 @@ def build(
         # spent) once.
         done = await runtime.pool.execute("DELETE FROM notes WHERE union_id = $1", union_id)
         return {"deleted": int(done.split()[-1])}
+
+    @app.post(
+        "/unions/{union_id}/attachments", dependencies=[Depends(require_scope("notes:write"))]
+    )
+    async def attach(union_id: str, file: UploadFile = File()) -> dict[str, Any]:
+        # What the endpoint received of a signed upload, to compare with what was sent.
+        digest, size = hashlib.sha256(), 0
+        while chunk := await file.read(64 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+        return {"bytes": size, "sha256": digest.hexdigest()}
 
     @app.post("/unions/{union_id}/explode", dependencies=[Depends(require_scope("notes:write"))])
     async def explode(union_id: str) -> None:

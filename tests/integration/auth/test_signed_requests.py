@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -132,6 +134,33 @@ def signed_request(
         content=body,
         headers=headers | {"Content-Type": "application/json"},
     )
+
+
+async def test_a_large_signed_upload_arrives_whole_and_a_changed_one_is_refused(
+    probe: Probe, tmp_path: Path
+) -> None:
+    # Larger than what the audit middleware keeps in memory: it goes through the disk spool.
+    content = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32)
+    upload = tmp_path / "roster.csv"
+    upload.write_bytes(content)
+    app_id, secret = await probe.issue("notes:write")
+    async with probe.client(app_id, secret) as client:
+        with upload.open("rb") as file:
+            answer = await client.post("/unions/u1/attachments", files={"file": ("r.csv", file)})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "bytes": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+
+        async def tampered(request: httpx.Request) -> None:
+            upload.write_bytes(content[:-1] + b"!")  # changed after the signature was made
+
+        client.event_hooks["request"] = [tampered]
+        with upload.open("rb") as file:
+            answer = await client.post("/unions/u1/attachments", files={"file": ("r.csv", file)})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["errors"][0]["code"] == "bad_signature"
 
 
 async def test_a_wrong_signature_is_refused(probe: Probe) -> None:

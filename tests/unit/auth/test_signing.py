@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 import httpx
 import pytest
@@ -172,6 +173,27 @@ def test_signed_auth_signs_what_httpx_sends() -> None:
         headers=signed.headers,
     )
     assert "s3cr3t" not in repr(SignedAuth("a", SECRET))
+
+
+def test_a_file_upload_is_signed_as_it_streams(tmp_path: Path) -> None:
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes(b"id_number,name\n" + "110101199003071234,张三\n".encode() * 50_000)
+    with roster.open("rb") as file:
+        request = httpx.Request(
+            "POST", "http://svc/organisations/u1/rosters", files={"file": ("r.csv", file)}
+        )
+        signed = next(SignedAuth("hr-0123456789ab", SECRET).sync_auth_flow(request))
+        assert not hasattr(signed, "_content")  # never read whole: it still streams from disk
+        sent = b"".join(signed.stream)  # type: ignore[arg-type]
+    assert len(sent) > roster.stat().st_size
+    assert signing.verify(
+        SECRET,
+        method="POST",
+        path="/organisations/u1/rosters",
+        query=b"",
+        body=sent,
+        headers=signed.headers,
+    )
 
 
 def test_nonces_are_fresh_and_well_formed() -> None:
