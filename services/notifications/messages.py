@@ -22,7 +22,7 @@ from services.notifications.domain import (
 )
 from services.notifications.live_rules import LiveRules
 from services.notifications.repository import Deliveries, MemberDirectory, NewDelivery, Recipient
-from services.notifications.rules import Rule
+from services.notifications.rules import Rule, RuleSet
 from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
 from shared.events.base import EventData
@@ -34,25 +34,20 @@ log = logging.getLogger(__name__)
 
 def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batched:
     """The one handler for every followed event: its rules come from the rules in force, so a rule
-    added to rules.yaml for a catalogued event needs no code. A run of events (a roster's joins)
-    reads its recipients' bindings, choices and names once and records its deliveries at once:
-    so it stays a batched consumer handler on the consumer's connection, not one unit of work
-    per event (a roster of thousands would cost a savepoint and three round trips each)."""
+    added to rules.yaml for a catalogued event needs no code. A run of events (a roster's joins,
+    a lecture's completions and certificates) reads its recipients' bindings, choices and names
+    once and records its deliveries at once: so it stays a batched consumer handler on the
+    consumer's connection, not one unit of work per event (a roster of thousands would cost a
+    savepoint and three round trips each). Each event is matched with its own type's rules, so a
+    run may mix types: an event's messages are its own rows, read from rows no followed event
+    of this handler writes, and so do not depend on the other events of the run."""
 
     async def notify(conn: asyncpg.Connection, events: Run) -> None:
-        matching = rules.current().for_event(events[0][1].type)
-        if not matching:
+        asked = _asked(rules.current(), events)
+        if not asked:
             return
         now = clock.now()
         current = current_trace_headers() or None
-        asked: list[tuple[Rule, dict[str, Any], Envelope, str | RenderError]] = []
-        for e, envelope in events:
-            data = e.model_dump()
-            for rule in matching:
-                try:
-                    asked.append((rule, data, envelope, recipient_of(rule, data)))
-                except RenderError as err:
-                    asked.append((rule, data, envelope, err))
         members = {r for *_, r in asked if isinstance(r, str)}
         recipients = await MemberDirectory(conn).recipients(members)
         planned = [
@@ -70,6 +65,25 @@ def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batche
         await Deliveries(conn).add(planned, now)
 
     return Batched(notify)
+
+
+Asked = tuple[Rule, dict[str, Any], Envelope, str | RenderError]
+
+
+def _asked(ruleset: RuleSet, events: Run) -> list[Asked]:
+    """Each rule in force for each event of the run, with the member it names (or why none)."""
+    asked: list[Asked] = []
+    for e, envelope in events:
+        matching = ruleset.for_event(envelope.type)
+        if not matching:
+            continue  # most followed events (a completion, a payment's ledger) send nothing
+        data = e.model_dump()
+        for rule in matching:
+            try:
+                asked.append((rule, data, envelope, recipient_of(rule, data)))
+            except RenderError as err:
+                asked.append((rule, data, envelope, err))
+    return asked
 
 
 def plan_delivery(
