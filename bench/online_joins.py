@@ -198,7 +198,7 @@ async def measure_platform(
     await meter.measure_idle(IDLE_SECONDS)
 
     async def after_step(step: Step) -> dict[str, float]:
-        consumed = await notified(admin, step.sent_at)
+        consumed = await notified(admin, step.sent_at())
         behind = await all_caught_up(running.servers.kafka_bootstrap, topic, CATCH_UP_SECONDS)
         used, above = meter.lap()
         joins = max(len(step.latencies_ms), 1)
