@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
 from services.training import commands as c
-from services.training import handlers
+from services.training import handlers, viewing_export
 from services.training.api import ENROL, MANAGE, VIEWING, ClassId, Uow, on_enrolment
 from services.training.rosters import Rosters
 from services.training.sessions import session_code
@@ -159,10 +159,13 @@ async def report_viewing(
     "/classes/{class_id}/viewing-reports/batches",
     tags=["attendance"],
     summary="Minutes every viewer of an online lecture watched, in one batch",
+    # Read from the raw body a slice at a time (services.training.viewing_export), not as a
+    # ViewingBatch parameter: published with the same schema.
+    openapi_extra={"requestBody": viewing_export.REQUEST_BODY},
 )
 async def report_viewing_batch(
     class_id: ClassId,
-    cmd: c.ViewingBatch,
+    request: Request,
     u: Uow,
     _: Caller = Depends(require_scope(VIEWING)),
 ) -> ViewingBatchOutcome:
@@ -182,7 +185,8 @@ async def report_viewing_batch(
     `member_ids` (the whole batch is refused, nothing counted); 413 for a body over 24 MiB
     (split it). A batch cut short by an error (a 5xx) may have counted its first slices: resend
     it whole."""
-    outcome = await handlers.report_viewing_batch(cmd.about(class_id=class_id), u)
+    export = await viewing_export.read(request, class_id)
+    outcome = await handlers.report_viewing_batch(export, u)
     return ViewingBatchOutcome(
         counted=outcome.counted,
         repeated=outcome.repeated,

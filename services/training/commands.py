@@ -294,25 +294,30 @@ class ViewingBatch(Command):
     member_ids: list[MemberId] | None = column("See `report_ids`.")
     minutes: list[Minutes] | None = column("See `report_ids`.")
 
-    def columns(self) -> tuple[list[str], list[str], list[int]]:
-        """The batch's lines as (report ids, member ids, minutes), whichever form it came in."""
-        report_ids, member_ids, minutes = self.report_ids, self.member_ids, self.minutes
-        given = (report_ids, member_ids, minutes)
+    def check_form(self) -> None:
+        """Refuse a batch in neither form or in both, or with columns of different lengths."""
+        given = (self.report_ids, self.member_ids, self.minutes)
         if self.reports is not None:
             if any(c is not None for c in given):
                 raise DomainError("reports", "two_forms", "send reports or the columns, not both")
+            return
+        if any(c is None for c in given):
+            name = ("report_ids", "member_ids", "minutes")[given.index(None)]
+            raise DomainError(name, "required", "send reports, or all three columns")
+        if len({len(c or ()) for c in given}) > 1:
+            raise DomainError("member_ids", "length_mismatch", "the columns differ in length")
+
+    def columns(self) -> tuple[list[str], list[str], list[int]]:
+        """The batch's lines as (report ids, member ids, minutes), whichever form it came in."""
+        self.check_form()
+        if self.reports is not None:
             lines = self.reports
             return (
                 [line.report_id for line in lines],
                 [line.member_id for line in lines],
                 [line.minutes for line in lines],
             )
-        if report_ids is None or member_ids is None or minutes is None:
-            name = ("report_ids", "member_ids", "minutes")[given.index(None)]
-            raise DomainError(name, "required", "send reports, or all three columns")
-        if not len(report_ids) == len(member_ids) == len(minutes):
-            raise DomainError("member_ids", "length_mismatch", "the columns differ in length")
-        return report_ids, member_ids, minutes
+        return self.report_ids or [], self.member_ids or [], self.minutes or []
 
 
 class RecordScore(OnEnrolment):

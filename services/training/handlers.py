@@ -35,6 +35,7 @@ from services.training.progress import check_minutes
 from services.training.repository import Members
 from services.training.sessions import Session
 from services.training.unit_of_work import TrainingUnitOfWork
+from services.training.viewing_export import ViewingExport
 from services.training.watched_minutes import Counted
 from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
@@ -316,28 +317,19 @@ class ViewingOutcome:
     certified: int = 0
 
 
-# Lines a transaction of a batch takes: its events (two per completing member, about 2 KB each
-# until written) stay in memory until its commit, so a 300,000-line batch goes in slices. 2,000
-# lines hold about 8 MB of events (10,000 held 40 MB, a third of the API process's whole size);
-# each slice adds a few round trips, about 150 more for 300,000 lines.
-VIEWING_SLICE = 2_000
-
-
-async def report_viewing_batch(cmd: c.ViewingBatch, uow: TrainingUnitOfWork) -> ViewingOutcome:
+async def report_viewing_batch(cmd: ViewingExport, uow: TrainingUnitOfWork) -> ViewingOutcome:
     """A lecture's viewers at once, set-based whatever the batch's size: per slice of
-    ``VIEWING_SLICE`` lines, one statement counts the lines and completes members, one issues
-    the certificates, one writes the events, in one transaction.
+    ``viewing_export.VIEWING_SLICE`` lines, one statement counts the lines and completes
+    members, one issues the certificates, one writes the events, in one transaction.
 
     A line for a member who is not enrolled, or not confirmed, is refused on its own; the others
     count. Completions and certificates follow as for single reports. Slices are applied in
     order, so a report id's first line counts wherever its repeats are; a batch cut short by an
     error is resent whole (what counted comes back as repeated).
     """
-    report_ids, member_ids, minutes = cmd.columns()
     outcome = ViewingOutcome()
-    for start in range(0, len(report_ids), VIEWING_SLICE):
-        part = slice(start, start + VIEWING_SLICE)
-        lines = (report_ids[part], member_ids[part], minutes[part])
+    for part in cmd.slices:
+        lines = part.columns()
         done, certified = await _count_slice(cmd.class_id, lines, uow)
         outcome.counted += done.counted
         outcome.completed += len(done.completed)

@@ -19,6 +19,7 @@ from services.training import (
     api_public,
     api_reports,
     handlers,
+    viewing_export,
 )
 from services.training.unit_of_work import TrainingUnitOfWork
 from shared.clock import FEDERATION_ZONE, Clock, SystemClock
@@ -103,6 +104,7 @@ def build(settings: ServiceSettings, *, clock: Clock | None = None) -> FastAPI:
         # A lecture's viewers in one batch (300,000 lines of about 80 bytes); the rest 1 MiB.
         body_limits={r"/classes/[^/]+/viewing-reports/batches$": VIEWING_BATCH_LIMIT},
     )
+    app.openapi = viewing_export.documenting(app.openapi)  # type: ignore[method-assign]
     app.state.runtime = runtime
     app.state.unit_of_work = unit_of_work
     for routes in (api, api_enrolment, api_attendance, api_reports, api_public):

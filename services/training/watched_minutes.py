@@ -1,6 +1,6 @@
 """SQL for a lecture's viewing batch: 300,000 viewers' minutes counted and completed at once.
 
-One statement counts every line of a slice of the batch (``handlers.VIEWING_SLICE`` lines) and
+One statement counts every line of a slice of the batch (``viewing_export.VIEWING_SLICE`` lines) and
 completes whoever now meets the course's rule; no enrolment is loaded into Python. The caller
 holds the class's row ``FOR SHARE`` (``Classes.lock_members``), so seat decisions, which load and
 write whole classes, wait for it.

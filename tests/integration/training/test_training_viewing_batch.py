@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.training import handlers
+from services.training import viewing_export
 from tests.integration.training.conftest import Training
 from tests.support.clock import ManualClock
 
@@ -19,7 +19,7 @@ async def test_a_batch_counts_each_report_once_refuses_strangers_and_completes(
     training: Training, monkeypatch: pytest.MonkeyPatch, slice_lines: int
 ) -> None:
     """In one transaction, or in slices of two lines (a repeat in the next slice included)."""
-    monkeypatch.setattr(handlers, "VIEWING_SLICE", slice_lines)
+    monkeypatch.setattr(viewing_export, "VIEWING_SLICE", slice_lines)
     course = await training.course(
         kind="lecture_series",
         completion={"min_attendance_percent": None, "min_watched_minutes": 60},
@@ -149,14 +149,81 @@ async def test_the_columns_form_counts_as_lines_do_and_completes_only_by_the_who
             "minutes[0]",
             "greater_than_equal",
         ),
+        (  # in the third slice of two lines: named by its place in the batch
+            {"report_ids": list("abcde"), "member_ids": ["m"] * 5, "minutes": [1] * 4 + [0]},
+            "minutes[4]",
+            "greater_than_equal",
+        ),
+        (  # a NUL anywhere is named alone, before a field's fault in an earlier slice
+            {"report_ids": list("abcd"), "member_ids": ["m", "m", "m", "\x00"], "minutes": [0] * 4},
+            "member_ids[3]",
+            "nul_character",
+        ),
+        (  # a field's fault in a later slice is named before the columns' lengths
+            {"report_ids": list("abc"), "member_ids": ["m"] * 3, "minutes": [1, 1, 1, 1, 0]},
+            "minutes[4]",
+            "greater_than_equal",
+        ),
+        (
+            {
+                "reports": [{"report_id": "r", "member_id": "m", "minutes": 1}] * 2
+                + [{"report_id": "r", "member_id": "m"}]
+            },
+            "reports[2].minutes",
+            "missing",
+        ),
     ],
 )
 async def test_a_malformed_batch_is_refused_whole_naming_the_field(
-    training: Training, body: dict[str, object], field: str, code: str
+    training: Training,
+    monkeypatch: pytest.MonkeyPatch,
+    body: dict[str, object],
+    field: str,
+    code: str,
 ) -> None:
+    """Read and checked two lines at a time, and refused as the whole batch at once would be."""
+    monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
     class_id = (await training.klass(capacity=None))["class_id"]
     answer = await training.streaming.post(
         f"/classes/{class_id}/viewing-reports/batches", json=body
     )
     assert answer.status_code == 422
     assert [(e["field"], e["code"]) for e in answer.json()["errors"]] == [(field, code)]
+
+
+async def test_a_batch_refused_in_its_last_slice_counts_none_of_the_slices_before(
+    training: Training, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
+    course = await training.course(
+        kind="lecture_series",
+        completion={"min_attendance_percent": None, "min_watched_minutes": 30},
+    )
+    class_id = (await training.klass(course, capacity=None))["class_id"]
+    members = await training.members(3)
+    for member in members:
+        assert (await training.enrol(class_id, member)).status_code == 201
+    body = {
+        "report_ids": [f"{class_id}-{m}" for m in members] + [f"{class_id}-late"],
+        "member_ids": [*members, members[0]],
+        "minutes": [45, 45, 45, 1441],
+    }
+
+    answer = await training.streaming.post(
+        f"/classes/{class_id}/viewing-reports/batches", json=body
+    )
+
+    assert answer.status_code == 422
+    assert [(e["field"], e["code"]) for e in answer.json()["errors"]] == [
+        ("minutes[3]", "less_than_equal")
+    ]
+    watched = await training.pool.fetch(
+        "SELECT watched_minutes, completed_on FROM enrolments WHERE class_id = $1", class_id
+    )
+    assert [tuple(r) for r in watched] == [(0, None)] * 3
+    counted = await training.pool.fetchval(
+        "SELECT count(*) FROM viewing_reports WHERE report_id LIKE $1", f"{class_id}-%"
+    )
+    assert counted == 0
+    kinds = [kind for kind, _ in await training.events(class_id)]
+    assert kinds == ["class.scheduled"] + ["enrolment.confirmed"] * 3
