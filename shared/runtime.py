@@ -205,6 +205,7 @@ class ServiceRuntime:
             batch_size=s.consumer_batch_size,
             max_attempts=s.consumer_max_attempts,
             retry_budget_seconds=s.consumer_retry_budget_seconds,
+            gather_ms=s.consumer_gather_ms,
         )
         await self.consumer.run()
 

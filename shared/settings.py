@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     relay_poll_seconds: float = 1.0
     consumer_batch_size: int = 500
     consumer_max_attempts: int = 3
+    # How long the broker may gather events into one fetch (fetch.max.wait.ms, with a high
+    # fetch.min.bytes): each hop's delay is at most this, and a steady stream costs a fetch per
+    # several events instead of one per event. 0: answer at the first event.
+    consumer_gather_ms: int = Field(default=50, ge=0, le=500)
     # How long a failing event of a batch may hold up its partition in retries before the rest
     # of the batch's failures go to the dead-letter topic at their first failure.
     consumer_retry_budget_seconds: float = Field(default=5.0, ge=0)
