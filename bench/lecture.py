@@ -26,8 +26,10 @@ built as lists of ids, then a document, then the transport's own copy.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+import traceback
 from array import array
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,9 @@ CERTIFICATE_ISSUED = "gonghui.training.certificate.issued"
 WATCHED_MINUTES = 60
 NEEDED = 45  # minutes watched to complete
 UPLOAD_CHUNK = 64 * 1024  # bytes of the export handed to the connection at a time
+# From the export's answer until every resulting event has reached notifications: five times
+# the target, beyond which the figure is reported as not met rather than waited for.
+NOTIFIED_SECONDS = 600.0
 
 FULL: dict[str, Any] = {
     "members": 300_000,
@@ -232,8 +237,9 @@ async def submit_export(
 
 
 async def notified(running: Running, expected: int) -> tuple[float | None, int]:
-    """Seconds until every event training published has reached notifications' consumer, and
-    the certificates notifications took in."""
+    """Seconds until every event training published has reached notifications' consumer (None
+    if not within NOTIFIED_SECONDS: a figure not met, not a benchmark that failed), and the
+    certificates notifications took in."""
     started = time.perf_counter()
     admin = await asyncpg.connect(running.db.admin_dsn)
     try:
@@ -244,9 +250,12 @@ async def notified(running: Running, expected: int) -> tuple[float | None, int]:
             )
             return expected - min(waiting, expected), expected
 
-        await wait_until("training's events published", published, timeout=600)
-        topic = f"{running.namespace}training.events"
-        behind = await all_caught_up(running.servers.kafka_bootstrap, topic, timeout=600)
+        behind = None
+        with contextlib.suppress(TimeoutError):
+            await wait_until("training's events published", published, NOTIFIED_SECONDS)
+            left = NOTIFIED_SECONDS - (time.perf_counter() - started)
+            topic = f"{running.namespace}training.events"
+            behind = await all_caught_up(running.servers.kafka_bootstrap, topic, max(left, 1.0))
         certificates = await admin.fetchval(
             "SELECT count(*) FROM notifications.inbox WHERE event_type = $1", CERTIFICATE_ISSUED
         )
@@ -262,34 +271,12 @@ def per_process(cpu: dict[str, float], events: int) -> str:
     return ", ".join(f"{g} {s / max(events, 1) * 1000:.2f}" for g, s in shares if s > 0)
 
 
-async def run(**params: Any) -> Outcome:
-    outcome = Outcome("lecture")
-    workers = params["api_workers"]
-    split = {"training": workers} if workers else {}
-    async with platform_running(split) as running:
-        learnt = await members_known(running, params)
-        app_id, secret = await issue_credential(
-            running.db.dsn("training"),
-            "training",
-            scopes=["training:manage", "training:enrol", "training:viewing", "training:read"],
-        )
-        api = Training(running.platform.urls["training"], app_id, secret)
-        try:
-            class_id = await lecture_class(api)
-            cpu = running.watch.cpu()
-            enrolled = await enrol_everyone(api, class_id, params)
-            cpu_enrol, cpu = spent(cpu, running.watch.cpu()), running.watch.cpu()
-            members = array("q", sorted(enrolled.serials))
-            print(f"[bench] {len(members):,} enrolled; submitting the export...", flush=True)
-            export = await submit_export(api, class_id, members, params)
-            cpu_view = spent(cpu, running.watch.cpu())
-            reached, certificates = await notified(running, 2 * export.counted)
-        finally:
-            await api.client.aclose()
-        outcome.peak_rss_mb = dict(running.watch.peak_mb)
+def enrolment_figures(
+    learnt: float, enrolled: Step, cpu: dict[str, float], params: dict[str, Any]
+) -> list[Figure]:
     count = len(enrolled.latencies_ms)
     cut = " (budget ran out)" if enrolled.cut_short else ""
-    outcome.add(
+    return [
         Figure(
             "members learnt by every consumer group",
             learnt,
@@ -314,10 +301,17 @@ async def run(**params: Any) -> Outcome:
         ),
         Figure(
             "platform CPU per enrolment (services + their Postgres backends)",
-            platform_cpu(cpu_enrol) / max(count, 1) * 1000,
+            platform_cpu(cpu) / max(count, 1) * 1000,
             "ms",
-            note=per_process(cpu_enrol, count),
+            note=per_process(cpu, count),
         ),
+    ]
+
+
+def viewing_figures(
+    export: Export, cpu: dict[str, float], reached: float | None, certificates: int
+) -> list[Figure]:
+    return [
         Figure(
             "watched-minutes export applied",
             export.elapsed,
@@ -328,20 +322,61 @@ async def run(**params: Any) -> Outcome:
         ),
         Figure(
             "platform CPU per viewing report (services + their Postgres backends)",
-            platform_cpu(cpu_view) / max(export.lines, 1) * 1000,
+            platform_cpu(cpu) / max(export.lines, 1) * 1000,
             "ms",
-            note=per_process(cpu_view, export.lines),
+            note=per_process(cpu, export.lines),
         ),
         Figure(
             "completion events reached notifications, after the export",
             reached,
             "s",
             Target("<=", 120),
-            note=f"notifications took in {certificates:,} certificates of {export.counted:,}",
+            note=f"notifications took in {certificates:,} certificates of {export.counted:,}"
+            + ("" if reached is not None else f"; not within {NOTIFIED_SECONDS:g} s"),
         ),
-    )
-    if enrolled.client_cpu >= 0.9:
-        outcome.notes.append("the load generator kept ≥ 90% of a core busy while enrolling")
+    ]
+
+
+async def run(**params: Any) -> Outcome:
+    outcome = Outcome("lecture")
+    workers = params["api_workers"]
+    split = {"training": workers} if workers else {}
+    async with platform_running(split) as running:
+        try:
+            learnt = await members_known(running, params)
+            app_id, secret = await issue_credential(
+                running.db.dsn("training"),
+                "training",
+                scopes=["training:manage", "training:enrol", "training:viewing", "training:read"],
+            )
+            api = Training(running.platform.urls["training"], app_id, secret)
+            try:
+                class_id = await lecture_class(api)
+                cpu = running.watch.cpu()
+                enrolled = await enrol_everyone(api, class_id, params)
+                cpu_enrol, cpu = spent(cpu, running.watch.cpu()), running.watch.cpu()
+                # Reported now: a full-scale enrolment is ten minutes of measuring, kept
+                # whatever the export then does.
+                outcome.add(*enrolment_figures(learnt, enrolled, cpu_enrol, params))
+                if enrolled.client_cpu >= 0.9:
+                    outcome.notes.append(
+                        "the load generator kept ≥ 90% of a core busy while enrolling"
+                    )
+                members = array("q", sorted(enrolled.serials))
+                print(f"[bench] {len(members):,} enrolled; submitting the export...", flush=True)
+                export = await submit_export(api, class_id, members, params)
+                cpu_view = spent(cpu, running.watch.cpu())
+                reached, certificates = await notified(running, 2 * export.counted)
+                outcome.add(*viewing_figures(export, cpu_view, reached, certificates))
+            finally:
+                await api.client.aclose()
+        except Exception as error:
+            if not outcome.figures:
+                raise  # nothing measured: the benchmark failed as a whole
+            traceback.print_exc()
+            outcome.error = f"after the enrolments: {type(error).__name__}: {error}"
+        finally:
+            outcome.peak_rss_mb = dict(running.watch.peak_mb)
     return outcome
 
 
