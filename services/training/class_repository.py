@@ -1,6 +1,6 @@
 """SQL for classes: the aggregate of sessions and enrolments, and the locks that keep it right.
 
-A class is loaded in one of three ways, each with its lock:
+A class is loaded in one of these ways, each with its lock:
 
 * ``lock``: the whole class under ``FOR UPDATE`` on its row. Seat decisions that may serve the
   waitlist (cancel, approve, reject, offers, capacity, no-shows) take it, so they take turns.
@@ -11,6 +11,8 @@ A class is loaded in one of three ways, each with its lock:
 * ``lock_member``: the class ``FOR SHARE`` and one member's enrolment ``FOR UPDATE``. Attendance,
   minutes and scores touch one enrolment; many members of one lecture report at once, while seat
   decisions (which need the class exclusively) wait for them.
+* ``for_leaving``: as ``for_enrolment``, for a member leaving the union; the whole class only when
+  someone waits for the seat they free.
 
 Every class loaded or added is handed to the unit of work (``track``), which sends its events on
 commit. ``save`` writes back only what changed since the load: the class row, enrolments compared
@@ -141,6 +143,27 @@ class Classes:
             return await self.lock(class_id)  # the capacity changed meanwhile: count it all
         if limited and await self._offers_due(class_id, now):
             return await self.lock(class_id)  # expiring an offer serves the waitlist
+        return tc
+
+    async def for_leaving(self, class_id: str, member_id: str) -> TrainingClass:
+        """The class with only ``member_id``'s enrolment, locked, for the member leaving the
+        union: a 300,000-member lecture is not loaded (nor its row held FOR UPDATE, which would
+        stop its enrolments and minutes) to cancel one enrolment. The whole class when someone
+        waits for a seat, as for any seat decision: who is next needs every enrolment."""
+        row = await self.conn.fetchrow(
+            "SELECT capacity IS NOT NULL AS limited, coalesce(waitlisted, 0) > 0 AS waiting"
+            " FROM classes WHERE class_id = $1",
+            class_id,
+        )
+        if row is None:
+            raise NotFound("class_id", "unknown_class", f"there is no class {class_id}")
+        if row["waiting"]:
+            return await self.lock(class_id)
+        # A class with seats: its counters change, under the lock every seat decision takes.
+        lock = " FOR UPDATE OF c" if row["limited"] else " FOR SHARE OF c"
+        tc = await self._load(class_id, lock=lock, members=[member_id])
+        if (tc.capacity is not None) != row["limited"] or tc.roster.waiting:
+            return await self.lock(class_id)  # changed meanwhile: count it all
         return tc
 
     async def for_new_enrolment(self, class_id: str, member_id: str) -> NewEnrolment | None:

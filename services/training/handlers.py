@@ -401,7 +401,7 @@ async def member_left(event: m.MemberLeft, uow: TrainingUnitOfWork) -> None:
             await uow.members.save(view)
             # In class id order, so two consumers (or replicas) lock classes in the same order.
             for class_id in await uow.classes.with_active_enrolment(event.member_id):
-                tc = await uow.classes.lock(class_id)
+                tc = await uow.classes.for_leaving(class_id, event.member_id)
                 tc.member_left(event.member_id, now)
                 await uow.classes.save(tc)
         await uow.commit()

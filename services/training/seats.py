@@ -189,6 +189,10 @@ class Seats:
             return  # nothing left to attend
         if self.capacity is not None and not self.roster.waiting:
             return  # nobody waits: no need to know who would be next
+        if self.capacity is None and not self.roster.complete:
+            # Nobody waits in a class without capacity while it runs (removing the capacity
+            # served the whole waitlist), so one loaded for a member alone frees nothing here.
+            return
         for enrolment in self.roster.waitlist():
             if not self.has_free_seat():
                 return

@@ -103,3 +103,34 @@ async def _read_class_events(training: Training, class_id: str, want: int) -> li
     finally:
         await consumer.stop()
     return found
+
+
+async def test_a_member_leaving_a_lecture_changes_their_enrolment_alone(
+    training: Training,
+) -> None:
+    """Leaving takes the member's own enrolment, not the lecture: it goes through while the
+    lecture's row is held FOR SHARE and another member's enrolment FOR UPDATE, as a slice of a
+    viewing batch holds them (taking the class FOR UPDATE waited for the batch). In a class with
+    seats and nobody waiting, the seat is given back to the counters."""
+    lecture = (await training.klass(capacity=None))["class_id"]
+    seminar = (await training.klass(capacity=2))["class_id"]
+    leaver, stayer = await training.members(2)
+    for class_id in (lecture, seminar):
+        for member in (leaver, stayer):
+            assert (await training.enrol(class_id, member)).status_code == 201
+
+    async with training.pool.acquire() as batch, batch.transaction():
+        await batch.execute("SELECT 1 FROM classes WHERE class_id = $1 FOR SHARE", lecture)
+        await batch.execute(
+            "SELECT 1 FROM enrolments WHERE class_id = $1 AND member_id = $2 FOR UPDATE",
+            lecture,
+            stayer,
+        )
+        await training.leave(leaver)  # waits for the departure's transaction to commit
+
+    assert await training.statuses(lecture) == {leaver: "cancelled", stayer: "confirmed"}
+    assert await training.statuses(seminar) == {leaver: "cancelled", stayer: "confirmed"}
+    summary = (await training.staff.get(f"/classes/{seminar}")).json()
+    assert (summary["seats_held"], summary["seats_free"], summary["waitlisted"]) == (1, 1, 0)
+    kinds = [kind for kind, _ in await training.events(lecture)]
+    assert kinds[-1] == "enrolment.cancelled"

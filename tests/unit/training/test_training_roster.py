@@ -50,3 +50,20 @@ def test_serving_the_waitlist_needs_the_whole_class(build):
     cls = partial(build, capacity=50, held=50, waiting=3)
     with pytest.raises(IncompleteRoster):
         cls.waitlist()
+
+
+@pytest.mark.parametrize(("capacity", "held", "waiting"), [(None, None, None), (50, 20, 0)])
+def test_a_member_leaving_needs_only_their_own_enrolment_when_nobody_waits(
+    build, capacity, held, waiting
+):
+    """A lecture (no capacity: nobody waits while it runs) or a class nobody waits for: the
+    member's enrolment alone is cancelled and the counters give the seat back."""
+    cls = partial(build, capacity=capacity, held=held, waiting=waiting)
+    cls.enrol(build.member(1), build.now, place=21)
+    cls.events.clear()
+
+    cancelled = cls.member_left(build.member(1).member_id, build.now)
+
+    assert cancelled is not None and cancelled.status is EnrolmentStatus.CANCELLED
+    assert (cls.roster.held, cls.roster.waiting) == (held, waiting)
+    assert [type(e).__name__ for e in cls.events] == ["EnrolmentCancelled"]
