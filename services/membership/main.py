@@ -1,30 +1,27 @@
 """Wiring of the membership service.
 
-Roster jobs run in the process that does the service's background work (``role`` "all" or
-"worker", see :mod:`shared.serve`): the API records a job and announces it on a NOTIFY channel,
-and that process picks it up (also at start, and every ``roster_poll_seconds`` in case a
-notification was lost). Several such processes may run: a Postgres lock per job lets exactly one
-of them run it.
+Roster jobs are started by the process that does the service's background work (``role`` "all"
+or "worker", see :mod:`shared.serve`), each in a child process of its own: the API records a job
+and announces it on a NOTIFY channel, and that process picks it up (also at start, and every
+``roster_poll_seconds`` in case a notification was lost). Several such processes may run: a
+Postgres lock per job lets exactly one of them run it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from contextlib import suppress
-from pathlib import Path
-from typing import ClassVar
 
 import asyncpg
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 
 from services.membership.api import router
 from services.membership.api_rosters import ROSTER_JOBS_CHANNEL
 from services.membership.api_rosters import router as rosters_router
 from services.membership.roster_files import CSV_UPLOAD_LIMIT, JSON_BATCH_LIMIT
 from services.membership.roster_import import RosterJobs
+from services.membership.settings import Settings
 from services.membership.unit_of_work import MembershipUnitOfWork
 from shared.clock import Clock, SystemClock
 from shared.db import connect
@@ -39,25 +36,9 @@ OFFERED = published_by("membership")
 log = logging.getLogger(__name__)
 
 
-class Settings(ServiceSettings):
-    service: ClassVar[str] = "membership"
-    model_config = SettingsConfigDict(env_prefix="GONGHUI_MEMBERSHIP_", extra="ignore")
-    http_port: int = 8001
-    # Where submitted rosters wait while their job runs (kept across restarts to resume). The
-    # API processes and the one running the jobs must see the same directory.
-    roster_dir: str = str(Path(tempfile.gettempdir()) / "gonghui-rosters")
-    roster_poll_seconds: float = 5.0
-
-
 def _roster_jobs(settings: Settings, clock: Clock) -> Worker:
     async def run(runtime: ServiceRuntime) -> None:
-        jobs = RosterJobs(
-            Path(settings.roster_dir),
-            units_of_work(runtime, MembershipUnitOfWork, clock),
-            clock,
-            dsn=settings.database_url,
-            schema=settings.db_schema,
-        )
+        jobs = RosterJobs(settings, units_of_work(runtime, MembershipUnitOfWork, clock), clock)
         wake = asyncio.Event()
         listener = await connect(settings.database_url, settings.db_schema)
         await listener.add_listener(

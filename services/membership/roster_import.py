@@ -14,6 +14,7 @@ import gc
 import itertools
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,9 +35,10 @@ from services.membership.roster import (
     RowError,
 )
 from services.membership.roster_files import rows_of
+from services.membership.settings import Settings
 from services.membership.unit_of_work import MembershipUnitOfWork
 from shared.clock import Clock
-from shared.db import session_lock
+from shared.db import lock_key, session_lock
 
 log = logging.getLogger(__name__)
 # A chunk is one transaction. Two are in memory at once (one written while the next is checked),
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 # the benchmark (1,250-1,600 rows/s against 2,900-3,100 at 2,000 and 5,000).
 CHUNK_ROWS = 2000
 CHANNEL = "employer_batch"
+CHILD_MODULE = "services.membership.roster_child"
 RACE_ATTEMPTS = 3  # a chunk compared again this often when others join the same people
 # Allocations between the cyclic collector's youngest passes while a job runs (default 700).
 GC_YOUNGEST_THRESHOLD = 20_000
@@ -174,7 +177,7 @@ class RosterJob:
         """Run the job unless another process already does: every process that runs roster jobs
         looks for waiting ones, and a session lock on the job's id lets exactly one run it (a
         process that dies drops its session, so another can resume the job)."""
-        async with session_lock(self.dsn, self.schema, f"roster {self.job_id}") as held:
+        async with session_lock(self.dsn, self.schema, _lock_name(self.job_id)) as held:
             if held:
                 await self._run_locked()
 
@@ -428,50 +431,81 @@ class RosterJob:
         )
 
 
+def _lock_name(job_id: str) -> str:
+    return f"roster {job_id}"
+
+
+# Whether a session lock is free right now, on a pooled connection that does not keep it.
+_LOCK_FREE = "SELECT CASE WHEN pg_try_advisory_lock($1) THEN pg_advisory_unlock($1) ELSE false END"
+
+
 class RosterJobs:
-    """The roster jobs running in this process. ``resume`` starts the jobs waiting in the
-    database (at start-up, on a notification, on each poll) and may be called again and again:
-    a job already started here is not started a second time."""
+    """The roster jobs this process starts, each in a child process of its own
+    (:mod:`services.membership.roster_child`): a 657,000-row roster's allocations go back to the
+    system when its process ends, instead of staying in this one's heap beside the relay and the
+    consumers, and the import has a core of its own while they work on its events.
+
+    ``resume`` starts the jobs waiting in the database (at start-up, on a notification, on each
+    poll) and may be called again and again: a job whose process runs is not started a second
+    time; one whose process died is started again (its session lock died with it)."""
 
     def __init__(
-        self,
-        spool_dir: Path,
-        units: Callable[[], MembershipUnitOfWork],
-        clock: Clock,
-        *,
-        dsn: str,
-        schema: str,
+        self, settings: Settings, units: Callable[[], MembershipUnitOfWork], clock: Clock
     ) -> None:
-        self.spool_dir = spool_dir
+        self.settings = settings
+        self.spool_dir = Path(settings.roster_dir)
         self.units = units
         self.clock = clock
-        self.dsn = dsn
-        self.schema = schema
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.started: set[str] = set()  # a finished job is never waiting again
+        self.tasks: dict[str, asyncio.Task[None]] = {}
 
-    def start(self, job: RosterJob) -> None:
-        if job.job_id in self.started:
+    def start(self, job_id: str, path: Path) -> None:
+        if job_id in self.tasks:
             return
-        self.started.add(job.job_id)
-        task = asyncio.create_task(job.run())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task = asyncio.create_task(self._run_apart(job_id, path))
+        self.tasks[job_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+
+    async def _run_apart(self, job_id: str, path: Path) -> None:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", CHILD_MODULE, job_id, str(path), stdin=asyncio.subprocess.PIPE
+        )
+        try:
+            # The settings go on its stdin, whole: the child runs with exactly this process's.
+            await child.communicate(self.settings.model_dump_json().encode())
+        except asyncio.CancelledError:
+            child.terminate()  # it stops between chunks; the job resumes at the next start
+            await child.wait()
+            raise
+        if child.returncode:
+            log.warning(
+                "roster job %s: its process exited with %s; it starts again at the next look",
+                job_id,
+                child.returncode,
+            )
 
     async def resume(self, pool: asyncpg.Pool) -> None:
         rows = await pool.fetch("SELECT id FROM roster_jobs WHERE state IN ('queued', 'running')")
         for row in rows:
             spooled = list(self.spool_dir.glob(f"{row['id']}.*"))
-            path = spooled[0] if spooled else Path("/nonexistent")
-            job = RosterJob(
-                pool, self.units, self.clock, row["id"], path, dsn=self.dsn, schema=self.schema
-            )
+            if row["id"] in self.tasks:
+                continue
+            if not await pool.fetchval(_LOCK_FREE, lock_key(_lock_name(row["id"]))):
+                continue  # another process runs it (a process per job only for a free job)
             if spooled:
-                self.start(job)
+                self.start(row["id"], spooled[0])
             else:
+                job = RosterJob(
+                    pool,
+                    self.units,
+                    self.clock,
+                    row["id"],
+                    Path("/nonexistent"),
+                    dsn=self.settings.database_url,
+                    schema=self.settings.db_schema,
+                )
                 await job._finish("failed", FILE_GONE)
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in self.tasks.values():
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

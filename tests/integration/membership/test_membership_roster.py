@@ -8,10 +8,13 @@ import io
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
+from services.membership.roster_import import CHILD_MODULE
 from tests.integration.membership.conftest import Membership
 from tests.support.people import id_number, mobile, name
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 SERIAL = 950_000
@@ -170,3 +173,37 @@ async def test_an_incomplete_roster_never_takes_anyone_off(membership: Membershi
     )
     job = await finished(staff, partial.json())
     assert job["left_union"] == 0 and job["unchanged"] == 1
+
+
+async def test_a_roster_job_whose_process_is_killed_resumes_and_applies_each_row_once(
+    membership: Membership,
+) -> None:
+    ids = await membership.union_tree()
+    count = 8_000  # four chunks: the process is killed after the first commits
+    rows = [["id_number", "name", "mobile"]]
+    rows += [[id_number(SERIAL + 1000 + i), name(i), mobile(i)] for i in range(count)]
+    answer = await submit_csv(membership, ids["depot"], csv_bytes(rows, "utf-8"), "killed-1")
+    assert answer.status_code == 202, answer.text
+    job_url = f"/rosters/{answer.json()['id']}"
+
+    async def job_process() -> psutil.Process | None:
+        job = (await membership.staff.get(job_url)).json()
+        if not 0 < job["rows_read"] < count:
+            assert job["state"] != "done", "the job ended before its process could be killed"
+            return None
+        children = psutil.Process().children(recursive=True)
+        return next((p for p in children if CHILD_MODULE in p.cmdline()), None)
+
+    (await eventually(job_process, timeout=120, what="a job process mid-way")).kill()
+    job = await finished(membership.staff, answer.json(), timeout=300)
+    assert (job["state"], job["rows_read"], job["joined"]) == ("done", count, count), job
+    pool = membership.app.state.runtime.pool
+    joined = await pool.fetchval(
+        "SELECT count(*) FROM members WHERE union_id = $1", ids["depot"]
+    )
+    events = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE type = 'gonghui.membership.member.joined'"
+        " AND key IN (SELECT id FROM members WHERE union_id = $1)",
+        ids["depot"],
+    )
+    assert (joined, events) == (count, count)
