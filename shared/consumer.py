@@ -3,7 +3,8 @@
 For a batch (what one fetch brought, every partition's records in their order), the fast path
 records each event id in the service's ``inbox``
 and runs the handlers in one database transaction, handing each run of consecutive events of one
-type to a :class:`Batched` handler in one call (one multi-row statement instead of one per event);
+type (of any type it handles, for an ``independent`` one) to a :class:`Batched` handler in one
+call (one multi-row statement instead of one per event);
 an id already in the inbox is skipped. If anything in it fails, the careful path applies the batch
 again event by event, each in its own transaction, so a failing event holds no other event's
 locks while it waits to be retried. Offsets are committed only after the database commit, so a
@@ -110,11 +111,17 @@ class Batched:
     ``Batched.of(statement, rest)`` when the statement is the run's first effect and ``rest``
     the others (notifications: its directory, then the messages): the inbox insert and the
     statement are then one round trip, and ``rest`` is given the events not applied before.
+
+    ``independent``: each event's effect is rows of its own, read from rows none of the events it
+    handles writes (notifications' messages): a run is then every consecutive event it handles,
+    of any type, subjects again included. A lecture's completions and certificates all have the
+    class as subject and alternate, so otherwise each would be a run of one.
     """
 
     apply: BatchHandler
     statement: Statement | None = None
     rest: BatchHandler | None = None
+    independent: bool = False
 
     @classmethod
     def of(cls, statement: Statement, rest: BatchHandler | None = None) -> Batched:
@@ -358,7 +365,7 @@ class ConsumerRunner:
             if handler.rest is not None and new:
                 await handler.rest(conn, [(d, e) for d, e in events if e.id in new])
         self.applied += len(new)
-        return collections.Counter({first.type: len(new)})
+        return collections.Counter(e.type for e, *_ in run if e.id in new)
 
     async def _apply_together(
         self, conn: asyncpg.Connection, readable: list[Fresh]
@@ -384,7 +391,7 @@ class ConsumerRunner:
                 fresh.append(item)
         for run in _runs(fresh):
             first, _, handler, where = run[0]
-            applied[first.type] += len(run)
+            applied.update(e.type for e, *_ in run)
             if isinstance(handler, Batched):
                 # One span for the run, in the first event's trace: a span per event would cost
                 # more than applying it.
@@ -585,18 +592,28 @@ def _declared(readable: list[Fresh]) -> Batched | None:
 
 
 def _runs(fresh: list[Fresh]) -> Iterator[list[Fresh]]:
-    """The batch cut where the type changes or a subject comes again (see :class:`Batched`)."""
+    """The batch cut where the handler changes and, unless it is ``independent``, where the type
+    changes or a subject comes again (see :class:`Batched`)."""
     run: list[Fresh] = []
     subjects: set[str] = set()
     for item in fresh:
-        envelope = item[0]
-        if run and (envelope.type != run[0][0].type or envelope.subject in subjects):
+        envelope, _, handler, _ = item
+        if run and _ends(run, subjects, envelope, handler):
             yield run
             run, subjects = [], set()
         run.append(item)
         subjects.add(envelope.subject)
     if run:
         yield run
+
+
+def _ends(run: list[Fresh], subjects: set[str], envelope: Envelope, handler: Handler) -> bool:
+    first, _, first_handler, _ = run[0]
+    if handler is not first_handler:
+        return True
+    if isinstance(handler, Batched) and handler.independent:
+        return False
+    return envelope.type != first.type or envelope.subject in subjects
 
 
 class LagReport:
