@@ -57,12 +57,16 @@ UPLOAD_CHUNK = 64 * 1024  # bytes of the export handed to the connection at a ti
 # the target, beyond which the figure is reported as not met rather than waited for.
 NOTIFIED_SECONDS = 600.0
 
+# The enrolments are offered at the target's rate: where the API answers fewer, the schedule
+# slips and the p99 says so. At the 460-500 a second measured, 300,000 take about 11 minutes; the
+# budget leaves room for a slower run without shrinking the class. The export waits up to ten
+# times its target, and the whole lecture takes about 17-20 minutes.
 FULL: dict[str, Any] = {
     "members": 300_000,
     "unions": 400,
     "enrol_rate": 2000,
     "enrol_budget_s": 900.0,
-    "viewing_timeout_s": 900.0,
+    "viewing_timeout_s": 600.0,
     "api_workers": 2,
 }
 QUICK: dict[str, Any] = {

@@ -3,6 +3,7 @@ task once answered, and send times worked out from the schedule rather than stor
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from array import array
 
@@ -73,3 +74,19 @@ async def test_a_fault_in_send_itself_is_raised_not_counted() -> None:
 
     with pytest.raises(KeyError):
         await open_loop(send, rate=RATE, seconds=0, first=0, count=10)
+
+
+async def test_the_collector_is_held_back_for_the_step_only() -> None:
+    found = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's own, whatever an earlier test left
+    try:
+
+        async def send(serial: int) -> None:
+            # No full collection lands on a measured answer.
+            assert gc.get_threshold() != (700, 10, 10)
+
+        await open_loop(send, rate=RATE, seconds=0, first=0, count=3)
+        # The polling after a step makes garbage of its own, collected as usual again.
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*found)
