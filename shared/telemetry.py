@@ -14,15 +14,17 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import httpx
-from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+if TYPE_CHECKING:  # a process that serves no HTTP (a roster job's) never loads the web stack
+    import httpx
+    from fastapi import FastAPI
 
 _installed = False
 
@@ -50,6 +52,8 @@ def instrument_app(app: FastAPI) -> None:
     (http.request.method, http.route, http.response.status_code) rather than the
     instrumentation's older default names. Spans for each ASGI receive and send would triple the
     tracing cost of every call and tell nothing more."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
