@@ -64,7 +64,9 @@ def notifier(rules: LiveRules, clock: Clock, binding_grace: timedelta) -> Batche
         ]
         await Deliveries(conn).add(planned, now)
 
-    return Batched(notify)
+    # Independent: a run is every consecutive followed event (a lecture's completions and
+    # certificates share one subject, the class, and alternate: else each was a run of one).
+    return Batched(notify, independent=True)
 
 
 Asked = tuple[Rule, dict[str, Any], Envelope, str | RenderError]
