@@ -16,7 +16,6 @@ endpoint in memory up to 1 MiB, on disk beyond, so a 40 MB roster upload never s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -27,6 +26,7 @@ from typing import IO, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.signing import APP_ID, SIGNATURE
+from shared.coalesce import Coalesced
 from shared.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -130,41 +130,16 @@ class AuditMiddleware:
 
 
 class AuditWriter:
-    """Writes audit rows in batches: each caller waits until the INSERT carrying its row is
-    done; the rows that arrive while one INSERT runs go together in the next. No row waits for
-    a timer, so a lone request costs what a single INSERT costs."""
+    """Writes audit rows in batches: the rows of concurrent requests share one INSERT
+    (:class:`shared.coalesce.Coalesced`)."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self._waiting: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self.write: Coalesced[tuple[Any, ...], None] = Coalesced(self._insert)
 
-    async def write(self, row: tuple[Any, ...]) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, done))
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
-        await done
-
-    async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    await self.pool.execute(_INSERT, *zip(*(row for row, _ in batch), strict=True))
-                except Exception as exc:
-                    outcome: BaseException | None = exc
-                else:
-                    outcome = None
-                for _, done in batch:
-                    if done.done():
-                        continue  # its request was cancelled
-                    if outcome is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(outcome)
-        finally:
-            self._flushing = None
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> list[None]:
+        await self.pool.execute(_INSERT, *zip(*rows, strict=True))
+        return [None] * len(rows)
 
 
 _INSERT = (

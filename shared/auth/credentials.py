@@ -7,7 +7,7 @@ one current secret, plus, during a rotation, the previous one until its ``valid_
 :func:`retire_old`).
 
 A service keeps the credentials it has decrypted in a :class:`CredentialCache`, but a cached entry
-is only ever a guess: :func:`spend_nonce`, the statement that records each request's nonce, also
+is only ever a guess: :func:`spend_nonces`, the statement that records each request's nonce, also
 checks that the credential is still as cached (its fingerprint: not revoked, the same valid
 secrets, scopes and organisations). So revoking, rotating or retiring takes effect on the next
 request, and a signed request costs no query of its own for its credential.
@@ -38,7 +38,7 @@ class Credential:
     scopes: frozenset[str]
     organisations: frozenset[str] | None
     secrets: tuple[str, ...]  # decrypted, currently valid; newest first
-    fingerprint: str  # of the rows this was read from; see spend_nonce
+    fingerprint: str  # of the rows this was read from; see spend_nonces
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,15 @@ def decrypt(key: str, token: str) -> str:
 
 
 # The credentials row and its valid secrets, by app id ($1), for a GROUP BY c.app_id.
-_VALID = (
-    " FROM credentials c JOIN credential_secrets s USING (app_id)"
-    " WHERE c.app_id = $1 AND c.revoked_at IS NULL"
-    " AND (s.valid_until IS NULL OR s.valid_until > now())"
-)
+def _valid(app_ids: str) -> str:
+    """FROM and WHERE of the valid secrets of the credentials whose app id is ``app_ids``."""
+    return (
+        " FROM credentials c JOIN credential_secrets s USING (app_id)"
+        f" WHERE c.app_id {app_ids} AND c.revoked_at IS NULL"
+        " AND (s.valid_until IS NULL OR s.valid_until > now())"
+    )
+
+
 # Changes when anything a request's admission rests on changes (a secret's end passing too).
 _FINGERPRINT = (
     "md5(row(c.name, c.department, c.scopes, c.organisations,"
@@ -95,7 +99,7 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, key: str, app_id: str) -
     row = await conn.fetchrow(
         "SELECT c.name, c.department, c.scopes, c.organisations,"
         f" array_agg(s.secret_encrypted ORDER BY s.id DESC) AS secrets, {_FINGERPRINT} AS print"
-        f"{_VALID} GROUP BY c.app_id",
+        f"{_valid('= $1')} GROUP BY c.app_id",
         app_id,
     )
     if row is None:
@@ -112,33 +116,48 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool, key: str, app_id: str) -
     )
 
 
-async def spend_nonce(
-    conn: asyncpg.Connection | asyncpg.Pool, credential: Credential, nonce: str, signed_at: float
-) -> bool | None:
-    """Record a request's nonce if ``credential`` is still as it was read, in one statement.
+async def spend_nonces(
+    conn: asyncpg.Connection | asyncpg.Pool, asked: list[tuple[Credential, str, float]]
+) -> list[bool | None]:
+    """Record requests' nonces, each if its credential is still as it was read, in one statement
+    (the requests that arrive together: :class:`shared.coalesce.Coalesced`).
 
-    True: recorded. False: the nonce was used before (a replay). None: the credential changed
+    For each (credential, nonce, signed at), in order: True, recorded. False: the nonce was used
+    before (a replay, also by an earlier request of the same batch). None: the credential changed
     since it was read (revoked, rotated, retired, re-scoped), so nothing was recorded: read it
     again and check the request against what it is now.
     """
-    row = await conn.fetchrow(
-        f"WITH now_valid AS (SELECT {_FINGERPRINT} AS print{_VALID} GROUP BY c.app_id),"
+    rows = await conn.fetch(
+        "WITH asked AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[])"
+        "  WITH ORDINALITY AS a(app_id, print, nonce, signed_at, n)),"
+        f" now_valid AS (SELECT c.app_id, {_FINGERPRINT} AS print"
+        f"{_valid('IN (SELECT app_id FROM asked)')} GROUP BY c.app_id),"
         " spent AS (INSERT INTO auth_nonces (app_id, nonce, signed_at)"
-        "  SELECT $1, $3, to_timestamp($4) FROM now_valid WHERE print = $2"
-        "  ON CONFLICT DO NOTHING RETURNING true)"
-        " SELECT EXISTS (SELECT FROM now_valid WHERE print = $2) AS unchanged,"
-        " EXISTS (SELECT FROM spent) AS fresh",
-        credential.app_id,
-        credential.fingerprint,
-        nonce,
-        signed_at,
+        "  SELECT a.app_id, a.nonce, to_timestamp(a.signed_at)"
+        "  FROM asked a JOIN now_valid v USING (app_id, print)"
+        "  ON CONFLICT DO NOTHING RETURNING app_id, nonce)"
+        " SELECT v.app_id IS NOT NULL AS unchanged, s.nonce IS NOT NULL AS fresh"
+        " FROM asked a LEFT JOIN now_valid v USING (app_id, print)"
+        " LEFT JOIN spent s USING (app_id, nonce) ORDER BY a.n",
+        [c.app_id for c, _, _ in asked],
+        [c.fingerprint for c, _, _ in asked],
+        [nonce for _, nonce, _ in asked],
+        [signed_at for _, _, signed_at in asked],
     )
-    assert row is not None
-    return bool(row["fresh"]) if row["unchanged"] else None
+    answers: list[bool | None] = []
+    spent: set[tuple[str, str]] = set()
+    for (credential, nonce, _), row in zip(asked, rows, strict=True):
+        if not row["unchanged"]:
+            answers.append(None)
+            continue
+        key = (credential.app_id, nonce)
+        answers.append(bool(row["fresh"]) and key not in spent)  # one insert for both of a pair
+        spent.add(key)
+    return answers
 
 
 class CredentialCache:
-    """The credentials this process has read, by app id: a guess that :func:`spend_nonce`
+    """The credentials this process has read, by app id: a guess that :func:`spend_nonces`
     confirms on every request. Only credentials that exist are kept, so made-up app ids add
     nothing; a service has tens of credentials, not millions."""
 

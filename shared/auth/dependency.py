@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import Request, Security
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from shared.auth import credentials, signing
 from shared.auth.audit import BODY_SHA256, auth_note
+from shared.coalesce import Coalesced
 from shared.errors import Forbidden
 
 SCHEME = "GonghuiSignature"
@@ -95,6 +97,25 @@ async def _prune_nonces(pool: Any) -> None:
     )
 
 
+class _Nonces:
+    """The nonces of concurrent requests, spent in one statement on the runtime's pool (as
+    :class:`shared.auth.audit.AuditWriter` writes their audit rows)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.spend: Coalesced[tuple[credentials.Credential, str, float], bool | None] = Coalesced(
+            partial(credentials.spend_nonces, pool)
+        )
+
+
+def _nonces(request: Request, pool: Any) -> _Nonces:
+    state = request.app.state
+    nonces: _Nonces | None = getattr(state, "nonces", None)
+    if nonces is None or nonces.pool is not pool:
+        nonces = state.nonces = _Nonces(pool)
+    return nonces
+
+
 def _cache(request: Request) -> credentials.CredentialCache:
     state = request.app.state
     cache: credentials.CredentialCache | None = getattr(state, "credential_cache", None)
@@ -153,7 +174,7 @@ async def authenticate(request: Request) -> Caller:
             credential = None  # signed with a secret this process has not read yet?
             continue
         await _prune_nonces(pool)
-        fresh = await credentials.spend_nonce(pool, credential, nonce, float(ts))
+        fresh = await _nonces(request, pool).spend((credential, nonce, float(ts)))
         if fresh is None:
             credential = None  # changed since it was read
             continue

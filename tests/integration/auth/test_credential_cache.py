@@ -1,5 +1,5 @@
 """The per-process credential cache never outlives a change: each request is confirmed against
-the tables in the statement that spends its nonce (shared.auth.credentials.spend_nonce)."""
+the tables in the statement that spends its nonce (shared.auth.credentials.spend_nonces)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -185,6 +188,38 @@ async def test_a_replayed_request_is_refused(probe: Probe) -> None:
         assert (await client.send(request)).status_code == 201
     again = httpx.Request("POST", request.url, content=request.content, headers=request.headers)
     await refused(probe, again, 401, "replayed_nonce", app_id)
+
+
+async def test_concurrent_requests_spend_their_nonces_together_and_a_replay_among_them_fails(
+    probe: Probe,
+) -> None:
+    # Sent at once, their nonces are spent by the same statement: each fresh one is accepted,
+    # and of two requests with one nonce exactly one.
+    app_id, secret = await probe.issue("notes:write")
+    first = signed_request(app_id, secret)
+    copy = httpx.Request("POST", first.url, content=first.content, headers=first.headers)
+    others = [signed_request(app_id, secret) for _ in range(6)]
+    before = await probe.notes()
+    async with probe.unsigned() as client:
+        answers = await asyncio.gather(*(client.send(r) for r in (first, copy, *others)))
+    statuses = [a.status_code for a in answers]
+    assert sorted(statuses[:2]) == [201, 401], [a.text for a in answers]
+    assert statuses[2:] == [201] * 6
+    refusal = next(a for a in answers if a.status_code == 401)
+    assert refusal.json()["errors"][0]["code"] == "replayed_nonce"
+    assert await probe.notes() == before + 7
+
+
+async def test_one_statement_spends_a_batch_of_nonces_a_repeated_one_once(probe: Probe) -> None:
+    app_id, _ = await probe.issue("notes:write")
+    credential = await credentials.load(probe.pool, DEVELOPMENT_CREDENTIALS_KEY, app_id)
+    assert credential is not None
+    stale = dataclasses.replace(credential, fingerprint="changed since it was read")
+    now = time.time()
+    asked = [(credential, "nonce-aaaaaaaaaaaa", now), (credential, "nonce-aaaaaaaaaaaa", now)]
+    asked += [(credential, "nonce-bbbbbbbbbbbb", now), (stale, "nonce-cccccccccccc", now)]
+    assert await credentials.spend_nonces(probe.pool, asked) == [True, False, True, None]
+    assert await credentials.spend_nonces(probe.pool, asked[2:3]) == [False]
 
 
 async def test_a_stale_or_future_timestamp_is_refused(probe: Probe) -> None:
