@@ -198,9 +198,7 @@ async def test_a_roster_job_whose_process_is_killed_resumes_and_applies_each_row
     job = await finished(membership.staff, answer.json(), timeout=300)
     assert (job["state"], job["rows_read"], job["joined"]) == ("done", count, count), job
     pool = membership.app.state.runtime.pool
-    joined = await pool.fetchval(
-        "SELECT count(*) FROM members WHERE union_id = $1", ids["depot"]
-    )
+    joined = await pool.fetchval("SELECT count(*) FROM members WHERE union_id = $1", ids["depot"])
     events = await pool.fetchval(
         "SELECT count(*) FROM outbox WHERE type = 'gonghui.membership.member.joined'"
         " AND key IN (SELECT id FROM members WHERE union_id = $1)",
