@@ -30,6 +30,7 @@ from shared.clock import SystemClock
 from shared.events.base import EventData
 from shared.events.envelope import Envelope
 from shared.events.membership import MemberJoined, OrganisationEstablished
+from shared.events.training import CertificateIssued, CourseCompleted
 from shared.kafka import idempotent_producer
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
@@ -314,6 +315,28 @@ def joined(
         card_number=f"GH{abs(hash(member_id)) % 10**10:010d}",
         sex="F",
         birth_date=date(1990, 5, 1),
+    )
+
+
+def enrolment(member_id: str) -> dict[str, str]:
+    """What every event of one member's enrolment in the lecture (class-1) says."""
+    return {
+        "class_id": "class-1",
+        "enrolment_id": f"e-{member_id}",
+        "member_id": member_id,
+        "course_id": "course-1",
+        "course_title": "职工云课堂",
+        "class_name": "live",
+    }
+
+
+def completed(member_id: str, on: date = date(2026, 12, 5)) -> CourseCompleted:
+    return CourseCompleted(**enrolment(member_id), completed_on=on)
+
+
+def certificate(member_id: str, on: date = date(2026, 12, 5)) -> CertificateIssued:
+    return CertificateIssued(
+        **enrolment(member_id), certificate_number=f"C-{member_id}", issued_on=on
     )
 
 

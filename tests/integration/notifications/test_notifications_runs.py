@@ -1,47 +1,58 @@
 """The messages of a run of followed events are planned together (one read of the recipients,
-one insert), each event by its own type's rules: a lecture's completions and certificates may
-come as one run, and each member's choices still decide their message."""
+one insert), each event by its own type's rules: a lecture's completions and certificates (one
+subject, the class, alternating types) are one run, and each member's choices still decide
+their message. Membership's joins, whose directory rows the messages read, still never hold one
+member twice in a run."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
+from aiokafka import ConsumerRecord
 
+from services.notifications.handlers import follows
 from services.notifications.live_rules import LiveRules
 from services.notifications.main import RULES
 from services.notifications.messages import notifier
 from services.notifications.repository import WAKE_CHANNEL
+from shared.consumer import Fresh, Handler, _runs
+from shared.events.base import EventData
 from shared.events.envelope import Envelope
-from shared.events.training import CertificateIssued, CourseCompleted, EnrolmentEvent
-from tests.integration.notifications.harness import Ids, WeChat, notifications
+from tests.integration.notifications.harness import (
+    Ids,
+    WeChat,
+    certificate,
+    completed,
+    joined,
+    notifications,
+)
+from tests.support.clock import ManualClock
 from tests.support.database import ScratchDatabase
 from tests.support.servers import Servers
 
 pytestmark = pytest.mark.integration
-ISSUED = date(2026, 12, 5)
 
 
-def enrolment(member_id: str) -> dict[str, str]:
-    return {
-        "class_id": "class-1",
-        "enrolment_id": f"e-{member_id}",
-        "member_id": member_id,
-        "course_id": "course-1",
-        "course_title": "职工云课堂",
-        "class_name": "live",
+def runs(*events: EventData) -> list[int]:
+    """The sizes of the runs notifications' consumer cuts a batch of ``events`` into."""
+    by_topic = follows(LiveRules(RULES), ManualClock(), timedelta(minutes=10), "n.events")
+    handler: dict[str, Handler] = {
+        t: h for by_type in by_topic.values() for t, h in by_type.items()
     }
+    record = ConsumerRecord("t", 0, 0, 0, 0, None, None, None, 0, 0, [])
+    fresh: list[Fresh] = [(Envelope.wrap(e), e, handler[e.type], record) for e in events]
+    return [len(run) for run in _runs(fresh)]
 
 
-def completed(member_id: str) -> CourseCompleted:
-    return CourseCompleted(**enrolment(member_id), completed_on=ISSUED)
+def test_a_lectures_completions_and_certificates_are_one_run() -> None:
+    lecture = [e for m in ("a", "b", "c") for e in (completed(m), certificate(m))]
+    assert runs(*lecture) == [6]
 
 
-def certificate(member_id: str) -> CertificateIssued:
-    return CertificateIssued(
-        **enrolment(member_id), certificate_number=f"C-{member_id}", issued_on=ISSUED
-    )
+def test_joins_still_end_a_run_where_a_member_comes_again() -> None:
+    assert runs(joined("a"), joined("b"), joined("a"), completed("a")) == [2, 1, 1]
 
 
 async def test_a_run_of_several_types_records_each_events_own_messages_once(
@@ -57,7 +68,7 @@ async def test_a_run_of_several_types_records_each_events_own_messages_once(
         )
         assert answer.status_code == 200, answer.text
         await svc.known(unbound)
-        events: list[EnrolmentEvent] = [
+        events: list[EventData] = [
             completed(bound),
             certificate(bound),
             completed(opted_out),
