@@ -27,6 +27,7 @@ built as lists of ids, then a document, then the transport's own copy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
 import time
 import traceback
@@ -97,11 +98,14 @@ class Training:
         headers["content-type"] = "application/json"
         return await self.client.post(path, content=body, headers=headers)
 
-    async def post_streamed(self, path: str, body: bytes, timeout: float) -> httpx.Response:
+    async def post_streamed(self, path: str, body: bytearray, timeout: float) -> httpx.Response:
         """POST a large body from its one buffer, a chunk at a time, with its length declared
         (so not chunked on the wire). The lean client reads a body whole and joins it to the
         head, two more copies; httpx's own transport streams it."""
-        headers = signing.sign(self.app_id, self.secret, method="POST", path=path, body=body)
+        digest = hashlib.sha256(body).hexdigest()
+        headers = signing.sign(
+            self.app_id, self.secret, method="POST", path=path, body_sha256=digest
+        )
         headers |= {"content-type": "application/json", "content-length": str(len(body))}
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -201,11 +205,10 @@ class Export:
     refused: int
 
 
-def export_body(serials: Sequence[int]) -> bytes:
+def export_body(serials: Sequence[int]) -> bytearray:
     """The watched-minutes export of these members in the columns form, as JSON bytes written
     straight into one buffer: ``{"report_ids": ["live-M...", ...], "member_ids": ["M...", ...],
-    "minutes": [60, ...]}``. Lists of 300,000 ids and a document made from them were 50 MB; this
-    is the body and, for the moment of the last line, its buffer."""
+    "minutes": [60, ...]}``. Lists of 300,000 ids and a document made from them were 50 MB."""
     body = bytearray(b"{")
     columns = (
         (b"report_ids", lambda serial: b'"live-%s",' % member_id(serial).encode()),
@@ -220,7 +223,7 @@ def export_body(serials: Sequence[int]) -> bytes:
             del body[-1]  # the last item's comma
         body += b"]"
     body += b"}"
-    return bytes(body)
+    return body
 
 
 async def submit_export(
