@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
 import time
 from array import array
 from collections import Counter
@@ -40,11 +41,15 @@ class Refused(Exception):
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile (0..1); NaN for no values."""
+    """The nearest-rank ``q`` quantile (0..1); NaN for no values. Only the tail beyond the rank
+    is held: a sorted copy of 300,000 latencies was 12 MB of float objects, the p99's tail is
+    3,000 of them."""
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    rank = min(len(values) - 1, int(q * len(values)))
+    if rank >= len(values) // 2:
+        return heapq.nlargest(len(values) - rank, values)[-1]
+    return heapq.nsmallest(rank + 1, values)[-1]
 
 
 def floats() -> array[float]:

@@ -9,7 +9,7 @@ from array import array
 
 import pytest
 
-from bench.load import Refused, Step, open_loop
+from bench.load import Refused, Step, open_loop, percentile
 
 RATE = 1_000_000  # the schedule never waits: the tests are about what is kept, not when
 
@@ -90,3 +90,10 @@ async def test_the_collector_is_held_back_for_the_step_only() -> None:
         assert gc.get_threshold() == (700, 10, 10)
     finally:
         gc.set_threshold(*found)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 0.99, 1.0])
+def test_a_percentile_is_the_nearest_rank_of_every_value(q: float) -> None:
+    values = array("d", [float((serial * 7919) % 1013) for serial in range(2_000)])  # ties too
+    ordered = sorted(values)
+    assert percentile(values, q) == ordered[min(len(ordered) - 1, int(q * len(ordered)))]
