@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date
 
 import asyncpg
 import pytest
@@ -45,7 +46,10 @@ async def test_one_statement_leaves_what_fan_out_leaves_and_wakes_the_sender(pro
         await subscribe(conn, [MemberJoined.type, MemberLeft.type])
         await subscribe(conn, [MemberLeft.type])  # another type
         await subscribe(conn, [MemberJoined.type], deleted=True)
-        run = [(e, Envelope.wrap(e)) for e in (joined("m1"), joined("m2"), joined("m3"))]
+        # A run may mix types and hold a member twice (the handler is independent).
+        left = MemberLeft(member_id="m1", left_on=date(2026, 3, 1), reason="retired")
+        events = (joined("m1"), left, joined("m2"), joined("m3"))
+        run = [(e, Envelope.wrap(e)) for e in events]
         async with conn.transaction():
             await fan_out(conn, run)
             one_by_one = await written(conn)
@@ -57,4 +61,15 @@ async def test_one_statement_leaves_what_fan_out_leaves_and_wakes_the_sender(pro
     finally:
         await conn.close()
     assert at_once == one_by_one
-    assert len(at_once) == 6  # two live subscriptions of the type, three events each
+    # Two live subscriptions of each type: three joins and a leaving, in the events' order.
+    ids = [e.id for _, e in run]
+    assert [(row[1], row[2]) for row in at_once] == [
+        (ids[0], MemberJoined.type),
+        (ids[0], MemberJoined.type),
+        (ids[1], MemberLeft.type),
+        (ids[1], MemberLeft.type),
+        (ids[2], MemberJoined.type),
+        (ids[2], MemberJoined.type),
+        (ids[3], MemberJoined.type),
+        (ids[3], MemberJoined.type),
+    ]
