@@ -203,6 +203,7 @@ async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the
     membership: Membership, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = await membership.union_tree()
+    runtime = membership.app.state.runtime
     serials = [SERIAL + 50 + i for i in range(3)]
     rows = [["id_number", "name", "mobile"]]
     rows += [[id_number(s), name(i), mobile(i)] for i, s in enumerate(serials)]
@@ -216,8 +217,23 @@ async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the
         await write_once(job, chunk)
 
     monkeypatch.setattr(RosterJob, "_write_once", online_join_first)
-    submitted = await submit_csv(membership, ids["depot"], csv_bytes(rows, "utf-8"), "raced-1")
-    job = await finished(membership.staff, submitted.json())
+    # The job run here, not in a job process of its own, so that it is the patched one.
+    async with runtime.pool.acquire() as conn:
+        job_id, _ = await create_job(conn, ids["depot"], "raced-1", "csv", False)
+    spooled = Path(runtime.settings.roster_dir) / f"{job_id}.csv"
+    spooled.parent.mkdir(parents=True, exist_ok=True)
+    spooled.write_bytes(csv_bytes(rows, "utf-8"))
+    s = runtime.settings
+    await RosterJob(
+        runtime.pool,
+        units_of_work(runtime, MembershipUnitOfWork, SystemClock()),
+        SystemClock(),
+        job_id,
+        spooled,
+        dsn=s.database_url,
+        schema=s.db_schema,
+    ).run()
+    job = (await membership.staff.get(f"/rosters/{job_id}")).json()
 
     assert raced == [201]
     assert (job["state"], job["joined"], job["rows_read"]) == ("done", 2, 3), job
