@@ -168,31 +168,41 @@ async def test_python_m_runs_api_worker_processes_and_a_worker_process(
             assert await asyncio.wait_for(process.wait(), 30) in (0, -signal.SIGTERM)
 
 
+async def spooled_job(membership: Membership, union: str, batch: str, rows: list[list[str]]) -> str:
+    """A roster job recorded as the API records it, but announced to nobody."""
+    runtime = membership.app.state.runtime
+    async with runtime.pool.acquire() as conn:
+        job_id, _ = await create_job(conn, union, batch, "csv", False)
+    spooled = Path(runtime.settings.roster_dir) / f"{job_id}.csv"  # where resume finds it too
+    spooled.parent.mkdir(parents=True, exist_ok=True)
+    spooled.write_bytes(csv_bytes(rows, "utf-8"))
+    return job_id
+
+
+def in_this_process(membership: Membership, job_id: str) -> RosterJob:
+    """The job run here, not in a job process of its own (a test can patch it here)."""
+    runtime = membership.app.state.runtime
+    s = runtime.settings
+    return RosterJob(
+        runtime.pool,
+        units_of_work(runtime, MembershipUnitOfWork, SystemClock()),
+        SystemClock(),
+        job_id,
+        Path(s.roster_dir) / f"{job_id}.csv",
+        dsn=s.database_url,
+        schema=s.db_schema,
+    )
+
+
 async def test_a_roster_job_that_two_processes_pick_up_runs_once(membership: Membership) -> None:
     ids = await membership.union_tree()
     runtime = membership.app.state.runtime
     rows = [["id_number", "name", "mobile"]]
     rows += [[id_number(SERIAL + 40 + i), name(i), mobile(i)] for i in range(3)]
-    async with runtime.pool.acquire() as conn:
-        job_id, _ = await create_job(conn, ids["depot"], "picked-up-twice", "csv", False)
-    spooled = Path(runtime.settings.roster_dir) / f"{job_id}.csv"  # where resume finds it too
-    spooled.parent.mkdir(parents=True, exist_ok=True)
-    spooled.write_bytes(csv_bytes(rows, "utf-8"))
+    job_id = await spooled_job(membership, ids["depot"], "picked-up-twice", rows)
 
     # Both processes heard of the job at the same moment (a NOTIFY, a poll): both start it.
-    s = runtime.settings
-    jobs = [
-        RosterJob(
-            runtime.pool,
-            units_of_work(runtime, MembershipUnitOfWork, SystemClock()),
-            SystemClock(),
-            job_id,
-            spooled,
-            dsn=s.database_url,
-            schema=s.db_schema,
-        )
-        for _ in "ab"
-    ]
+    jobs = [in_this_process(membership, job_id) for _ in "ab"]
     await asyncio.gather(*(job.run() for job in jobs))
 
     job = await runtime.pool.fetchrow("SELECT * FROM roster_jobs WHERE id = $1", job_id)
@@ -203,7 +213,6 @@ async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the
     membership: Membership, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = await membership.union_tree()
-    runtime = membership.app.state.runtime
     serials = [SERIAL + 50 + i for i in range(3)]
     rows = [["id_number", "name", "mobile"]]
     rows += [[id_number(s), name(i), mobile(i)] for i, s in enumerate(serials)]
@@ -217,22 +226,8 @@ async def test_someone_joining_online_while_a_chunk_is_written_does_not_fail_the
         await write_once(job, chunk)
 
     monkeypatch.setattr(RosterJob, "_write_once", online_join_first)
-    # The job run here, not in a job process of its own, so that it is the patched one.
-    async with runtime.pool.acquire() as conn:
-        job_id, _ = await create_job(conn, ids["depot"], "raced-1", "csv", False)
-    spooled = Path(runtime.settings.roster_dir) / f"{job_id}.csv"
-    spooled.parent.mkdir(parents=True, exist_ok=True)
-    spooled.write_bytes(csv_bytes(rows, "utf-8"))
-    s = runtime.settings
-    await RosterJob(
-        runtime.pool,
-        units_of_work(runtime, MembershipUnitOfWork, SystemClock()),
-        SystemClock(),
-        job_id,
-        spooled,
-        dsn=s.database_url,
-        schema=s.db_schema,
-    ).run()
+    job_id = await spooled_job(membership, ids["depot"], "raced-1", rows)
+    await in_this_process(membership, job_id).run()  # the patched job
     job = (await membership.staff.get(f"/rosters/{job_id}")).json()
 
     assert raced == [201]
