@@ -58,19 +58,29 @@ async def record(
     """
     if not events:
         return
-    rows = outbox_rows(
-        topic,
-        events,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        trace_headers=current_trace_headers(),
-    )
+    rows = _traced_rows(topic, events, correlation_id, causation_id)
     if len(rows) >= _COPY_THRESHOLD:
         # COPY is several times faster than INSERT for the roster import's thousands of events.
         await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
         await conn.execute(_NOTIFY)
     else:
         await conn.execute(_INSERT_AND_NOTIFY, *zip(*rows, strict=True))
+
+
+def _traced_rows(
+    topic: str,
+    events: Sequence[EventData],
+    correlation_id: str | None,
+    causation_id: str | None,
+) -> list[OutboxRow]:
+    """The events' outbox rows, carrying the current trace."""
+    return outbox_rows(
+        topic,
+        events,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        trace_headers=current_trace_headers(),
+    )
 
 
 async def record_with(
@@ -86,13 +96,7 @@ async def record_with(
     """Run ``statement`` and write ``events`` to the outbox in the same statement
     (:func:`_with_events`): the write's returned value, None when it wrote nothing (and no event
     was written either). Needs no transaction of its own."""
-    rows = outbox_rows(
-        topic,
-        events,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        trace_headers=current_trace_headers(),
-    )
+    rows = _traced_rows(topic, events, correlation_id, causation_id)
     sql, values = _with_events(statement, args, rows)
     return await conn.fetchval(sql, *values)
 
