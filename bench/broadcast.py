@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import time
 import uuid
@@ -40,18 +39,12 @@ from shared.auth.client import SignedAuth
 from shared.kafka import delete_topics
 from tests.support.auth import issue_credential
 from tests.support.database import ScratchDatabase, create_database, drop_database
+from tests.support.ports import free_port
 from wechat_simulator.config import DEFAULT_APPID, DEFAULT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACK_TOKEN = "bench-callback-token"
 SEED_BATCH = 50_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -46,7 +46,7 @@ from shared.auth import signing
 from shared.auth.client import SignedAuth
 from tests.support.auth import issue_credential
 from tests.support.people import id_number, mobile
-from tests.support.platform import free_port
+from tests.support.ports import free_port
 from tests.support.servers import ROOT, SERVICES
 
 P99_BUDGET_MS = 50.0

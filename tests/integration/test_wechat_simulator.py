@@ -12,7 +12,7 @@ import hashlib
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pytest_asyncio
 import uvicorn
 import xmltodict
 
+from tests.support.ports import free_port
 from wechat_simulator import SimulatorConfig, create_app
 from wechat_simulator.__main__ import build_parser, load_config
 from wechat_simulator.config import DEFAULT_APPID, DEFAULT_SECRET
@@ -1118,21 +1119,14 @@ def test_cli_config_from_flags_and_file(tmp_path: Path) -> None:
     assert defaults.appid == DEFAULT_APPID and defaults.auto_create_users is False
 
 
-@pytest.fixture
-def free_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    yield port
-
-
-async def test_cli_runs_the_server(free_port: int) -> None:
+async def test_cli_runs_the_server() -> None:
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "wechat_simulator",
         "--port",
-        str(free_port),
+        str(port),
         "--appid",
         APPID,
         "--secret",
@@ -1142,7 +1136,7 @@ async def test_cli_runs_the_server(free_port: int) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port}") as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             health = None
             for _ in range(200):
                 try:

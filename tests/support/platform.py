@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -15,16 +14,11 @@ from pathlib import Path
 import httpx
 
 from deploy import simulator_config
+from tests.support.ports import free_port
 from tests.support.servers import ROOT, SERVICES
 
 WECHAT_APPID = "wxd0c0ffee5ea1ed01"
 WECHAT_SECRET = "0123456789abcdef0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from tests.support.platform import free_port
+from tests.support.ports import free_port
 from tests.support.servers import ROOT
 
 INSTALL = ROOT / "deploy/local/prometheus"

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.support.database import ScratchDatabase
-from tests.support.platform import free_port, service_environment
+from tests.support.platform import service_environment
+from tests.support.ports import free_port
 from tests.support.servers import ROOT, Servers
 from tests.support.waiting import eventually
 

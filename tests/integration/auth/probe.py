@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from shared.settings import ServiceSettings
 from shared.uow import UnitOfWork
 from shared.webhooks import webhooks_router
 from tests.support.database import ScratchDatabase
+from tests.support.ports import free_port
 from tests.support.servers import Servers
 
 ROLE = "notifications"  # the probe logs in as a real service role, into a schema it owns
@@ -174,12 +174,6 @@ async def running_probe(
     app = build(settings, **build_args)
     async with app.router.lifespan_context(app):
         yield app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

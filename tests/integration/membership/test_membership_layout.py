@@ -28,7 +28,8 @@ from tests.integration.membership.test_membership_roster import csv_bytes, finis
 from tests.support.auth import issue_credential, signed_client
 from tests.support.database import ScratchDatabase
 from tests.support.people import id_number, mobile, name
-from tests.support.platform import free_port, service_environment
+from tests.support.platform import service_environment
+from tests.support.ports import free_port
 from tests.support.servers import ROOT, Servers
 from tests.support.service import running, settings_for
 from tests.support.waiting import eventually
