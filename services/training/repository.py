@@ -112,8 +112,12 @@ class Certificates:
 
     async def taken(self, numbers: Sequence[str]) -> set[str]:
         """Which of ``numbers`` a certificate already has."""
+        # As a join on the unnested numbers, not ``number = ANY($1)``: for a viewing slice's
+        # 2,000 numbers the planner then preferred a sequential scan of every certificate, which
+        # grew with each slice (2.8 s of a 300,000-line export); this is 2,000 index lookups.
         rows = await self.conn.fetch(
-            "SELECT number FROM certificates WHERE number = ANY($1::text[])", list(numbers)
+            "SELECT number FROM certificates WHERE number IN (SELECT unnest($1::text[]))",
+            list(numbers),
         )
         return {r["number"] for r in rows}
 
