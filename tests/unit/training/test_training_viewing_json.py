@@ -49,6 +49,10 @@ READ_AS_JSON_LOADS = [
     '{"minutes": [[], {}, [1, [2, {"a": [null]}]], {"x": {"y": "z"}}, {"k": 1, "k": 2}]}',
     '{"member_ids": ["' + "x" * 5000 + '", "\\u0000", ""]}',
     '{"minutes": [' + ",".join(["7"] * 9) + "]}",  # runs of two: four full, one of one
+    # compact runs (read by one match) next to elements that are not
+    '{"report_ids":["a","b\\"c","d","","\x7f","工","e"],"minutes":[1,-0,0,-12,2.5,3,2e3,4]}',
+    '{"report_ids":["a",1,"b",null,"c"],"minutes":[1,"2",3,[4],5,true,6,100000000000000000000]}',
+    '{"report_ids":["a","b" ,"c", "d","e"\n,"f"],"minutes":[1,2 ,3, 4,5\t]}',
 ]
 
 
@@ -91,6 +95,14 @@ NOT_PLAIN = [
     "{'minutes': [1]}",
     "{minutes: [1]}",
     '{"minutes": [01]}',
+    '{"minutes": [1,01]}',
+    '{"minutes": [1,2,-]}',
+    '{"minutes": [1,2,-01]}',
+    '{"minutes": [1,2,3 4]}',
+    '{"minutes": [1,2,]}',
+    '{"report_ids": ["a","b","c" "d"]}',
+    '{"report_ids": ["a","b\tc"]}',
+    '{"report_ids": ["a","b"]"c"}',
     '{"minutes": [1.]}',
     '{"minutes": [+1]}',
     '{"minutes": [nan]}',
@@ -136,9 +148,10 @@ ELEMENTS = st.one_of(
 def documents(draw: st.DrawFn) -> str:
     """Objects of some of the three columns, now and then with another key, an empty column or
     one not a list, written compact or spread out, ASCII-escaped or not."""
+    elements = draw(st.sampled_from([ELEMENTS, st.text(max_size=4), st.integers()]))
     columns: dict[str, Any] = draw(
         st.dictionaries(
-            st.sampled_from(NAMES), st.lists(ELEMENTS, min_size=1, max_size=6), min_size=1
+            st.sampled_from(NAMES), st.lists(elements, min_size=1, max_size=6), min_size=1
         )
     )
     odd = draw(st.sampled_from(["", "", "", "reports", "x", "empty", "number"]))
