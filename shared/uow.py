@@ -12,6 +12,7 @@ the one signature ``async def handler(cmd, uow)`` and reads the time as ``uow.cl
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -78,6 +79,14 @@ class UnitOfWork:
         uow._borrowed = conn
         uow.cause = cause
         return uow
+
+    def sibling(self) -> Self:
+        """Another unit of work like this one (pool, topic, clock, settings), on a connection of
+        its own: for a use case that keeps two transactions in flight at once."""
+        assert self._conn is None and self._borrowed is None, "open siblings outside 'async with'"
+        twin = copy.copy(self)
+        twin.events, twin.seen = [], {}
+        return twin
 
     @property
     def conn(self) -> asyncpg.Connection:

@@ -13,12 +13,15 @@ completion that earns them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -36,7 +39,7 @@ from services.training.repository import Members
 from services.training.sessions import Session
 from services.training.unit_of_work import TrainingUnitOfWork
 from services.training.viewing_export import ViewingExport
-from services.training.watched_minutes import Counted
+from services.training.watched_minutes import Counted, Lines
 from shared.clock import Clock
 from shared.consumer import Batched, Handler, Run
 from shared.errors import Conflict, DomainError
@@ -316,6 +319,25 @@ class ViewingOutcome:
     completed: int = 0
     certified: int = 0
 
+    def add(self, lines: Lines, done: Counted, certified: int) -> None:
+        """What one slice of ``lines`` did."""
+        self.counted += done.counted
+        self.completed += len(done.completed)
+        self.certified += certified
+        for i, status in done.not_counted:
+            if status == EnrolmentStatus.CONFIRMED:
+                self.repeated.append(lines[0][i])
+            else:
+                code = "not_enrolled" if status is None else "not_confirmed"
+                self.refused.append((lines[0][i], lines[1][i], code))
+
+
+# Slices of a batch in flight at once, each in a transaction of its own: while one writes its
+# certificates and events (the API's Python, then Postgres), the next is being counted, so the
+# two overlap instead of taking turns. A 300,000-line export alone: 34-36 s -> 22-31 s, for
+# about 10 MB more held (a second slice's events).
+VIEWING_IN_FLIGHT = 2
+
 
 async def report_viewing_batch(cmd: ViewingExport, uow: TrainingUnitOfWork) -> ViewingOutcome:
     """A lecture's viewers at once, set-based whatever the batch's size: per slice of
@@ -323,37 +345,68 @@ async def report_viewing_batch(cmd: ViewingExport, uow: TrainingUnitOfWork) -> V
     members, one issues the certificates, one writes the events, in one transaction.
 
     A line for a member who is not enrolled, or not confirmed, is refused on its own; the others
-    count. Completions and certificates follow as for single reports. Slices are applied in
-    order, so a report id's first line counts wherever its repeats are; a batch cut short by an
-    error is resent whole (what counted comes back as repeated).
+    count. Completions and certificates follow as for single reports. Slices are counted in
+    order: one is counted only once the slice before it has been, and the enrolments and report
+    ids they share wait for that slice's commit, so a report id's first line counts wherever its
+    repeats are. A batch cut short by an error is resent whole (what counted comes back as
+    repeated).
     """
     outcome = ViewingOutcome()
-    for part in cmd.slices:
-        lines = part.columns()
-        done, certified = await _count_slice(cmd.class_id, lines, uow)
-        outcome.counted += done.counted
-        outcome.completed += len(done.completed)
-        outcome.certified += certified
-        for i, status in done.not_counted:
-            if status == EnrolmentStatus.CONFIRMED:
-                outcome.repeated.append(lines[0][i])
-            else:
-                code = "not_enrolled" if status is None else "not_confirmed"
-                outcome.refused.append((lines[0][i], lines[1][i], code))
+    units = [uow, *(uow.sibling() for _ in range(VIEWING_IN_FLIGHT - 1))]
+    in_flight: deque[_SliceInFlight] = deque()
+    try:
+        for n, part in enumerate(cmd.slices):
+            if len(in_flight) == VIEWING_IN_FLIGHT:  # its unit of work is the one to reuse
+                done = in_flight.popleft()
+                outcome.add(done.lines, *await done.task)
+            if in_flight:
+                await in_flight[-1].until_counted()
+            lines, counted = part.columns(), asyncio.get_running_loop().create_future()
+            unit = units[n % VIEWING_IN_FLIGHT]
+            # ensure_future: the retrying wrapper is an awaitable, not a coroutine function's own
+            task = asyncio.ensure_future(_count_slice(cmd.class_id, lines, unit, counted))
+            in_flight.append(_SliceInFlight(lines, task, counted))
+        while in_flight:
+            done = in_flight.popleft()
+            outcome.add(done.lines, *await done.task)
+    finally:  # failed: the slices still in flight roll back
+        for left in in_flight:
+            left.task.cancel()
+        await asyncio.gather(*(left.task for left in in_flight), return_exceptions=True)
     return outcome
+
+
+@dataclass
+class _SliceInFlight:
+    lines: Lines
+    task: asyncio.Future[tuple[Counted, int]]
+    counted: asyncio.Future[None]
+
+    async def until_counted(self) -> None:
+        """Wait until the slice has counted its lines; if it failed before, raise why."""
+        either: list[asyncio.Future[Any]] = [self.counted, self.task]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not self.counted.done():
+            self.task.result()
 
 
 @retry_on_deadlock
 async def _count_slice(
-    class_id: str, lines: tuple[list[str], list[str], list[int]], uow: TrainingUnitOfWork
+    class_id: str,
+    lines: Lines,
+    uow: TrainingUnitOfWork,
+    counted: asyncio.Future[None],
 ) -> tuple[Counted, int]:
-    """Count one slice of a batch in one transaction: what it did, and certificates issued."""
+    """Count one slice of a batch in one transaction: what it did, and certificates issued.
+    ``counted`` is set once its lines are counted, before its certificates and events."""
     today = uow.clock.today()
     async with uow:
         tc = await uow.classes.lock_members(class_id, [])
         done = await uow.watched.count(
             tc.class_id, lines, tc.course.completion, len(tc.sessions), today
         )
+        if not counted.done():  # a deadlock's second attempt was counted already
+            counted.set_result(None)
         numbers = await _fresh_numbers(uow, len(done.completed))
         certificates = [
             tc.progress.certificate(

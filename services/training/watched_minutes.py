@@ -71,6 +71,10 @@ SELECT (SELECT count(*) FROM outcome WHERE counted) AS counted,
 """
 
 
+# A slice's lines as columns: report ids, member ids, minutes.
+Lines = tuple[list[str], list[str], list[int]]
+
+
 @dataclass(frozen=True)
 class Completion:
     enrolment_id: str
@@ -95,7 +99,7 @@ class WatchedMinutes:
     async def count(
         self,
         class_id: str,
-        lines: tuple[list[str], list[str], list[int]],
+        lines: Lines,
         rule: CompletionRule,
         sessions: int,
         today: date,

@@ -67,6 +67,55 @@ async def test_a_batch_counts_each_report_once_refuses_strangers_and_completes(
     assert len(again["repeated"]) == 4
 
 
+async def test_slices_in_flight_together_count_in_the_batch_order(
+    training: Training, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two slices are applied at once, each in its own transaction: a report id's first line
+    still counts wherever its repeats are, a member's minutes from every slice add up, and the
+    member completes once, in the slice that took them over the line."""
+    monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
+    course = await training.course(
+        kind="lecture_series",
+        completion={"min_attendance_percent": None, "min_watched_minutes": 60},
+    )
+    class_id = (await training.klass(course, capacity=None))["class_id"]
+    keen, late = await training.members(2)
+    for member in (keen, late):
+        assert (await training.enrol(class_id, member)).status_code == 201
+    lines = [
+        ("r1", keen, 40),
+        ("r2", late, 10),
+        ("r1", keen, 5),  # a repeat, in the next slice: not counted
+        ("r3", keen, 30),  # 40 + 30: completes here
+        ("r4", keen, 30),  # after completing: counted, not completed again
+        ("r5", late, 55),  # 10 + 55: completes in the third slice
+    ]
+    body = {
+        "report_ids": [f"{class_id}-{r}" for r, _, _ in lines],
+        "member_ids": [m for _, m, _ in lines],
+        "minutes": [n for _, _, n in lines],
+    }
+
+    answer = await training.streaming.post(
+        f"/classes/{class_id}/viewing-reports/batches", json=body
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "counted": 5,
+        "repeated": [f"{class_id}-r1"],
+        "refused": [],
+        "completed": 2,
+        "certified": 2,
+    }
+    rows = await training.pool.fetch(
+        "SELECT member_id, watched_minutes FROM enrolments WHERE class_id = $1", class_id
+    )
+    assert {r["member_id"]: r["watched_minutes"] for r in rows} == {keen: 100, late: 65}
+    kinds = [kind for kind, _ in await training.events(class_id)]
+    assert kinds.count("course.completed") == 2 and kinds.count("certificate.issued") == 2
+
+
 async def test_moving_the_clock_lets_staff_record_attendance_and_dates_the_completion(
     timed_training: Training, clock: ManualClock
 ) -> None:
