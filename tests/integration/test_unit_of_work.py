@@ -80,3 +80,32 @@ async def test_commit_with_writes_the_events_only_with_the_write(
             assert not conn.is_in_transaction()
     finally:
         await pool.close()
+
+
+async def test_a_sibling_keeps_a_transaction_of_its_own_in_flight(
+    database: ScratchDatabase,
+) -> None:
+    """Two units of work of one use case at once: each has its own connection and transaction,
+    and commits only its own events; one rolling back leaves the other's."""
+    schema = f"uow_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database.admin_dsn)
+    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
+    await admin.execute("".join(backbone_schema.STEPS))
+    await admin.close()
+    pool = await create_pool(database.admin_dsn, schema, min_size=2, max_size=2)
+    first = _Joining(pool, "membership.events")
+    second = first.sibling()
+    kept, dropped = f"kept-{uuid.uuid4().hex}", f"dropped-{uuid.uuid4().hex}"
+    try:
+        assert (second.pool, second.topic, second.clock) == (first.pool, first.topic, first.clock)
+        with pytest.raises(RuntimeError, match="given up"):
+            async with first, second:
+                assert first.conn is not second.conn
+                first.record(kept)
+                second.record(dropped)
+                await first.commit()
+                raise RuntimeError("given up")  # the second is left uncommitted
+        keys = await pool.fetch("SELECT key FROM outbox WHERE key = ANY($1)", [kept, dropped])
+        assert [r["key"] for r in keys] == [kept]
+    finally:
+        await pool.close()
