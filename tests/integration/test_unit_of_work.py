@@ -42,6 +42,16 @@ async def test_cancelled_during_begin_the_connection_goes_back_and_the_pool_clos
     await asyncio.wait_for(pool.close(), 10)
 
 
+async def _backbone_pool(database: ScratchDatabase, size: int) -> asyncpg.Pool:
+    """A pool on a schema of its own holding only the backbone's tables (outbox, inbox)."""
+    schema = f"uow_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database.admin_dsn)
+    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
+    await admin.execute("".join(backbone_schema.STEPS))
+    await admin.close()
+    return await create_pool(database.admin_dsn, schema, min_size=size, max_size=size)
+
+
 class _Joining(UnitOfWork):
     """A unit of work whose aggregate is one event, as a repository would track it."""
 
@@ -59,12 +69,7 @@ _ONCE = (
 async def test_commit_with_writes_the_events_only_with_the_write(
     database: ScratchDatabase, one_statement: bool
 ) -> None:
-    schema = f"uow_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database.admin_dsn)
-    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
-    await admin.execute("".join(backbone_schema.STEPS))
-    await admin.close()
-    pool = await create_pool(database.admin_dsn, schema, min_size=1, max_size=1)
+    pool = await _backbone_pool(database, size=1)
     key = f"uow-{uuid.uuid4().hex}"
     try:
         outcomes = []
@@ -87,12 +92,7 @@ async def test_a_sibling_keeps_a_transaction_of_its_own_in_flight(
 ) -> None:
     """Two units of work of one use case at once: each has its own connection and transaction,
     and commits only its own events; one rolling back leaves the other's."""
-    schema = f"uow_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database.admin_dsn)
-    await admin.execute(f"CREATE SCHEMA {schema}; SET search_path TO {schema}")
-    await admin.execute("".join(backbone_schema.STEPS))
-    await admin.close()
-    pool = await create_pool(database.admin_dsn, schema, min_size=2, max_size=2)
+    pool = await _backbone_pool(database, size=2)
     first = _Joining(pool, "membership.events")
     second = first.sibling()
     kept, dropped = f"kept-{uuid.uuid4().hex}", f"dropped-{uuid.uuid4().hex}"
