@@ -166,6 +166,19 @@ class Training:
         assert answer.status_code == 201, answer.text
         return dict(answer.json())
 
+    async def lecture(self, min_watched_minutes: int, enrolled: int) -> tuple[str, list[str]]:
+        """An online lecture without seat limit, completed by minutes watched, and ``enrolled``
+        new members enrolled in it: (its class id, the members)."""
+        course = await self.course(
+            kind="lecture_series",
+            completion={"min_attendance_percent": None, "min_watched_minutes": min_watched_minutes},
+        )
+        class_id = str((await self.klass(course, capacity=None))["class_id"])
+        members = await self.members(enrolled)
+        for member in members:
+            assert (await self.enrol(class_id, member)).status_code == 201
+        return class_id, members
+
     async def enrol(self, class_id: str, member_id: str) -> httpx.Response:
         return await self.portal.post(
             f"/classes/{class_id}/enrolments", json={"member_id": member_id}

@@ -74,14 +74,7 @@ async def test_slices_in_flight_together_count_in_the_batch_order(
     still counts wherever its repeats are, a member's minutes from every slice add up, and the
     member completes once, in the slice that took them over the line."""
     monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
-    course = await training.course(
-        kind="lecture_series",
-        completion={"min_attendance_percent": None, "min_watched_minutes": 60},
-    )
-    class_id = (await training.klass(course, capacity=None))["class_id"]
-    keen, late = await training.members(2)
-    for member in (keen, late):
-        assert (await training.enrol(class_id, member)).status_code == 201
+    class_id, (keen, late) = await training.lecture(60, enrolled=2)
     lines = [
         ("r1", keen, 40),
         ("r2", late, 10),
@@ -244,14 +237,7 @@ async def test_a_batch_refused_in_its_last_slice_counts_none_of_the_slices_befor
     training: Training, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
-    course = await training.course(
-        kind="lecture_series",
-        completion={"min_attendance_percent": None, "min_watched_minutes": 30},
-    )
-    class_id = (await training.klass(course, capacity=None))["class_id"]
-    members = await training.members(3)
-    for member in members:
-        assert (await training.enrol(class_id, member)).status_code == 201
+    class_id, members = await training.lecture(30, enrolled=3)
     body = {
         "report_ids": [f"{class_id}-{m}" for m in members] + [f"{class_id}-late"],
         "member_ids": [*members, members[0]],

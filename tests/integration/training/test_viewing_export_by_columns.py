@@ -23,14 +23,7 @@ async def test_a_compact_export_in_columns_is_read_by_slices_and_counted(
 ) -> None:
     monkeypatch.setattr(viewing_export, "VIEWING_SLICE", 2)
     monkeypatch.setattr(viewing_export, "_parsed", never)
-    course = await training.course(
-        kind="lecture_series",
-        completion={"min_attendance_percent": None, "min_watched_minutes": 60},
-    )
-    class_id = (await training.klass(course, capacity=None))["class_id"]
-    members = await training.members(3)
-    for member in members:
-        assert (await training.enrol(class_id, member)).status_code == 201
+    class_id, members = await training.lecture(60, enrolled=3)
     # As the platform writes it: no whitespace; a member twice (two reports), ids padded.
     body = orjson.dumps(
         {
